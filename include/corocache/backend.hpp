@@ -1,0 +1,118 @@
+#pragma once
+// The contract between the Cache<Backend> facade and a storage backend.
+//
+// Backends know nothing of prefixes, tenants or namespaces: the facade validates names,
+// builds every key (detail/keys.hpp) and hands the backend fully built keys. A backend
+// stores bytes under those keys and must give every operation below the same observable
+// semantics as the others; tests/conformance runs one suite against each of them.
+//
+// All operations return boost::asio::awaitable and take their arguments by value, so an
+// awaitable stays valid however long it waits before it is awaited.
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace corocache {
+
+namespace asio = boost::asio;
+
+/// Every duration in the API (expiry, lock ttl, waits, timeouts) is in milliseconds;
+/// std::chrono literals such as 10s or 5min convert implicitly.
+using Duration = std::chrono::milliseconds;
+
+/// What the facade asks a backend to do when it stores a value.
+struct StoreParams {
+  /// Time to live; always > 0 (the facade rejects anything else).
+  Duration ttl{};
+  /// Store only if no live value exists under the key. Atomic: of N concurrent
+  /// nx stores of one key, exactly one reports true.
+  bool nx = false;
+  /// 0: unlimited. Otherwise the max_reads-th successful get returns the value and
+  /// removes the key atomically (of many concurrent readers exactly max_reads succeed).
+  std::uint32_t max_reads = 0;
+  /// Full keys of the index sets that list this key. Storing replaces the key's previous
+  /// memberships: after the store the key is listed by exactly these indices.
+  std::vector<std::string> index_keys;
+};
+
+/// Sees a stored entry's full key and value; true means "remove it".
+using EntryPredicate = std::function<bool(std::string_view key, std::string_view value)>;
+
+/// Operations a batch can hold; applied together by Backend::commit.
+namespace batch_op {
+struct Store {
+  std::string key;
+  std::string value;
+  StoreParams params;
+};
+struct Erase {
+  std::string key;
+};
+struct Expire {
+  std::string key;
+  Duration ttl;
+};
+struct Push {
+  std::string queue_key;
+  std::string value;
+};
+}  // namespace batch_op
+using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire, batch_op::Push>;
+
+// clang-format off
+/// What a backend must provide. Semantics of each operation:
+///
+/// - set(key, value, params) -> bool: stores value under key for params.ttl (see
+///   StoreParams); false only when params.nx and a live value exists.
+/// - get(key) -> optional<string>: the live value, or nullopt (missing or expired);
+///   consumes one read of a read-limited key.
+/// - erase(key) -> bool: removes the value (and its index memberships); true if it was live.
+/// - expire(key, ttl) -> bool: gives a live value a new ttl from now; false if missing.
+/// - index_members(index_key) -> vector<string>: full keys of the live values whose
+///   latest store listed index_key, in no particular order. Dead members may be pruned.
+/// - erase_index(index_key) -> size_t: removes every live member value and the index
+///   itself; returns how many values went.
+/// - push(queue_key, value) -> void: appends to a FIFO queue. Queues do not expire.
+/// - pop(queue_key, wait) -> optional<string>: removes and returns the oldest element;
+///   when empty, waits up to `wait` (0: not at all) for one, then nullopt.
+/// - try_lock(lock_key, token, ttl) -> bool: takes the lock for ttl if nobody holds it.
+///   Atomic: of N concurrent attempts exactly one succeeds.
+/// - unlock(lock_key, token) -> bool: releases the lock only if `token` holds it now.
+/// - erase_prefix(prefix) -> size_t: removes every key (of any kind) that starts with
+///   prefix; returns how many keys went. Nothing outside the prefix is touched.
+/// - erase_if(prefix, predicate, limit) -> size_t: among the live values whose key
+///   starts with prefix, removes those the predicate accepts, at most `limit` of them
+///   (limit < 0: no limit); reading values for the predicate consumes no reads.
+/// - commit(ops) -> void: applies the operations together, in order, with nothing
+///   interleaved from other callers (one MULTI/EXEC on Redis).
+template <class B>
+concept Backend = std::move_constructible<B> &&
+    requires(B& b, std::string s, StoreParams params, Duration d, EntryPredicate pred,
+             std::int64_t limit, std::vector<BatchOp> ops) {
+  { b.set(s, s, params) } -> std::same_as<asio::awaitable<bool>>;
+  { b.get(s) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
+  { b.erase(s) } -> std::same_as<asio::awaitable<bool>>;
+  { b.expire(s, d) } -> std::same_as<asio::awaitable<bool>>;
+  { b.index_members(s) } -> std::same_as<asio::awaitable<std::vector<std::string>>>;
+  { b.erase_index(s) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.push(s, s) } -> std::same_as<asio::awaitable<void>>;
+  { b.pop(s, d) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
+  { b.try_lock(s, s, d) } -> std::same_as<asio::awaitable<bool>>;
+  { b.unlock(s, s) } -> std::same_as<asio::awaitable<bool>>;
+  { b.erase_prefix(s) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.erase_if(s, pred, limit) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.commit(ops) } -> std::same_as<asio::awaitable<void>>;
+};
+// clang-format on
+
+}  // namespace corocache

@@ -1,0 +1,121 @@
+#pragma once
+// The key schema. Every key the facade hands a backend has the form
+//
+//     <prefix>:{<tenant>:<namespace>}:<kind>:<name>
+//
+// - prefix, tenant and namespace are validated "segments": they contain no ':', braces,
+//   glob characters, backslash, space or control bytes, so the first ':' ends the prefix
+//   and the first '}' ends the scope. That makes the mapping injective: two different
+//   (prefix, tenant, namespace, kind, name) tuples never build the same key.
+// - `{<tenant>:<namespace>}` is a Redis Cluster hash tag: every key of one scope lands in
+//   one slot, so the multi-key scripts (a value and its indices) stay cluster-safe.
+// - kind keeps key spaces apart: a user value can never alias a queue, index, lock or
+//   memoized result, whatever bytes its name holds.
+// - name is the last part and may hold any bytes.
+// Segments starting with '~' are reserved for corocache's own names (the global tenant).
+
+#include <corocache/errors.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace corocache::detail {
+
+/// Key spaces inside a scope.
+enum class Kind { value, queue, index, lock, memo, memo_index };
+
+constexpr std::string_view kind_tag(Kind k) noexcept {
+  switch (k) {
+    case Kind::value: return "v";
+    case Kind::queue: return "q";
+    case Kind::index: return "i";
+    case Kind::lock: return "l";
+    case Kind::memo: return "f";
+    case Kind::memo_index: return "fi";
+  }
+  return "?";
+}
+
+/// The tenant segment of Cache::global(); user tenants cannot start with '~'.
+inline constexpr std::string_view global_tenant = "~global";
+
+/// Longest accepted segment: keys stay short and readable.
+inline constexpr std::size_t max_segment_size = 128;
+
+/// Why `s` cannot be a segment, or nullptr when it can.
+constexpr const char* segment_problem(std::string_view s) noexcept {
+  if (s.empty()) return "must not be empty";
+  if (s.size() > max_segment_size) return "is longer than 128 bytes";
+  if (s.front() == '~') return "must not start with '~' (reserved for corocache)";
+  for (unsigned char c : s) {
+    if (c < 0x21 || c == 0x7f) return "must not contain spaces or control characters";
+    switch (c) {
+      case ':': return "must not contain ':'";
+      case '{':
+      case '}': return "must not contain braces";
+      case '*':
+      case '?':
+      case '[':
+      case ']':
+      case '\\': return "must not contain glob characters (* ? [ ] \\)";
+      default: break;
+    }
+  }
+  return nullptr;
+}
+
+/// Throws invalid_name naming `what` ("tenant", "namespace", ...) when `s` is no segment.
+inline void validate_segment(std::string_view what, std::string_view s) {
+  if (const char* problem = segment_problem(s)) {
+    std::string msg = "corocache: invalid ";
+    msg.append(what).append(" '");
+    // Show the offending name, but not its control bytes.
+    for (unsigned char c : s.substr(0, 64)) msg.push_back(c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c));
+    if (s.size() > 64) msg.append("...");
+    msg.append("': ").append(what).append(" ").append(problem);
+    throw invalid_name(msg);
+  }
+}
+
+/// `<prefix>:`: every key of a cache starts with it.
+inline std::string cache_base(std::string_view prefix) {
+  std::string out;
+  out.reserve(prefix.size() + 1);
+  out.append(prefix).push_back(':');
+  return out;
+}
+
+/// `<prefix>:{<tenant>:`: every key of a tenant (all namespaces) starts with it.
+inline std::string tenant_base(std::string_view prefix, std::string_view tenant) {
+  std::string out = cache_base(prefix);
+  out.append("{").append(tenant).push_back(':');
+  return out;
+}
+
+/// `<prefix>:{<tenant>:<namespace>}:`: every key of a scope starts with it.
+inline std::string scope_base(std::string_view prefix, std::string_view tenant, std::string_view ns) {
+  std::string out = tenant_base(prefix, tenant);
+  out.append(ns).append("}:");
+  return out;
+}
+
+/// `<scope_base><kind>:`: every key of one kind in a scope starts with it.
+inline std::string kind_base(std::string_view scope, Kind kind) {
+  std::string out;
+  const auto tag = kind_tag(kind);
+  out.reserve(scope.size() + tag.size() + 1);
+  out.append(scope).append(tag).push_back(':');
+  return out;
+}
+
+/// `<scope_base><kind>:<name>`, built with one allocation (this is on every call's path).
+inline std::string make_key(std::string_view scope, Kind kind, std::string_view name) {
+  std::string out;
+  const auto tag = kind_tag(kind);
+  out.reserve(scope.size() + tag.size() + 1 + name.size());
+  out.append(scope).append(tag).append(":").append(name);
+  return out;
+}
+
+}  // namespace corocache::detail

@@ -1,0 +1,79 @@
+#pragma once
+// Error model (DESIGN.md): a miss is std::nullopt, never an error; bad input throws an
+// exception deriving from std::invalid_argument before any backend work; backend failures
+// throw boost::system::system_error carrying a corocache::errc code.
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace corocache {
+
+/// Failures a backend reports. Compared against `boost::system::error_code` as usual:
+/// `catch (const boost::system::system_error& e) { if (e.code() == corocache::errc::timeout) ... }`
+enum class errc {
+  timeout = 1,        ///< the request's deadline passed before its reply arrived
+  connection_lost,    ///< the link dropped after the request was written: it may have run
+  not_connected,      ///< no usable connection (e.g. server down) before the deadline
+  protocol_error,     ///< the server sent something that is not valid RESP, or too large
+  overloaded,         ///< too many requests pending; the call failed fast without I/O
+  server_error,       ///< the server answered with an error reply (message in what())
+  auth_failed,        ///< AUTH/SELECT rejected; not retried in a loop
+  capacity_exceeded,  ///< the memory backend is full and configured to reject writes
+  shut_down,          ///< the backend was destroyed while the request was pending
+};
+
+namespace detail {
+class error_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "corocache"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::timeout: return "request timed out";
+      case errc::connection_lost: return "connection lost while the request was in flight";
+      case errc::not_connected: return "not connected to the server";
+      case errc::protocol_error: return "protocol error";
+      case errc::overloaded: return "too many pending requests";
+      case errc::server_error: return "server replied with an error";
+      case errc::auth_failed: return "authentication or database selection failed";
+      case errc::capacity_exceeded: return "cache is full";
+      case errc::shut_down: return "backend shut down";
+    }
+    return "unknown corocache error";
+  }
+};
+}  // namespace detail
+
+inline const boost::system::error_category& error_category() noexcept {
+  static const detail::error_category_impl category;
+  return category;
+}
+
+inline boost::system::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+/// Throws `boost::system::system_error` for `e`, with `what` as context (never secrets).
+[[noreturn]] inline void throw_error(errc e, const std::string& what = {}) {
+  throw boost::system::system_error(make_error_code(e), what);
+}
+
+/// A tenant, namespace, prefix, index or function name that would break key isolation.
+class invalid_name : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// A stored value that cannot be decoded as the type the caller asked for.
+class decode_error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+}  // namespace corocache
+
+template <>
+struct boost::system::is_error_code_enum<corocache::errc> : std::true_type {};
