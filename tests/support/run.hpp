@@ -24,6 +24,7 @@ void run_on(asio::io_context& io, Body body, int threads = 1,
             std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   bool done = false;
   std::exception_ptr error;
+  io.restart();
   asio::co_spawn(io, body(io.get_executor()), [&](std::exception_ptr e) {
     error = e;
     done = true;

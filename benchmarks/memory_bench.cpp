@@ -1,0 +1,375 @@
+// Cache<MemoryBackend> against the obvious hand-written alternative: an
+// std::unordered_map<std::string, std::string> under one std::mutex. Both build the same full
+// key (`<prefix>:{<tenant>:<ns>}:v:<name>`) on every operation and both hand back a copy of
+// the value, so the ratio is the price of the coroutine facade + backend, not of the work.
+//
+//   memory_bench            (COROCACHE_BENCH_QUICK=1 for a smoke run)
+//
+// Operations: get-hit, get-miss, set, a 90/10 get/set mix; over 100k and 1M keys; on one
+// thread and on two (corocache: one io_context run by 2 threads, work spread over several
+// coroutines; baseline: 2 std::threads). Also bytes per entry for 1M entries.
+
+#include "bench_common.hpp"
+
+#include <corocache/detail/keys.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#if __has_include(<corocache/memory_backend.hpp>) && __has_include(<corocache/cache.hpp>)
+#define COROCACHE_BENCH_HAVE_MEMORY_BACKEND 1
+#include <corocache/cache.hpp>
+#include <corocache/memory_backend.hpp>
+#endif
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using corocache::bench::Clock;
+using corocache::bench::detail;
+using corocache::bench::seconds_since;
+
+constexpr const char* prefix = "bench";
+constexpr const char* tenant = "acme";
+constexpr const char* ns = "users";
+const std::string value(32, 'v');
+
+enum class Op { get_hit, get_miss, set, mix };
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::get_hit: return "get-hit";
+    case Op::get_miss: return "get-miss";
+    case Op::set: return "set";
+    case Op::mix: return "mix90/10";
+  }
+  return "?";
+}
+
+/// One fixed-seed workload: the stored names, names that are never stored, and the
+/// sequence of (index, is-write) every implementation replays identically.
+struct Workload {
+  std::size_t keys = 0;
+  std::vector<std::string> names;
+  std::vector<std::string> miss_names;
+  std::vector<std::uint32_t> indices;
+  std::vector<std::uint8_t> writes;  // for the 90/10 mix
+};
+
+Workload make_workload(std::size_t keys, std::size_t ops) {
+  Workload w;
+  w.keys = keys;
+  w.names = corocache::bench::make_names(keys, 'k');
+  w.miss_names = corocache::bench::make_names(keys, 'm');
+  w.indices = corocache::bench::make_indices(ops, keys, 42);
+  w.writes = corocache::bench::make_pattern(ops, 10, 43);
+  return w;
+}
+
+/// What a run hands back: how many reads missed (a get-hit run must have none) and a
+/// checksum of what was read, so the compiler cannot drop the reads.
+struct Tally {
+  std::size_t misses = 0;
+  std::size_t bytes = 0;
+  void add(const std::optional<std::string>& v) {
+    if (v) bytes += v->size();
+    else ++misses;
+  }
+  void merge(const Tally& o) {
+    misses += o.misses;
+    bytes += o.bytes;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// The baseline.
+class LockedMap {
+ public:
+  explicit LockedMap(std::string scope) : scope_(std::move(scope)) {}
+
+  std::optional<std::string> get(std::string_view name) {
+    const std::string key = corocache::detail::make_key(scope_, corocache::detail::Kind::value, name);
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  bool set(std::string_view name, std::string v) {
+    std::string key = corocache::detail::make_key(scope_, corocache::detail::Kind::value, name);
+    std::lock_guard lock(mutex_);
+    map_.insert_or_assign(std::move(key), std::move(v));
+    return true;
+  }
+
+ private:
+  std::string scope_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::string> map_;
+};
+
+Tally baseline_slice(LockedMap& map, const Workload& w, Op op, std::size_t begin, std::size_t end) {
+  Tally t;
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::uint32_t k = w.indices[i];
+    switch (op) {
+      case Op::get_hit: t.add(map.get(w.names[k])); break;
+      case Op::get_miss: t.add(map.get(w.miss_names[k])); break;
+      case Op::set: map.set(w.names[k], value); break;
+      case Op::mix:
+        if (w.writes[i]) map.set(w.names[k], value);
+        else t.add(map.get(w.names[k]));
+        break;
+    }
+  }
+  return t;
+}
+
+/// ops/s of `ops` operations spread over `threads` std::threads.
+double run_baseline(LockedMap& map, const Workload& w, Op op, std::size_t ops, int threads, Tally& tally) {
+  std::vector<Tally> tallies(threads);
+  const auto start = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] { tallies[t] = baseline_slice(map, w, op, ops * t / threads, ops * (t + 1) / threads); });
+  for (auto& th : pool) th.join();
+  const double s = seconds_since(start);
+  for (const auto& t : tallies) tally.merge(t);
+  return static_cast<double>(ops) / s;
+}
+
+// ---------------------------------------------------------------------------------------
+// corocache.
+#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
+using MemoryCache = corocache::Cache<corocache::MemoryBackend>;
+
+template <class Scope>
+asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std::size_t begin, std::size_t end,
+                                      Tally& t) {
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::uint32_t k = w.indices[i];
+    switch (op) {
+      case Op::get_hit: t.add(co_await scope.get_key(w.names[k])); break;
+      case Op::get_miss: t.add(co_await scope.get_key(w.miss_names[k])); break;
+      case Op::set: co_await scope.set_key(w.names[k], value); break;
+      case Op::mix:
+        if (w.writes[i]) co_await scope.set_key(w.names[k], value);
+        else t.add(co_await scope.get_key(w.names[k]));
+        break;
+    }
+  }
+}
+
+/// Spawns `coroutines` slices on `io`, runs it on `threads` threads until all finished
+/// (the backend's sweep timer would keep run() going, hence the stop) and returns ops/s.
+template <class Scope>
+double run_corocache(asio::io_context& io, Scope scope, const Workload& w, Op op, std::size_t ops, int threads,
+                     int coroutines, Tally& tally) {
+  std::vector<Tally> tallies(coroutines);
+  std::atomic<int> left{coroutines};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  io.restart();
+  const auto start = Clock::now();
+  for (int c = 0; c < coroutines; ++c) {
+    asio::co_spawn(io, corocache_slice(scope, w, op, ops * c / coroutines, ops * (c + 1) / coroutines, tallies[c]),
+                   [&](std::exception_ptr e) {
+                     if (e) {
+                       std::lock_guard lock(failure_mutex);
+                       failure = e;
+                     }
+                     if (--left == 0) io.stop();
+                   });
+  }
+  std::vector<std::thread> extra;
+  for (int t = 1; t < threads; ++t) extra.emplace_back([&] { io.run(); });
+  io.run();
+  for (auto& th : extra) th.join();
+  const double s = seconds_since(start);
+  if (failure) std::rethrow_exception(failure);
+  for (const auto& t : tallies) tally.merge(t);
+  return static_cast<double>(ops) / s;
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Bytes per entry: measured in a fresh child process each, so one structure's freed pages
+// never flatter the other's figure.
+constexpr std::size_t footprint_entries = 1'000'000;
+
+std::string footprint_key(std::size_t i) {
+  std::string digits = std::to_string(i);
+  std::string key(16 - digits.size(), 'k');
+  return key + digits;  // exactly 16 bytes
+}
+
+template <class Fill>
+double bytes_per_entry_in_child(Fill fill) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork() failed");
+  if (pid == 0) {
+    ::close(fds[0]);
+    double result = -1;
+    try {
+      result = fill();
+    } catch (...) {
+    }
+    const auto n = ::write(fds[1], &result, sizeof result);
+    ::_exit(n == sizeof result ? 0 : 1);
+  }
+  ::close(fds[1]);
+  double result = -1;
+  const auto n = ::read(fds[0], &result, sizeof result);
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return n == sizeof result ? result : -1;
+}
+
+double map_bytes_per_entry() {
+  const long long before = corocache::bench::rss_bytes();
+  std::unordered_map<std::string, std::string> map;
+  for (std::size_t i = 0; i < footprint_entries; ++i) map.emplace(footprint_key(i), value);
+  const long long after = corocache::bench::rss_bytes();
+  return static_cast<double>(after - before) / footprint_entries;
+}
+
+#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
+double memory_backend_bytes_per_entry() {
+  asio::io_context io;
+  const long long before = corocache::bench::rss_bytes();
+  corocache::MemoryBackend backend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * footprint_entries});
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        corocache::StoreParams params;
+        params.ttl = std::chrono::hours(24 * 7);
+        for (std::size_t i = 0; i < footprint_entries; ++i) co_await backend.set(footprint_key(i), value, params);
+      },
+      [&](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+        done = true;
+        io.stop();
+      });
+  io.run();
+  if (!done) throw std::runtime_error("fill did not finish");
+  const long long after = corocache::bench::rss_bytes();
+  return static_cast<double>(after - before) / footprint_entries;
+}
+#endif
+
+}  // namespace
+
+int main() try {
+  const bool quick = corocache::bench::quick();
+  // Footprint first, while this process has no threads (the children are forked).
+  const double map_bpe = bytes_per_entry_in_child(map_bytes_per_entry);
+  double coro_bpe = NAN;
+#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
+  coro_bpe = bytes_per_entry_in_child(memory_backend_bytes_per_entry);
+#endif
+  std::printf("memory_bench: %zu ops per run, best of %d runs, 32-byte values, 16-byte names\n",
+              quick ? std::size_t{50'000} : std::size_t{1'000'000}, quick ? 1 : 3);
+
+  const std::size_t ops = quick ? 50'000 : 1'000'000;
+  const int repeats = quick ? 1 : 3;
+  [[maybe_unused]] const int coroutines = 8;
+  const Op all_ops[] = {Op::get_hit, Op::get_miss, Op::set, Op::mix};
+  std::vector<std::string> summaries;
+  auto summary = [&](std::string name, double x, double y) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f", name.c_str(), x, y,
+                  y > 0 ? x / y : 0.0);
+    summaries.emplace_back(line);
+  };
+
+  const std::string scope = corocache::detail::scope_base(prefix, tenant, ns);
+  for (std::size_t keys : {std::size_t{100'000}, std::size_t{1'000'000}}) {
+    const Workload w = make_workload(keys, ops);
+    const std::string size_tag = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M" : std::to_string(keys / 1000) + "k";
+
+    LockedMap map(scope);
+    for (const auto& n : w.names) map.set(n, value);
+#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
+    asio::io_context io;
+    MemoryCache cache(corocache::MemoryBackend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * keys}),
+                      corocache::CacheOptions{.prefix = prefix});
+    auto sc = cache.tenant(tenant).ns(ns);
+    // Fill every key once, in order, through the facade.
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          for (const auto& n : w.names) co_await sc.set_key(n, value);
+        },
+        [&](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+          io.stop();
+        });
+    io.run();
+#endif
+
+    for (Op op : all_ops) {
+      double base1 = 0, base2 = 0, coro1 = NAN, coro2 = NAN;
+      Tally tb1, tb2, tc1, tc2;
+      for (int r = 0; r < repeats; ++r) {
+        Tally t;
+        base1 = std::max(base1, run_baseline(map, w, op, ops, 1, t));
+        if (r == 0) tb1 = t;
+        t = {};
+        base2 = std::max(base2, run_baseline(map, w, op, ops, 2, t));
+        if (r == 0) tb2 = t;
+#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
+        t = {};
+        const double c1 = run_corocache(io, sc, w, op, ops, 1, coroutines, t);
+        coro1 = r == 0 ? c1 : std::max(coro1, c1);
+        if (r == 0) tc1 = t;
+        t = {};
+        const double c2 = run_corocache(io, sc, w, op, ops, 2, coroutines, t);
+        coro2 = r == 0 ? c2 : std::max(coro2, c2);
+        if (r == 0) tc2 = t;
+#endif
+      }
+      // Same workload, same answers: a get-hit must never miss, a get-miss never hit.
+      if (op == Op::get_hit && (tb1.misses || tc1.misses || tb2.misses || tc2.misses))
+        detail("WARNING: get-hit missed (baseline %zu/%zu, corocache %zu/%zu)", tb1.misses, tb2.misses, tc1.misses,
+               tc2.misses);
+      if (op == Op::get_miss && (tb1.bytes || tc1.bytes))
+        detail("WARNING: get-miss hit");
+      const std::string name = std::string("memory ") + op_name(op) + " " + size_tag;
+      detail("%s: corocache 1 thread %.0f ops/s (%.0f ns/op), 2 threads %.0f ops/s; baseline 1 thread %.0f ops/s "
+             "(%.0f ns/op), 2 threads %.0f ops/s",
+             name.c_str(), coro1, 1e9 / coro1, coro2, base1, 1e9 / base1, base2);
+      summary(name + " 1-thread", coro1, base1);
+      summary(name + " 2-thread", coro2, base2);
+      summary(name + " 2-thread scaling", coro2, coro1);
+    }
+  }
+
+  for (const auto& s : summaries) std::printf("%s\n", s.c_str());
+  std::printf("memory bytes per entry (1M entries, 16-byte keys, 32-byte values): corocache %.1f B, baseline %.1f B, "
+              "ratio %.2f\n",
+              coro_bpe, map_bpe, coro_bpe / map_bpe);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "memory_bench: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,321 @@
+// Redis throughput: GET and SET of 16-byte values with N requests in flight on ONE
+// connection, for corocache (N coroutines on one Cache<RedisBackend>), raw hiredis async
+// (libevent adapter, N requests kept in flight) and redis-benchmark (-c 1 -P N).
+//
+//   redis_bench [--csv PATH] [--ops COUNT]
+//
+// Starts its own redis-server on a free loopback port. Prints one summary line per
+// (op, N, baseline) and writes the CSV that plot_redis.gp draws.
+
+#include "bench_common.hpp"
+#include "redis_server_process.hpp"
+
+#include <corocache/detail/keys.hpp>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#if __has_include(<corocache/redis_backend.hpp>) && __has_include(<corocache/cache.hpp>)
+#define COROCACHE_BENCH_HAVE_REDIS_BACKEND 1
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <corocache/cache.hpp>
+#include <corocache/redis_backend.hpp>
+#endif
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using corocache::bench::Clock;
+using corocache::bench::detail;
+using corocache::bench::seconds_since;
+
+constexpr const char* prefix = "bench";
+constexpr const char* tenant = "redis";
+constexpr const char* ns = "kv";
+constexpr std::size_t key_count = 10'000;
+// The TTL corocache's set_key uses by default (7 days), sent by the hiredis baseline too,
+// so both send the same `SET key value PX ttl`.
+const std::string ttl_ms = std::to_string(7LL * 24 * 3600 * 1000);
+const std::string value(16, 'v');
+
+enum class Op { get, set };
+const char* op_name(Op op) { return op == Op::get ? "GET" : "SET"; }
+
+struct Workload {
+  std::vector<std::string> names;      // what corocache is asked for
+  std::vector<std::string> full_keys;  // the keys corocache builds for them (hiredis uses these)
+};
+
+Workload make_workload() {
+  Workload w;
+  w.names = corocache::bench::make_names(key_count, 'k');
+  const std::string scope = corocache::detail::scope_base(prefix, tenant, ns);
+  for (const auto& n : w.names) w.full_keys.push_back(corocache::detail::make_key(scope, corocache::detail::Kind::value, n));
+  return w;
+}
+
+// Stores every key once (pipelined, synchronous hiredis) so the GETs all hit.
+void prefill(std::uint16_t port, const Workload& w) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err != 0) throw std::runtime_error("prefill: cannot connect");
+  for (const auto& k : w.full_keys)
+    redisAppendCommand(c, "SET %b %b PX %s", k.data(), k.size(), value.data(), value.size(), ttl_ms.c_str());
+  for (std::size_t i = 0; i < w.full_keys.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK) throw std::runtime_error("prefill: SET failed");
+    freeReplyObject(r);
+  }
+  redisFree(c);
+}
+
+// ---------------------------------------------------------------------------------------
+// Baseline (a): raw hiredis async on libevent. A reply callback immediately issues the next
+// command, so exactly `in_flight` requests are outstanding; hiredis coalesces everything the
+// callbacks of one read appended into the next write. Commands go through
+// redisAsyncCommandArgv with pre-built keys: no format-string parsing, no per-op strings.
+struct HiredisRun {
+  const Workload* w = nullptr;
+  Op op = Op::get;
+  std::size_t total = 0;
+  std::size_t in_flight = 0;
+  std::size_t issued = 0;
+  std::size_t completed = 0;
+  std::size_t failures = 0;  // error replies, or a GET that missed
+  Clock::time_point start{};
+  double seconds = 0;
+};
+
+void hiredis_on_reply(redisAsyncContext* ac, void* reply, void* priv);
+
+void hiredis_issue(redisAsyncContext* ac, HiredisRun& run) {
+  const std::string& key = run.w->full_keys[run.issued % run.w->full_keys.size()];
+  ++run.issued;
+  if (run.op == Op::get) {
+    const char* argv[] = {"GET", key.data()};
+    const std::size_t lens[] = {3, key.size()};
+    redisAsyncCommandArgv(ac, hiredis_on_reply, &run, 2, argv, lens);
+  } else {
+    const char* argv[] = {"SET", key.data(), value.data(), "PX", ttl_ms.data()};
+    const std::size_t lens[] = {3, key.size(), value.size(), 2, ttl_ms.size()};
+    redisAsyncCommandArgv(ac, hiredis_on_reply, &run, 5, argv, lens);
+  }
+}
+
+void hiredis_on_reply(redisAsyncContext* ac, void* reply, void* priv) {
+  auto& run = *static_cast<HiredisRun*>(priv);
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr) return;  // disconnecting
+  if (r->type == REDIS_REPLY_ERROR || (run.op == Op::get && r->type != REDIS_REPLY_STRING)) ++run.failures;
+  ++run.completed;
+  if (run.issued < run.total) {
+    hiredis_issue(ac, run);
+  } else if (run.completed == run.total) {
+    run.seconds = seconds_since(run.start);
+    redisAsyncDisconnect(ac);
+  }
+}
+
+// The untimed PING that proves the link is up; its reply starts the clock.
+void hiredis_on_ready(redisAsyncContext* ac, void* reply, void* priv) {
+  if (reply == nullptr) return;
+  auto& run = *static_cast<HiredisRun*>(priv);
+  run.start = Clock::now();
+  for (std::size_t i = 0; i < run.in_flight && run.issued < run.total; ++i) hiredis_issue(ac, run);
+}
+
+double run_hiredis(std::uint16_t port, const Workload& w, Op op, std::size_t in_flight, std::size_t total) {
+  event_base* base = event_base_new();
+  redisAsyncContext* ac = redisAsyncConnect("127.0.0.1", port);
+  if (base == nullptr || ac == nullptr || ac->err != 0) throw std::runtime_error("hiredis: cannot connect");
+  redisLibeventAttach(ac, base);
+  HiredisRun run;
+  run.w = &w;
+  run.op = op;
+  run.total = total;
+  run.in_flight = in_flight;
+  redisAsyncCommand(ac, hiredis_on_ready, &run, "PING");
+  event_base_dispatch(base);  // returns once the context disconnected after the last reply
+  event_base_free(base);
+  if (run.completed != total) throw std::runtime_error("hiredis: run did not complete");
+  if (run.failures != 0) throw std::runtime_error("hiredis: unexpected error replies or misses");
+  return static_cast<double>(total) / run.seconds;
+}
+
+// ---------------------------------------------------------------------------------------
+// Baseline (b): redis-benchmark with one client pipelining N requests.
+std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_t pipeline, std::size_t total) {
+  const std::string cmd = "redis-benchmark -p " + std::to_string(port) + " -c 1 -P " + std::to_string(pipeline) +
+                          " -n " + std::to_string(total) + " -t get,set -d 16 -q 2>&1";
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) throw std::runtime_error("cannot run redis-benchmark");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  if (::pclose(p) != 0) throw std::runtime_error("redis-benchmark failed:\n" + out);
+  // Final lines look like "GET: 123456.79 requests per second, p50=0.031 msec"; the
+  // progress lines in between (separated by '\r') say "rps=" instead.
+  std::map<std::string, double> result;
+  static const std::regex line(R"((GET|SET): ([0-9.]+) requests per second)");
+  for (std::sregex_iterator it(out.begin(), out.end(), line), end; it != end; ++it)
+    result[(*it)[1].str()] = std::stod((*it)[2].str());
+  if (result.size() != 2) throw std::runtime_error("cannot parse redis-benchmark output:\n" + out);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// corocache: `in_flight` coroutines on one Cache<RedisBackend>, one io_context thread.
+#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
+namespace asio = boost::asio;
+
+struct CorocacheRun {
+  const Workload* w = nullptr;
+  Op op = Op::get;
+  std::size_t total = 0;
+  std::size_t issued = 0;
+  std::size_t failures = 0;
+  std::size_t workers_left = 0;
+};
+
+template <class Scope>
+asio::awaitable<void> corocache_worker(Scope scope, CorocacheRun& run) {
+  while (run.issued < run.total) {
+    const std::string& name = run.w->names[run.issued % run.w->names.size()];
+    ++run.issued;
+    if (run.op == Op::get) {
+      auto v = co_await scope.get_key(name);
+      if (!v || v->size() != value.size()) ++run.failures;
+    } else {
+      if (!co_await scope.set_key(name, value)) ++run.failures;
+    }
+  }
+}
+
+template <class Scope>
+void corocache_run(asio::io_context& io, Scope scope, CorocacheRun& run, std::size_t in_flight) {
+  run.workers_left = in_flight;
+  for (std::size_t i = 0; i < in_flight; ++i) {
+    asio::co_spawn(io, corocache_worker(scope, run), [&](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+      if (--run.workers_left == 0) io.stop();  // the connection's reader would keep run() going
+    });
+  }
+  io.restart();
+  io.run();
+}
+
+struct CorocacheBench {
+  asio::io_context io{1};
+  corocache::Cache<corocache::RedisBackend> cache;
+
+  static corocache::RedisOptions options(std::uint16_t port) {
+    corocache::RedisOptions o;
+    o.port = port;
+    o.request_timeout = std::chrono::seconds(10);
+    return o;
+  }
+  explicit CorocacheBench(std::uint16_t port)
+      : cache(corocache::RedisBackend(io.get_executor(), options(port)), corocache::CacheOptions{.prefix = prefix}) {}
+
+  double measure(const Workload& w, Op op, std::size_t in_flight, std::size_t total) {
+    auto scope = cache.tenant(tenant).ns(ns);
+    CorocacheRun warmup{&w, op, std::min<std::size_t>(total, 2000)};
+    corocache_run(io, scope, warmup, in_flight);  // connects; the first EVALSHA/SCRIPT loads
+    CorocacheRun run{&w, op, total};
+    const auto start = Clock::now();
+    corocache_run(io, scope, run, in_flight);
+    const double s = seconds_since(start);
+    if (run.failures != 0) throw std::runtime_error("corocache: unexpected misses or failed sets");
+    return static_cast<double>(total) / s;
+  }
+};
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string csv_path = std::string(COROCACHE_BENCH_SOURCE_DIR) + "/results/redis_throughput.csv";
+  std::size_t total = corocache::bench::quick() ? 20'000 : 500'000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--csv") == 0) csv_path = argv[i + 1];
+    else if (std::strcmp(argv[i], "--ops") == 0) total = std::stoul(argv[i + 1]);
+    else throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
+  }
+
+  corocache::bench::RedisServerProcess server;
+  const Workload w = make_workload();
+  prefill(server.port(), w);
+  std::printf("redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, 16-byte values, %zu keys\n",
+              server.port(), total, key_count);
+
+#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
+  CorocacheBench coro(server.port());
+#else
+  std::printf("  (corocache RedisBackend not available in this build: corocache columns are NaN)\n");
+#endif
+
+  struct Row {
+    std::size_t in_flight;
+    double coro[2], hiredis[2], rbench[2];
+  };
+  std::vector<Row> rows;
+  for (std::size_t n : {1u, 16u, 256u}) {
+    Row row{n, {NAN, NAN}, {NAN, NAN}, {NAN, NAN}};
+    for (Op op : {Op::set, Op::get}) {
+      const int o = static_cast<int>(op);
+#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
+      row.coro[o] = coro.measure(w, op, n, total);
+#endif
+      row.hiredis[o] = run_hiredis(server.port(), w, op, n, total);
+    }
+    const auto rb = run_redis_benchmark(server.port(), n, total);
+    row.rbench[static_cast<int>(Op::get)] = rb.at("GET");
+    row.rbench[static_cast<int>(Op::set)] = rb.at("SET");
+    // redis-benchmark's SETs overwrite nothing of ours (it uses its own key), so GETs keep hitting.
+    for (Op op : {Op::get, Op::set}) {
+      const int o = static_cast<int>(op);
+      detail("%s N=%zu: corocache %.0f, hiredis %.0f, redis-benchmark %.0f ops/s", op_name(op), n, row.coro[o],
+             row.hiredis[o], row.rbench[o]);
+    }
+    rows.push_back(row);
+  }
+
+  for (const auto& row : rows) {
+    for (Op op : {Op::get, Op::set}) {
+      const int o = static_cast<int>(op);
+      const std::string base = std::string("redis ") + op_name(op) + " N=" + std::to_string(row.in_flight);
+      corocache::bench::print_summary(base + " vs hiredis", row.coro[o], row.hiredis[o]);
+      corocache::bench::print_summary(base + " vs redis-benchmark", row.coro[o], row.rbench[o]);
+    }
+  }
+
+  std::ofstream csv(csv_path);
+  if (!csv) throw std::runtime_error("cannot write " + csv_path);
+  csv << "in_flight,get_corocache,get_hiredis,get_redis_benchmark,set_corocache,set_hiredis,set_redis_benchmark\n";
+  auto cell = [](double v) { return std::isnan(v) ? std::string("NaN") : std::to_string(static_cast<long long>(v)); };
+  for (const auto& row : rows) {
+    csv << row.in_flight;
+    for (Op op : {Op::get, Op::set}) {
+      const int o = static_cast<int>(op);
+      csv << ',' << cell(row.coro[o]) << ',' << cell(row.hiredis[o]) << ',' << cell(row.rbench[o]);
+    }
+    csv << '\n';
+  }
+  std::printf("  wrote %s\n", csv_path.c_str());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "redis_bench: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,75 @@
+#pragma once
+// Batch: operations queued on a scope and applied together by commit(): on Redis in one
+// MULTI/EXEC round trip, in memory all at once. A batch dropped without commit applies
+// nothing, which makes it a post-commit hook for a database transaction: queue the cache
+// changes while the transaction runs, commit the batch only after the database commit.
+
+#include <corocache/backend.hpp>
+#include <corocache/detail/cache_core.hpp>
+#include <corocache/detail/json_codec.hpp>
+#include <corocache/detail/keys.hpp>
+#include <corocache/detail/store_params.hpp>
+#include <corocache/options.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace corocache {
+
+template <Backend B>
+class Batch {
+ public:
+  /// Queues set_key; arguments are validated now (bad input throws here, not in commit).
+  Batch& set_key(std::string_view name, std::string value, const SetOptions& options = {}) {
+    ops_.emplace_back(batch_op::Store{detail::make_key(base_, detail::Kind::value, name), std::move(value),
+                                      detail::store_params(base_, options)});
+    return *this;
+  }
+  /// Queues a typed set (the value is encoded as JSON now).
+  template <class T>
+  Batch& set(std::string_view name, const T& value, const SetOptions& options = {}) {
+    return set_key(name, detail::encode_json(value), options);
+  }
+  Batch& delete_key(std::string_view name) {
+    ops_.emplace_back(batch_op::Erase{detail::make_key(base_, detail::Kind::value, name)});
+    return *this;
+  }
+  Batch& refresh_key(std::string_view name, Duration expire) {
+    detail::validate_expiry("expire", expire);
+    ops_.emplace_back(batch_op::Expire{detail::make_key(base_, detail::Kind::value, name), expire});
+    return *this;
+  }
+  Batch& push_to_queue(std::string_view queue, std::string value) {
+    ops_.emplace_back(batch_op::Push{detail::make_key(base_, detail::Kind::queue, queue), std::move(value)});
+    return *this;
+  }
+
+  /// How many operations are queued.
+  std::size_t size() const noexcept { return ops_.size(); }
+  /// Drops every queued operation (what a rolled-back transaction does).
+  void discard() noexcept { ops_.clear(); }
+
+  /// Applies the queued operations together, in order, and empties the batch.
+  /// Completes when the backend has applied them; throws the backend's system_error if it
+  /// could not (on Redis a transport failure may leave it unknown whether EXEC ran).
+  asio::awaitable<void> commit() {
+    std::vector<BatchOp> ops = std::exchange(ops_, {});
+    if (ops.empty()) return nothing();
+    return core_->backend.commit(std::move(ops));
+  }
+
+ private:
+  template <Backend>
+  friend class Scope;
+  Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base) : core_(std::move(core)), base_(std::move(base)) {}
+  static asio::awaitable<void> nothing() { co_return; }
+
+  std::shared_ptr<detail::CacheCore<B>> core_;
+  std::string base_;
+  std::vector<BatchOp> ops_;
+};
+
+}  // namespace corocache

@@ -1,0 +1,270 @@
+#pragma once
+// Configuration of the Redis backend's connection: a plain aggregate with a documented
+// default per field, plus parsing from a URL or the environment. The password never appears
+// in a printed config, an exception message or a log line.
+
+#include <corocache/backend.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace corocache {
+
+struct RedisOptions {
+  /// Host name or IP address of the server (TCP).
+  std::string host = "127.0.0.1";
+  /// TCP port of the server.
+  std::uint16_t port = 6379;
+  /// Non-empty: connect to this unix domain socket instead of host:port.
+  std::string unix_socket;
+  /// Database number, SELECTed after every (re)connect (not sent when 0).
+  int db = 0;
+  /// ACL user name; empty: the default user (AUTH <password>).
+  std::string user;
+  /// Empty: no AUTH. Never printed, logged or put in an error message.
+  std::string password;
+  /// Limit of one connect attempt (name resolution, connect, AUTH and SELECT).
+  Duration connect_timeout = std::chrono::seconds(2);
+  /// Default deadline of every request (Connection::exec takes a per-call override).
+  Duration request_timeout = std::chrono::seconds(2);
+  /// First reconnect delay; doubles after each failed attempt up to reconnect_max.
+  Duration reconnect_min = std::chrono::milliseconds(50);
+  /// Largest reconnect delay; also the delay after a rejected AUTH/SELECT.
+  Duration reconnect_max = std::chrono::seconds(2);
+  /// Queued plus in-flight requests of one connection; beyond it a call fails at once with
+  /// errc::overloaded.
+  std::size_t max_pending = 65536;
+  /// A reply (or bulk string) larger than this fails with errc::protocol_error and resets
+  /// the connection instead of being buffered.
+  std::size_t max_reply_bytes = std::size_t{64} << 20;
+  /// Elements of one array reply; more: errc::protocol_error. Nesting depth is bounded by
+  /// hiredis (7 levels).
+  std::size_t max_reply_elements = std::size_t{1} << 20;
+
+  /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`; `rediss://` is
+  /// rejected: no TLS yet) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
+  /// and password may be percent-encoded. Throws std::invalid_argument for a malformed URL;
+  /// the message never contains the password.
+  static RedisOptions from_url(std::string_view url);
+
+  /// REDIS_URL if set (and non-empty); otherwise REDIS_HOST, REDIS_PORT, REDIS_DB,
+  /// REDIS_USER, REDIS_PASSWORD (each optional, defaults as above). Throws
+  /// std::invalid_argument for malformed values (never echoing the password).
+  static RedisOptions from_env();
+
+  /// True when USE_REDIS is 1/true/yes/on (any case) or REDIS_URL is set and non-empty.
+  static bool enabled_in_env();
+
+  /// Throws std::invalid_argument naming the first bad field (never echoing the password).
+  void validate() const;
+
+  /// Prints every field; the password as "***" (or "(none)" when empty).
+  friend std::ostream& operator<<(std::ostream& os, const RedisOptions& o) {
+    os << "RedisOptions{";
+    if (o.unix_socket.empty())
+      os << "host=" << o.host << ", port=" << o.port;
+    else
+      os << "unix_socket=" << o.unix_socket;
+    os << ", db=" << o.db << ", user=" << (o.user.empty() ? std::string("(default)") : o.user)
+       << ", password=" << (o.password.empty() ? "(none)" : "***")
+       << ", connect_timeout=" << o.connect_timeout.count() << "ms"
+       << ", request_timeout=" << o.request_timeout.count() << "ms"
+       << ", reconnect_min=" << o.reconnect_min.count() << "ms"
+       << ", reconnect_max=" << o.reconnect_max.count() << "ms"
+       << ", max_pending=" << o.max_pending << ", max_reply_bytes=" << o.max_reply_bytes
+       << ", max_reply_elements=" << o.max_reply_elements << "}";
+    return os;
+  }
+};
+
+namespace detail::redis_url {
+
+[[noreturn]] inline void fail(std::string_view what) {
+  throw std::invalid_argument("corocache::RedisOptions: " + std::string(what));
+}
+
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// Percent-decodes `s`; `field` names it in the error (the value itself is never echoed).
+inline std::string percent_decode(std::string_view s, std::string_view field) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) fail("bad percent-encoding in the URL's " + std::string(field));
+    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0) fail("bad percent-encoding in the URL's " + std::string(field));
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+/// Parses a whole decimal number in [lo, hi]; `what` names the field in the error (the
+/// value is not echoed: a mangled URL may have shifted a secret into any position).
+inline long long parse_number(std::string_view s, long long lo, long long hi, std::string_view what) {
+  long long v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v < lo || v > hi)
+    fail(std::string(what) + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return v;
+}
+
+inline bool has_control_chars(std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+/// Handles `?db=N` (the only query parameter understood).
+inline void apply_query(RedisOptions& o, std::string_view query) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (param.starts_with("db="))
+      o.db = static_cast<int>(parse_number(param.substr(3), 0, INT_MAX, "the URL's db"));
+    else if (!param.empty())
+      fail("unknown URL query parameter (only db=N is understood)");
+  }
+}
+
+}  // namespace detail::redis_url
+
+inline RedisOptions RedisOptions::from_url(std::string_view url) {
+  namespace u = detail::redis_url;
+  RedisOptions o;
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) u::fail("a Redis URL must start with redis:// or unix://");
+  const auto scheme = url.substr(0, scheme_end);
+  if (scheme == "rediss") u::fail("rediss:// (TLS) is not supported yet");
+  if (scheme != "redis" && scheme != "unix")
+    u::fail("unsupported URL scheme (use redis:// or unix://)");
+  auto rest = url.substr(scheme_end + 3);
+  if (u::has_control_chars(rest)) u::fail("the URL contains control characters");
+
+  // Credentials: everything before the LAST '@' of the authority (a password may hold '@'
+  // when percent-encoded; an unencoded one still works as long as the host has none).
+  std::string_view authority_and_path = rest;
+  std::string_view query;
+  if (const auto q = authority_and_path.find('?'); q != std::string_view::npos) {
+    query = authority_and_path.substr(q + 1);
+    authority_and_path = authority_and_path.substr(0, q);
+  }
+  if (const auto at = authority_and_path.rfind('@'); at != std::string_view::npos) {
+    const auto userinfo = authority_and_path.substr(0, at);
+    authority_and_path = authority_and_path.substr(at + 1);
+    if (const auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      o.user = u::percent_decode(userinfo.substr(0, colon), "user");
+      o.password = u::percent_decode(userinfo.substr(colon + 1), "password");
+    } else {
+      // redis://secret@host: a lone userinfo is the password (default user), as redis-cli reads it.
+      o.password = u::percent_decode(userinfo, "password");
+    }
+  }
+
+  if (scheme == "unix") {
+    if (authority_and_path.empty() || authority_and_path.front() != '/')
+      u::fail("a unix:// URL needs an absolute socket path (unix:///path/to/redis.sock)");
+    o.unix_socket = std::string(authority_and_path);
+    u::apply_query(o, query);
+    return o;
+  }
+
+  std::string_view hostport = authority_and_path;
+  std::string_view path;
+  if (const auto slash = hostport.find('/'); slash != std::string_view::npos) {
+    path = hostport.substr(slash + 1);
+    hostport = hostport.substr(0, slash);
+  }
+  std::string_view host = hostport;
+  std::string_view port;
+  if (!hostport.empty() && hostport.front() == '[') {  // [IPv6]:port
+    const auto close = hostport.find(']');
+    if (close == std::string_view::npos) u::fail("unterminated '[' in the URL's host");
+    host = hostport.substr(1, close - 1);
+    const auto after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') u::fail("unexpected characters after the URL's IPv6 host");
+      port = after.substr(1);
+      if (port.empty()) u::fail("empty port in the URL");
+    }
+  } else if (const auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    port = hostport.substr(colon + 1);
+    if (port.empty()) u::fail("empty port in the URL");
+  }
+  if (host.empty()) u::fail("the URL has no host");
+  o.host = std::string(host);
+  if (!port.empty()) o.port = static_cast<std::uint16_t>(u::parse_number(port, 1, 65535, "the URL's port"));
+  if (!path.empty()) o.db = static_cast<int>(u::parse_number(path, 0, INT_MAX, "the URL's db"));
+  u::apply_query(o, query);
+  return o;
+}
+
+inline RedisOptions RedisOptions::from_env() {
+  namespace u = detail::redis_url;
+  auto env = [](const char* name) -> std::string_view {
+    const char* v = std::getenv(name);
+    return v ? std::string_view(v) : std::string_view{};
+  };
+  if (const auto url = env("REDIS_URL"); !url.empty()) return from_url(url);
+  RedisOptions o;
+  if (const auto v = env("REDIS_HOST"); !v.empty()) o.host = std::string(v);
+  if (const auto v = env("REDIS_PORT"); !v.empty())
+    o.port = static_cast<std::uint16_t>(u::parse_number(v, 1, 65535, "REDIS_PORT"));
+  if (const auto v = env("REDIS_DB"); !v.empty()) o.db = static_cast<int>(u::parse_number(v, 0, INT_MAX, "REDIS_DB"));
+  if (const auto v = env("REDIS_USER"); !v.empty()) o.user = std::string(v);
+  if (const auto v = env("REDIS_PASSWORD"); !v.empty()) o.password = std::string(v);
+  return o;
+}
+
+inline bool RedisOptions::enabled_in_env() {
+  if (const char* url = std::getenv("REDIS_URL"); url && *url) return true;
+  const char* use = std::getenv("USE_REDIS");
+  if (!use) return false;
+  std::string v(use);
+  for (auto& c : v) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return v == "1" || v == "true" || v == "yes" || v == "on";
+}
+
+inline void RedisOptions::validate() const {
+  namespace u = detail::redis_url;
+  if (unix_socket.empty()) {
+    if (host.empty()) u::fail("host must not be empty");
+    if (u::has_control_chars(host)) u::fail("host contains control characters");
+    if (port == 0) u::fail("port must not be 0");
+  } else if (u::has_control_chars(unix_socket)) {
+    u::fail("unix_socket contains control characters");
+  }
+  if (db < 0) u::fail("db must be >= 0");
+  if (u::has_control_chars(user)) u::fail("user contains control characters");
+  if (user.find(' ') != std::string::npos) u::fail("user contains a space");
+  if (!user.empty() && password.empty()) u::fail("an ACL user needs a password");
+  if (connect_timeout <= Duration::zero()) u::fail("connect_timeout must be > 0");
+  if (request_timeout <= Duration::zero()) u::fail("request_timeout must be > 0");
+  if (reconnect_min <= Duration::zero()) u::fail("reconnect_min must be > 0");
+  if (reconnect_max < reconnect_min) u::fail("reconnect_max must be >= reconnect_min");
+  if (max_pending == 0) u::fail("max_pending must be > 0");
+  if (max_reply_bytes < 1024) u::fail("max_reply_bytes must be >= 1024");
+  if (max_reply_elements == 0 || max_reply_elements > static_cast<std::size_t>(INT_MAX))
+    u::fail("max_reply_elements must be in [1, INT_MAX]");
+}
+
+}  // namespace corocache

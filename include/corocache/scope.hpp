@@ -1,0 +1,244 @@
+#pragma once
+// Scope: a view of one tenant and one namespace of a Cache. Every data operation lives on a
+// scope; nothing done through one scope is visible to, or removable from, another.
+//
+// Lifetime: a Scope is a cheap handle (it shares the Cache's backend); copy it freely. An
+// operation's awaitable must be awaited while some Cache or Scope copy is alive.
+// Errors: bad input throws std::invalid_argument (or corocache::invalid_name) when the
+// operation is called, before any backend work; backend failures throw
+// boost::system::system_error with a corocache::errc code when awaited; a miss is nullopt.
+
+#include <corocache/backend.hpp>
+#include <corocache/batch.hpp>
+#include <corocache/detail/cache_core.hpp>
+#include <corocache/detail/deadline.hpp>
+#include <corocache/detail/json_codec.hpp>
+#include <corocache/detail/keys.hpp>
+#include <corocache/detail/store_params.hpp>
+#include <corocache/lock.hpp>
+#include <corocache/options.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace corocache {
+
+template <Backend B>
+class Cache;
+template <Backend B, class Fn>
+class FuncCache;
+
+/// Sees a stored value's name (as given to set_key) and bytes; true means "remove it".
+using ValuePredicate = std::function<bool(std::string_view name, std::string_view value)>;
+
+template <Backend B>
+class Scope {
+ public:
+  /// The default namespace of a tenant scope.
+  static constexpr std::string_view default_namespace = "default";
+
+  /// The same tenant, another namespace. Throws invalid_name for a bad namespace.
+  Scope ns(std::string_view name) const {
+    detail::validate_segment("namespace", name);
+    return Scope(core_, tenant_, std::string(name), timeout_);
+  }
+
+  /// The same scope, with a deadline on each of its calls (overriding the backend's default
+  /// request timeout): past it, the call throws system_error(errc::timeout) and the backend
+  /// operation is cancelled. Zero restores the backend's default.
+  Scope with_timeout(Duration timeout) const {
+    if (timeout < Duration::zero()) throw std::invalid_argument("corocache: timeout must not be negative");
+    return Scope(core_, tenant_, ns_, timeout);
+  }
+
+  /// The tenant name ("~global" for Cache::global()).
+  const std::string& tenant() const noexcept { return tenant_; }
+  /// The namespace name ("default" unless ns() chose another).
+  const std::string& namespace_name() const noexcept { return ns_; }
+
+  // --- key/value ------------------------------------------------------------------------
+
+  /// Stores `value` under `name` (any bytes). Completes with true when stored, false when
+  /// options.nx was set and a live value exists. Throws std::invalid_argument for a
+  /// non-positive expiry or a bad index name.
+  asio::awaitable<bool> set_key(std::string_view name, std::string value, const SetOptions& options = {}) const {
+    auto params = detail::store_params(base_, options);
+    return guard(core_->backend.set(key(detail::Kind::value, name), std::move(value), std::move(params)));
+  }
+
+  /// The live value of `name`, or nullopt if it is missing or expired. Consumes one read of
+  /// a read-limited key (SetOptions::max_reads).
+  asio::awaitable<std::optional<std::string>> get_key(std::string_view name) const {
+    return guard(core_->backend.get(key(detail::Kind::value, name)));
+  }
+
+  /// Removes `name`; true if it held a live value.
+  asio::awaitable<bool> delete_key(std::string_view name) const {
+    return guard(core_->backend.erase(key(detail::Kind::value, name)));
+  }
+
+  /// Gives `name` a new expiry from now; false if it is missing. Throws for expire <= 0.
+  asio::awaitable<bool> refresh_key(std::string_view name, Duration expire) const {
+    detail::validate_expiry("expire", expire);
+    return guard(core_->backend.expire(key(detail::Kind::value, name), expire));
+  }
+
+  /// Stores `value` encoded as JSON (nlohmann::json's to_json for T).
+  template <class T>
+  asio::awaitable<bool> set(std::string_view name, const T& value, const SetOptions& options = {}) const {
+    return set_key(name, detail::encode_json(value), options);
+  }
+
+  /// The value of `name` decoded from JSON as T; nullopt on a miss; throws decode_error
+  /// (a std::invalid_argument) if the stored bytes do not decode as T.
+  template <class T>
+  asio::awaitable<std::optional<T>> get(std::string_view name) const {
+    return decode<T>(get_key(name));
+  }
+
+  // --- indices ---------------------------------------------------------------------------
+
+  /// The names of the live keys whose latest set_key listed `index`, sorted.
+  asio::awaitable<std::vector<std::string>> list_keys_by_index(std::string_view index) const {
+    detail::validate_segment("index name", index);
+    return guard(list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value)));
+  }
+
+  // --- queues ----------------------------------------------------------------------------
+
+  /// Appends `value` to the FIFO queue `queue` (any bytes). Queues do not expire.
+  asio::awaitable<void> push_to_queue(std::string_view queue, std::string value) const {
+    return guard(core_->backend.push(key(detail::Kind::queue, queue), std::move(value)));
+  }
+
+  /// Removes and returns the oldest element; when the queue is empty, waits up to `wait`
+  /// (default: not at all) for a push, then nullopt.
+  asio::awaitable<std::optional<std::string>> pop_from_queue(std::string_view queue, Duration wait = {}) const {
+    if (wait < Duration::zero()) throw std::invalid_argument("corocache: wait must not be negative");
+    return guard(core_->backend.pop(key(detail::Kind::queue, queue), wait));
+  }
+
+  // --- locks -----------------------------------------------------------------------------
+
+  /// Takes the lock `name` for `ttl` if nobody holds it: a Lock carrying a fresh owner
+  /// token, or nullopt. Of N concurrent attempts exactly one succeeds. The lock expires
+  /// after ttl even if never released.
+  asio::awaitable<std::optional<Lock>> attempt_distributed_lock(std::string_view name, Duration ttl) const {
+    detail::validate_expiry("lock ttl", ttl);
+    return guard(acquire(core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()), ttl));
+  }
+
+  /// Releases `lock` if this acquisition still holds it; false if it expired (and maybe
+  /// went to someone else, whose lock stays in place). Throws std::invalid_argument for a
+  /// lock taken in another scope.
+  asio::awaitable<bool> release_distributed_lock(const Lock& lock) const {
+    if (lock.key() != key(detail::Kind::lock, lock.name()))
+      throw std::invalid_argument("corocache: lock '" + lock.name() + "' was acquired in another scope");
+    return guard(core_->backend.unlock(lock.key(), lock.token()));
+  }
+
+  // --- invalidation ----------------------------------------------------------------------
+
+  /// Removes every value of this scope whose name starts with `prefix` (any bytes; glob
+  /// characters are literal). Returns how many values went.
+  asio::awaitable<std::size_t> invalidate_prefix(std::string_view prefix) const {
+    return guard(core_->backend.erase_prefix(key(detail::Kind::value, prefix)));
+  }
+
+  /// Removes the values of this scope that `predicate(name, value)` accepts, at most
+  /// `limit` of them (negative: no limit). Returns how many values went. The predicate runs
+  /// on the awaiting thread; reading values for it consumes no reads.
+  asio::awaitable<std::size_t> invalidate_if(ValuePredicate predicate, std::int64_t limit = -1) const {
+    if (!predicate) throw std::invalid_argument("corocache: invalidate_if needs a predicate");
+    const std::size_t name_offset = detail::kind_base(base_, detail::Kind::value).size();
+    EntryPredicate on_keys = [predicate = std::move(predicate), name_offset](std::string_view key,
+                                                                             std::string_view value) {
+      return key.size() >= name_offset && predicate(key.substr(name_offset), value);
+    };
+    return guard(core_->backend.erase_if(detail::kind_base(base_, detail::Kind::value), std::move(on_keys), limit));
+  }
+
+  /// Empties this namespace of this tenant: values, queues, indices, locks and memoized
+  /// results. Other namespaces and tenants are untouched.
+  asio::awaitable<void> flush() const { return guard(discard_count(core_, base_)); }
+
+  /// Empties every namespace of this scope's tenant.
+  asio::awaitable<void> flush_tenant() const {
+    return guard(discard_count(core_, detail::tenant_base(core_->options.prefix, tenant_)));
+  }
+
+  // --- batches ---------------------------------------------------------------------------
+
+  /// An empty batch on this scope; see batch.hpp.
+  Batch<B> batch() const { return Batch<B>(core_, base_); }
+
+ private:
+  friend class Cache<B>;
+  template <Backend, class>
+  friend class FuncCache;
+
+  Scope(std::shared_ptr<detail::CacheCore<B>> core, std::string tenant, std::string ns, Duration timeout)
+      : core_(std::move(core)),
+        tenant_(std::move(tenant)),
+        ns_(std::move(ns)),
+        base_(detail::scope_base(core_->options.prefix, tenant_, ns_)),
+        timeout_(timeout) {}
+
+  std::string key(detail::Kind kind, std::string_view name) const { return detail::make_key(base_, kind, name); }
+
+  template <class T>
+  asio::awaitable<T> guard(asio::awaitable<T> op) const {
+    if (timeout_ == Duration::zero()) return op;
+    return detail::with_deadline(std::move(op), timeout_);
+  }
+
+  // Coroutines below take the core by value, so they stay valid however long the
+  // awaitable waits before being awaited.
+  static asio::awaitable<std::vector<std::string>> list_index(std::shared_ptr<detail::CacheCore<B>> core,
+                                                              std::string index_key, std::string value_base) {
+    auto members = co_await core->backend.index_members(std::move(index_key));
+    std::vector<std::string> names;
+    names.reserve(members.size());
+    for (auto& member : members)
+      if (member.starts_with(value_base)) names.push_back(member.substr(value_base.size()));
+    std::sort(names.begin(), names.end());
+    co_return names;
+  }
+
+  static asio::awaitable<std::optional<Lock>> acquire(std::shared_ptr<detail::CacheCore<B>> core, Lock lock,
+                                                      Duration ttl) {
+    // Written without `if (co_await ...) co_return`, which g++ 12 miscompiles (SIGILL).
+    const bool acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl);
+    std::optional<Lock> result;
+    if (acquired) result.emplace(std::move(lock));
+    co_return result;
+  }
+
+  template <class T>
+  static asio::awaitable<std::optional<T>> decode(asio::awaitable<std::optional<std::string>> read) {
+    auto raw = co_await std::move(read);
+    if (!raw) co_return std::nullopt;
+    co_return detail::decode_json<T>(*raw);
+  }
+
+  static asio::awaitable<void> discard_count(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix) {
+    co_await core->backend.erase_prefix(std::move(prefix));
+  }
+
+  std::shared_ptr<detail::CacheCore<B>> core_;
+  std::string tenant_;
+  std::string ns_;
+  std::string base_;  // <prefix>:{<tenant>:<ns>}:
+  Duration timeout_{};
+};
+
+}  // namespace corocache

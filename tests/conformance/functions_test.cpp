@@ -1,0 +1,191 @@
+// Conformance: memoized functions (func_cache / cache_clear) and batches.
+
+#include "conformance/world.hpp"
+
+#include <corocache/detail/sha256.hpp>
+
+#include <atomic>
+#include <stdexcept>
+
+using namespace corocache;
+using namespace corocache::test;
+
+namespace {
+/// A memoized function that counts its real runs.
+struct PriceLookup {
+  std::shared_ptr<std::atomic<int>> runs = std::make_shared<std::atomic<int>>(0);
+  asio::awaitable<double> operator()(std::string sku, int qty) const {
+    ++*runs;
+    co_return static_cast<double>(sku.size()) * qty + 0.5;
+  }
+};
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("a memoized function runs once per distinct arguments", "[func_cache]", TestedBackends) {
+  World<TestType> w;
+  PriceLookup lookup;
+  auto price = w.cache.func_cache("price", lookup, FuncCacheOptions{.expire = 2min});
+  auto acme = w.cache.tenant("acme");
+  CHECK(w.sync(price(acme, "sku-1", 3)) == 15.5);
+  CHECK(w.sync(price(acme, std::string("sku-1"), 3)) == 15.5);  // same JSON arguments, same entry
+  CHECK(*lookup.runs == 1);
+  CHECK(w.sync(price(acme, "sku-1", 4)) == 20.5);
+  CHECK(w.sync(price(acme, "sku-22", 3)) == 18.5);
+  CHECK(*lookup.runs == 3);
+  CHECK(w.sync(price(acme, "sku-1", 4)) == 20.5);
+  CHECK(*lookup.runs == 3);
+}
+
+TEMPLATE_LIST_TEST_CASE("memoized results are per tenant and cache_clear clears only its scope",
+                        "[func_cache][tenancy]", TestedBackends) {
+  World<TestType> w;
+  PriceLookup lookup;
+  auto price = w.cache.func_cache("price", lookup);
+  auto other = w.cache.func_cache("other", lookup);
+  auto acme = w.cache.tenant("acme");
+  auto beta = w.cache.tenant("beta");
+  w.sync(price(acme, "a", 1));
+  w.sync(price(beta, "a", 1));
+  w.sync(other(acme, "a", 1));
+  CHECK(*lookup.runs == 3);  // another tenant and another function name do not share results
+
+  CHECK(w.sync(price.cache_clear(acme)) == 1);
+  w.sync(price(acme, "a", 1));
+  CHECK(*lookup.runs == 4);  // acme recomputes
+  w.sync(price(beta, "a", 1));
+  w.sync(other(acme, "a", 1));
+  CHECK(*lookup.runs == 4);  // beta's result and the other function's stayed
+}
+
+TEMPLATE_LIST_TEST_CASE("a memoized result expires", "[func_cache][expiry]", TestedBackends) {
+  World<TestType> w;
+  PriceLookup lookup;
+  auto price = w.cache.func_cache("price", lookup, FuncCacheOptions{.expire = 100ms});
+  auto acme = w.cache.tenant("acme");
+  w.sync(price(acme, "a", 1));
+  w.sync(price(acme, "a", 1));
+  CHECK(*lookup.runs == 1);
+  w.sleep(250ms);
+  w.sync(price(acme, "a", 1));
+  CHECK(*lookup.runs == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("a function that throws caches nothing", "[func_cache]", TestedBackends) {
+  World<TestType> w;
+  auto attempts = std::make_shared<int>(0);
+  auto flaky = w.cache.func_cache("flaky", [attempts](int x) -> asio::awaitable<int> {
+    if (++*attempts == 1) throw std::runtime_error("backend of the function is down");
+    co_return x * 2;
+  });
+  auto acme = w.cache.tenant("acme");
+  CHECK_THROWS_AS(w.sync(flaky(acme, 21)), std::runtime_error);
+  CHECK(w.sync(flaky(acme, 21)) == 42);
+  CHECK(w.sync(flaky(acme, 21)) == 42);
+  CHECK(*attempts == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("a memoized result is stored under a key every replica computes alike",
+                        "[func_cache][keys]", TestedBackends) {
+  // The documented schema: <prefix>:{<tenant>:<ns>}:f:<name>:<sha256 of canonical JSON args>.
+  // The digest is a literal, so a change of encoding (or of hash) fails here.
+  World<TestType> w("stable");
+  PriceLookup lookup;
+  auto price = w.cache.func_cache("price", lookup);
+  CHECK(w.sync(price(w.cache.tenant("acme"), "sku-1", 3)) == 15.5);
+  const std::string key =
+      "stable:{acme:default}:f:price:93340cdbf130faf4dc388d7775ee6596b338f82ae6bc143dfee62842d39dad22";
+  CHECK(detail::sha256_hex(R"(["sku-1",3])") == key.substr(key.rfind(':') + 1));
+  CHECK(w.sync(w.cache.backend().get(key)) == std::optional<std::string>("15.5"));
+}
+
+TEMPLATE_LIST_TEST_CASE("memoized results round-trip structured types", "[func_cache][typed]", TestedBackends) {
+  World<TestType> w;
+  auto runs = std::make_shared<int>(0);
+  auto split = w.cache.func_cache("split", [runs](std::vector<int> xs, std::map<std::string, int> m)
+                                               -> asio::awaitable<std::vector<std::string>> {
+    ++*runs;
+    std::vector<std::string> out;
+    for (int x : xs) out.push_back(std::to_string(x + m.at("add")));
+    co_return out;
+  });
+  const std::vector<int> xs{1, 2};
+  const std::map<std::string, int> m{{"add", 10}};
+  auto acme = w.cache.tenant("acme");
+  CHECK(w.sync(split(acme, xs, m)) == std::vector<std::string>{"11", "12"});
+  CHECK(w.sync(split(acme, xs, m)) == std::vector<std::string>{"11", "12"});
+  CHECK(*runs == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("arguments that cannot be encoded are rejected before the function runs",
+                        "[func_cache][validation]", TestedBackends) {
+  World<TestType> w;
+  PriceLookup lookup;
+  auto price = w.cache.func_cache("price", lookup);
+  CHECK_THROWS_AS(price(w.cache.tenant("acme"), std::string("\xff"), 1), std::invalid_argument);
+  CHECK(*lookup.runs == 0);
+  CHECK_THROWS_AS(w.cache.func_cache("bad:name", lookup), invalid_name);
+  CHECK_THROWS_AS(w.cache.func_cache("", lookup), invalid_name);
+}
+
+// --- batches ----------------------------------------------------------------------------
+
+TEMPLATE_LIST_TEST_CASE("a committed batch applies all its operations in order", "[batch]", TestedBackends) {
+  World<TestType> w;
+  auto s = w.cache.tenant("acme");
+  CHECK(w.sync(s.set_key("old", "x")));
+  CHECK(w.sync(s.set_key("kept", "y")));
+  auto batch = s.batch();
+  SetOptions active{.indices = indices("active")};
+  batch.set_key("a", "1", active).set_key("b", "2").delete_key("old").set("typed", 42);
+  batch.push_to_queue("q", "first").push_to_queue("q", "second").refresh_key("kept", 1h);
+  batch.set_key("b", "3");  // later operations win
+  CHECK(batch.size() == 8);
+  CHECK(w.sync(s.get_key("a")) == std::nullopt);  // nothing happens before commit
+  w.sync(batch.commit());
+  CHECK(batch.size() == 0);
+  CHECK(w.sync(s.get_key("a")) == std::optional<std::string>("1"));
+  CHECK(w.sync(s.get_key("b")) == std::optional<std::string>("3"));
+  CHECK(w.sync(s.get_key("old")) == std::nullopt);
+  CHECK(w.sync(s.template get<int>("typed")) == std::optional<int>(42));
+  CHECK(w.sync(s.list_keys_by_index("active")) == std::vector<std::string>{"a"});
+  CHECK(w.sync(s.pop_from_queue("q")) == std::optional<std::string>("first"));
+  CHECK(w.sync(s.pop_from_queue("q")) == std::optional<std::string>("second"));
+}
+
+TEMPLATE_LIST_TEST_CASE("a batch dropped or discarded without commit applies nothing", "[batch]", TestedBackends) {
+  World<TestType> w;
+  auto s = w.cache.tenant("acme");
+  {
+    auto batch = s.batch();
+    batch.set_key("a", "1").push_to_queue("q", "m");
+  }  // rolled-back transaction: the batch goes out of scope
+  auto discarded = s.batch();
+  discarded.set_key("b", "2");
+  discarded.discard();
+  w.sync(discarded.commit());
+  CHECK(w.sync(s.get_key("a")) == std::nullopt);
+  CHECK(w.sync(s.get_key("b")) == std::nullopt);
+  CHECK(w.sync(s.pop_from_queue("q")) == std::nullopt);
+}
+
+TEMPLATE_LIST_TEST_CASE("a batch rejects bad input when the operation is queued", "[batch][validation]",
+                        TestedBackends) {
+  World<TestType> w;
+  auto batch = w.cache.tenant("acme").batch();
+  SetOptions never{.expire = Duration(0)};
+  SetOptions bad_index{.indices = indices("a:b")};
+  CHECK_THROWS_AS(batch.set_key("k", "v", never), std::invalid_argument);
+  CHECK_THROWS_AS(batch.set_key("k", "v", bad_index), invalid_name);
+  CHECK_THROWS_AS(batch.refresh_key("k", Duration(-1)), std::invalid_argument);
+  CHECK(batch.size() == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("a batch writes only into its own scope", "[batch][tenancy]", TestedBackends) {
+  World<TestType> w;
+  CHECK(w.sync(w.cache.tenant("beta").set_key("k", "beta")));
+  auto batch = w.cache.tenant("acme").batch();
+  batch.set_key("k", "acme").delete_key("other");
+  w.sync(batch.commit());
+  CHECK(w.sync(w.cache.tenant("beta").get_key("k")) == std::optional<std::string>("beta"));
+  CHECK(w.sync(w.cache.tenant("acme").get_key("k")) == std::optional<std::string>("acme"));
+}
