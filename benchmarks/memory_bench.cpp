@@ -17,11 +17,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#if __has_include(<corocache/memory_backend.hpp>) && __has_include(<corocache/cache.hpp>)
-#define COROCACHE_BENCH_HAVE_MEMORY_BACKEND 1
 #include <corocache/cache.hpp>
 #include <corocache/memory_backend.hpp>
-#endif
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,7 +153,6 @@ double run_baseline(LockedMap& map, const Workload& w, Op op, std::size_t ops, i
 
 // ---------------------------------------------------------------------------------------
 // corocache.
-#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
 using MemoryCache = corocache::Cache<corocache::MemoryBackend>;
 
 template <class Scope>
@@ -206,7 +202,6 @@ double run_corocache(asio::io_context& io, Scope scope, const Workload& w, Op op
   for (const auto& t : tallies) tally.merge(t);
   return static_cast<double>(ops) / s;
 }
-#endif
 
 // ---------------------------------------------------------------------------------------
 // Bytes per entry: measured in a fresh child process each, so one structure's freed pages
@@ -252,7 +247,6 @@ double map_bytes_per_entry() {
   return static_cast<double>(after - before) / footprint_entries;
 }
 
-#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
 double memory_backend_bytes_per_entry() {
   asio::io_context io;
   const long long before = corocache::bench::rss_bytes();
@@ -275,27 +269,35 @@ double memory_backend_bytes_per_entry() {
   const long long after = corocache::bench::rss_bytes();
   return static_cast<double>(after - before) / footprint_entries;
 }
-#endif
 
 }  // namespace
 
-int main() try {
+int main(int argc, char** argv) try {
+  // --filter SUBSTRING: run only the cases whose name ("memory get-hit 100k") contains it,
+  // and skip the footprint (for profiling one case, e.g. under callgrind).
+  std::string filter;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--filter") == 0) filter = argv[i + 1];
+    else throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
+  }
   const bool quick = corocache::bench::quick();
-  // Footprint first, while this process has no threads (the children are forked).
-  const double map_bpe = bytes_per_entry_in_child(map_bytes_per_entry);
-  double coro_bpe = NAN;
-#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
-  coro_bpe = bytes_per_entry_in_child(memory_backend_bytes_per_entry);
-#endif
-  std::printf("memory_bench: %zu ops per run, best of %d runs, 32-byte values, 16-byte names\n",
-              quick ? std::size_t{50'000} : std::size_t{1'000'000}, quick ? 1 : 3);
-
   const std::size_t ops = quick ? 50'000 : 1'000'000;
   const int repeats = quick ? 1 : 3;
-  [[maybe_unused]] const int coroutines = 8;
+  const int coroutines = 8;  // spread over the io_context's threads
+  std::printf("memory_bench: %zu ops per run, best of %d runs, 32-byte values, 16-byte names, corocache on %d "
+              "coroutines\n",
+              ops, repeats, coroutines);
+
+  // Footprint first, while this process has no threads (the children are forked).
+  double map_bpe = NAN, coro_bpe = NAN;
+  if (filter.empty()) {
+    map_bpe = bytes_per_entry_in_child(map_bytes_per_entry);
+    coro_bpe = bytes_per_entry_in_child(memory_backend_bytes_per_entry);
+  }
+
   const Op all_ops[] = {Op::get_hit, Op::get_miss, Op::set, Op::mix};
   std::vector<std::string> summaries;
-  auto summary = [&](std::string name, double x, double y) {
+  auto summary = [&](const std::string& name, double x, double y) {
     char line[256];
     std::snprintf(line, sizeof line, "%s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f", name.c_str(), x, y,
                   y > 0 ? x / y : 0.0);
@@ -304,12 +306,15 @@ int main() try {
 
   const std::string scope = corocache::detail::scope_base(prefix, tenant, ns);
   for (std::size_t keys : {std::size_t{100'000}, std::size_t{1'000'000}}) {
-    const Workload w = make_workload(keys, ops);
     const std::string size_tag = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M" : std::to_string(keys / 1000) + "k";
+    auto case_name = [&](Op op) { return std::string("memory ") + op_name(op) + " " + size_tag; };
+    if (std::none_of(std::begin(all_ops), std::end(all_ops),
+                     [&](Op op) { return case_name(op).find(filter) != std::string::npos; }))
+      continue;
+    const Workload w = make_workload(keys, ops);
 
     LockedMap map(scope);
     for (const auto& n : w.names) map.set(n, value);
-#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
     asio::io_context io;
     MemoryCache cache(corocache::MemoryBackend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * keys}),
                       corocache::CacheOptions{.prefix = prefix});
@@ -325,36 +330,26 @@ int main() try {
           io.stop();
         });
     io.run();
-#endif
 
     for (Op op : all_ops) {
-      double base1 = 0, base2 = 0, coro1 = NAN, coro2 = NAN;
+      const std::string name = case_name(op);
+      if (name.find(filter) == std::string::npos) continue;
+      double base1 = 0, base2 = 0, coro1 = 0, coro2 = 0;
       Tally tb1, tb2, tc1, tc2;
+      // Interleaved repeats, best of each: the machine is shared, noise only ever slows.
       for (int r = 0; r < repeats; ++r) {
-        Tally t;
-        base1 = std::max(base1, run_baseline(map, w, op, ops, 1, t));
-        if (r == 0) tb1 = t;
-        t = {};
-        base2 = std::max(base2, run_baseline(map, w, op, ops, 2, t));
-        if (r == 0) tb2 = t;
-#ifdef COROCACHE_BENCH_HAVE_MEMORY_BACKEND
-        t = {};
-        const double c1 = run_corocache(io, sc, w, op, ops, 1, coroutines, t);
-        coro1 = r == 0 ? c1 : std::max(coro1, c1);
-        if (r == 0) tc1 = t;
-        t = {};
-        const double c2 = run_corocache(io, sc, w, op, ops, 2, coroutines, t);
-        coro2 = r == 0 ? c2 : std::max(coro2, c2);
-        if (r == 0) tc2 = t;
-#endif
+        Tally t1, t2, t3, t4;
+        base1 = std::max(base1, run_baseline(map, w, op, ops, 1, t1));
+        coro1 = std::max(coro1, run_corocache(io, sc, w, op, ops, 1, coroutines, t2));
+        base2 = std::max(base2, run_baseline(map, w, op, ops, 2, t3));
+        coro2 = std::max(coro2, run_corocache(io, sc, w, op, ops, 2, coroutines, t4));
+        if (r == 0) tb1 = t1, tc1 = t2, tb2 = t3, tc2 = t4;
       }
       // Same workload, same answers: a get-hit must never miss, a get-miss never hit.
       if (op == Op::get_hit && (tb1.misses || tc1.misses || tb2.misses || tc2.misses))
         detail("WARNING: get-hit missed (baseline %zu/%zu, corocache %zu/%zu)", tb1.misses, tb2.misses, tc1.misses,
                tc2.misses);
-      if (op == Op::get_miss && (tb1.bytes || tc1.bytes))
-        detail("WARNING: get-miss hit");
-      const std::string name = std::string("memory ") + op_name(op) + " " + size_tag;
+      if (op == Op::get_miss && (tb1.bytes || tc1.bytes || tb2.bytes || tc2.bytes)) detail("WARNING: get-miss hit");
       detail("%s: corocache 1 thread %.0f ops/s (%.0f ns/op), 2 threads %.0f ops/s; baseline 1 thread %.0f ops/s "
              "(%.0f ns/op), 2 threads %.0f ops/s",
              name.c_str(), coro1, 1e9 / coro1, coro2, base1, 1e9 / base1, base2);
@@ -365,9 +360,10 @@ int main() try {
   }
 
   for (const auto& s : summaries) std::printf("%s\n", s.c_str());
-  std::printf("memory bytes per entry (1M entries, 16-byte keys, 32-byte values): corocache %.1f B, baseline %.1f B, "
-              "ratio %.2f\n",
-              coro_bpe, map_bpe, coro_bpe / map_bpe);
+  if (filter.empty())
+    std::printf("memory bytes per entry (1M entries, 16-byte keys, 32-byte values): corocache %.1f B, baseline %.1f "
+                "B, ratio %.2f\n",
+                coro_bpe, map_bpe, coro_bpe / map_bpe);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "memory_bench: %s\n", e.what());

@@ -17,14 +17,11 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#if __has_include(<corocache/redis_backend.hpp>) && __has_include(<corocache/cache.hpp>)
-#define COROCACHE_BENCH_HAVE_REDIS_BACKEND 1
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <corocache/cache.hpp>
 #include <corocache/redis_backend.hpp>
-#endif
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -177,7 +174,6 @@ std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_
 
 // ---------------------------------------------------------------------------------------
 // corocache: `in_flight` coroutines on one Cache<RedisBackend>, one io_context thread.
-#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
 namespace asio = boost::asio;
 
 struct CorocacheRun {
@@ -241,7 +237,6 @@ struct CorocacheBench {
     return static_cast<double>(total) / s;
   }
 };
-#endif
 
 }  // namespace
 
@@ -260,11 +255,7 @@ int main(int argc, char** argv) try {
   std::printf("redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, 16-byte values, %zu keys\n",
               server.port(), total, key_count);
 
-#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
   CorocacheBench coro(server.port());
-#else
-  std::printf("  (corocache RedisBackend not available in this build: corocache columns are NaN)\n");
-#endif
 
   struct Row {
     std::size_t in_flight;
@@ -275,9 +266,7 @@ int main(int argc, char** argv) try {
     Row row{n, {NAN, NAN}, {NAN, NAN}, {NAN, NAN}};
     for (Op op : {Op::set, Op::get}) {
       const int o = static_cast<int>(op);
-#ifdef COROCACHE_BENCH_HAVE_REDIS_BACKEND
       row.coro[o] = coro.measure(w, op, n, total);
-#endif
       row.hiredis[o] = run_hiredis(server.port(), w, op, n, total);
     }
     const auto rb = run_redis_benchmark(server.port(), n, total);

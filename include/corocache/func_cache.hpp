@@ -14,12 +14,14 @@
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
 #include <corocache/detail/sha256.hpp>
+#include <corocache/detail/single_flight.hpp>
 #include <corocache/detail/store_params.hpp>
 #include <corocache/options.hpp>
 #include <corocache/scope.hpp>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -48,7 +50,9 @@ class FuncCache {
   /// this scope. Arguments are encoded (and rejected if they cannot be, e.g. invalid UTF-8)
   /// before any backend work. A cached result that no longer decodes as the result type
   /// (e.g. after a schema change) is recomputed and overwritten. Backend failures propagate
-  /// as system_error; exceptions from the function propagate and cache nothing.
+    /// as system_error; exceptions from the function propagate and cache nothing.
+  /// Concurrent calls with the same arguments in one process share one run of the function
+  /// (and its exception, if it throws).
   template <class... Args>
   auto operator()(const Scope<B>& scope, Args&&... args) const {
     using Awaitable = std::invoke_result_t<const Fn&, std::decay_t<Args>...>;
@@ -73,32 +77,64 @@ class FuncCache {
   friend class Cache;
 
   struct State {
-    std::string name;
-    Fn fn;
-    FuncCacheOptions options;
+    State(std::string n, Fn f, FuncCacheOptions o) : name(std::move(n)), fn(std::move(f)), options(o) {}
+    const std::string name;
+    const Fn fn;
+    const FuncCacheOptions options;
+    detail::SingleFlight flights;  // in-process joining of concurrent misses
   };
 
   FuncCache(std::string name, Fn fn, FuncCacheOptions options)
-      : state_(std::make_shared<const State>(State{std::move(name), std::move(fn), options})) {}
+      : state_(std::make_shared<State>(std::move(name), std::move(fn), options)) {}
 
   template <class Result, class... Args>
-  static asio::awaitable<Result> call(std::shared_ptr<const State> state, std::shared_ptr<detail::CacheCore<B>> core,
+  static asio::awaitable<Result> call(std::shared_ptr<State> state, std::shared_ptr<detail::CacheCore<B>> core,
                                       std::string key, Args... args) {
     auto cached = co_await core->backend.get(key);
     if (cached) {
-      try {
-        co_return detail::decode_json<Result>(*cached);
-      } catch (const decode_error&) {
-        // Stale encoding from an older build: fall through and recompute.
-      }
+      auto decoded = try_decode<Result>(*cached);
+      if (decoded) co_return std::move(*decoded);
     }
-    Result result = co_await std::invoke(state->fn, std::move(args)...);
-    StoreParams params{state->options.expire, false, 0, {}};
-    co_await core->backend.set(std::move(key), detail::encode_json(result), std::move(params));
-    co_return result;
+    // Concurrent misses of the same key in this process wait for one computation.
+    auto joined = state->flights.join(key);
+    if (joined.flight) {
+      const std::string encoded = co_await joined.flight->wait();
+      co_return detail::decode_json<Result>(encoded);
+    }
+    try {
+      // A leader that finished between our miss and join() has stored its result.
+      auto stored = co_await core->backend.get(key);
+      if (stored) {
+        auto decoded = try_decode<Result>(*stored);
+        if (decoded) {
+          joined.leader->finish(nullptr, std::move(*stored));
+          co_return std::move(*decoded);
+        }
+      }
+      Result result = co_await std::invoke(state->fn, std::move(args)...);
+      std::string encoded = detail::encode_json(result);
+      StoreParams params{state->options.expire, false, 0, {}};
+      co_await core->backend.set(std::move(key), encoded, std::move(params));
+      joined.leader->finish(nullptr, std::move(encoded));
+      co_return result;
+    } catch (...) {
+      joined.leader->finish(std::current_exception(), {});
+      throw;
+    }
   }
 
-  std::shared_ptr<const State> state_;
+  /// nullopt for a cached result that no longer decodes (e.g. written by an older build
+  /// with another result type): the caller recomputes and overwrites it.
+  template <class Result>
+  static std::optional<Result> try_decode(const std::string& encoded) {
+    try {
+      return detail::decode_json<Result>(encoded);
+    } catch (const decode_error&) {
+      return std::nullopt;
+    }
+  }
+
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace corocache

@@ -37,6 +37,12 @@ class Cache;
 template <Backend B, class Fn>
 class FuncCache;
 
+/// Names a type for Scope::get(name, as<T>).
+template <class T>
+struct type_tag {};
+template <class T>
+inline constexpr type_tag<T> as{};
+
 /// Sees a stored value's name (as given to set_key) and bytes; true means "remove it".
 using ValuePredicate = std::function<bool(std::string_view name, std::string_view value)>;
 
@@ -102,6 +108,13 @@ class Scope {
   /// (a std::invalid_argument) if the stored bytes do not decode as T.
   template <class T>
   asio::awaitable<std::optional<T>> get(std::string_view name) const {
+    return decode<T>(get_key(name));
+  }
+
+  /// The same as get<T>(name), spelled `get(name, corocache::as<T>)`: in code templated on
+  /// the backend it needs no `.template` keyword.
+  template <class T>
+  asio::awaitable<std::optional<T>> get(std::string_view name, type_tag<T>) const {
     return decode<T>(get_key(name));
   }
 

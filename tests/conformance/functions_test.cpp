@@ -5,6 +5,7 @@
 #include <corocache/detail/sha256.hpp>
 
 #include <atomic>
+#include <map>
 #include <stdexcept>
 
 using namespace corocache;
@@ -188,4 +189,36 @@ TEMPLATE_LIST_TEST_CASE("a batch writes only into its own scope", "[batch][tenan
   w.sync(batch.commit());
   CHECK(w.sync(w.cache.tenant("beta").get_key("k")) == std::optional<std::string>("beta"));
   CHECK(w.sync(w.cache.tenant("acme").get_key("k")) == std::optional<std::string>("acme"));
+}
+
+TEMPLATE_LIST_TEST_CASE("concurrent first calls with the same arguments run the function once",
+                        "[func_cache][concurrency]", TestedBackends) {
+  World<TestType> w;
+  auto runs = std::make_shared<std::atomic<int>>(0);
+  auto slow = w.cache.func_cache("slow", [runs](int x) -> asio::awaitable<int> {
+    ++*runs;
+    asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
+    co_await t.async_wait(asio::use_awaitable);
+    co_return x + 1;
+  });
+  auto acme = w.cache.tenant("acme");
+  std::atomic<int> correct{0}, finished{0};
+  w.run_threads([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    for (int i = 0; i < 32; ++i) {
+      asio::co_spawn(
+          ex,
+          [&]() -> asio::awaitable<void> {
+            const int r = co_await slow(acme, 41);
+            if (r == 42) ++correct;
+            ++finished;
+          },
+          asio::detached);
+    }
+    while (finished < 32) {
+      asio::steady_timer t(ex, 1ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  });
+  CHECK(correct == 32);
+  CHECK(*runs == 1);
 }

@@ -11,9 +11,11 @@
 #include "conformance/backend_factory.hpp"
 #include "support/run.hpp"
 
-#include <corocache/corocache.hpp>
+#include <corocache/cache.hpp>
+#include <corocache/errors.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>

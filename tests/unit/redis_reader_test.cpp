@@ -220,3 +220,22 @@ TEST_CASE("an encoded request decodes back as the array of its arguments") {
   REQUIRE(r.elements.size() == 4);
   CHECK(r.elements[3].str == std::string(1000, 'z'));
 }
+
+TEST_CASE("requests are encoded byte for byte as hiredis' formatter encodes them") {
+  std::vector<std::vector<std::string>> commands = {
+      {"PING"},
+      {"GET", "k"},
+      {"SET", "key", std::string("bin\0ary", 7), "PX", "100"},
+      {"SET", "", ""},
+      {"MSET", std::string(1000, 'a'), std::string(123456, 'b')},
+  };
+  std::vector<std::string> many{"SADD", "s"};
+  for (int i = 0; i < 123; ++i) many.push_back(std::to_string(i * 7919));
+  commands.push_back(many);
+  for (const auto& cmd : commands) {
+    std::vector<std::string_view> argv(cmd.begin(), cmd.end());
+    Request req;
+    req.add_argv(argv);
+    CHECK(req.bytes == Request::format_with_hiredis(argv));
+  }
+}

@@ -8,6 +8,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -39,10 +40,13 @@ struct PopWaiter {
     if (done) return;
     done = true;
     timer.cancel();
-    auto ex = asio::get_associated_executor(handler, timer.get_executor());
-    asio::post(ex, [h = std::move(handler), error, v = std::move(value)]() mutable {
-      std::move(h)(error, std::move(v));
-    });
+    // Queued on the backend's executor, then dispatched to the handler's own executor
+    // (the awaiting coroutine's, e.g. a strand).
+    auto handler_ex = asio::get_associated_executor(handler, timer.get_executor());
+    asio::post(timer.get_executor(),
+               asio::bind_executor(std::move(handler_ex), [h = std::move(handler), error, v = std::move(value)]() mutable {
+                 std::move(h)(error, std::move(v));
+               }));
   }
 };
 

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds and runs corocache's whole test suite, the way CI does:
+#
+#   gcc          g++, -O2 with assertions on, -Werror; examples and benchmarks are built too
+#   clang-asan   clang++ 14, -O0 -g, -Werror, AddressSanitizer + UndefinedBehaviorSanitizer
+#
+# Each stage configures and builds into build/<stage> (reused between runs), then runs every
+# test with ctest. Tests against Redis start their own redis-server processes on free ports,
+# so they run in parallel and need no server started beforehand.
+#
+# Usage: scripts/test.sh [stage...]     (default: all stages, in the order above)
+# Environment: COROCACHE_BUILD_ROOT (default <repo>/build), COROCACHE_JOBS (default 2).
+# Exits non-zero if any stage fails to configure, build or pass its tests; runs the later
+# stages anyway so one run reports everything.
+set -euo pipefail
+
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+build_root=${COROCACHE_BUILD_ROOT:-$root/build}
+jobs=${COROCACHE_JOBS:-2}
+all_stages=(gcc clang-asan)
+stages=("$@")
+((${#stages[@]})) || stages=("${all_stages[@]}")
+for stage in "${stages[@]}"; do
+  [[ " ${all_stages[*]} " == *" $stage "* ]] || { echo "test.sh: unknown stage '$stage' (have: ${all_stages[*]})" >&2; exit 2; }
+done
+
+"$root/scripts/setup-debian.sh"
+
+# The tests find redis-server on PATH; without it the Redis tests fail (never skip).
+command -v redis-server >/dev/null || { echo "test.sh: redis-server not found on PATH" >&2; exit 1; }
+# Tests configure their own servers: a developer's Redis settings must not leak into them.
+unset USE_REDIS REDIS_HOST REDIS_PORT REDIS_DB REDIS_PASSWORD REDIS_URL
+
+started=$SECONDS
+summary=()
+failed=0
+mkdir -p "$build_root"
+
+log() { printf '\n==> [%s] %s\n' "$1" "$2"; }
+
+# Sanitizer settings: stop at the first error with a stack trace. LeakSanitizer needs ptrace
+# rights that some containers lack; probe it once and say so loudly if it must be off.
+sanitizer_env() {
+  local probe_dir leaks=1
+  probe_dir=$(mktemp -d)
+  printf 'int main() { return 0; }\n' >"$probe_dir/probe.cpp"
+  if clang++-14 -fsanitize=address "$probe_dir/probe.cpp" -o "$probe_dir/probe" &&
+     ! ASAN_OPTIONS=detect_leaks=1 "$probe_dir/probe" >"$probe_dir/out" 2>&1; then
+    leaks=0
+    echo "test.sh: WARNING: LeakSanitizer does not work here; running without leak detection:" >&2
+    cat "$probe_dir/out" >&2
+  fi
+  rm -rf "$probe_dir"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=$leaks:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+  echo "ASAN_OPTIONS=$ASAN_OPTIONS"
+  echo "UBSAN_OPTIONS=$UBSAN_OPTIONS"
+}
+
+# run_stage <stage> <status file>: writes a one-line result to the status file; returns
+# non-zero on failure. Runs in a subshell, where set -e is off: every step is checked.
+run_stage() {
+  local stage=$1 status_file=$2 dir=$build_root/$1 t0 t_build t_test tests redis_tests
+  note() { echo "$stage: $*" >"$status_file"; }
+  local -a args=(-G Ninja -S "$root" -B "$dir" -DCOROCACHE_WERROR=ON -DCOROCACHE_BUILD_TESTS=ON
+                 -DCOROCACHE_BUILD_EXAMPLES=ON)
+  case $stage in
+    gcc)
+      # -O2 finds more warnings (and bugs) than -O0; no -DNDEBUG so assertions stay on.
+      args+=(-DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O2
+             -DCOROCACHE_BUILD_BENCHMARKS=ON) ;;
+    clang-asan)
+      sanitizer_env
+      args+=(-DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug -DCOROCACHE_SANITIZE=ON) ;;
+  esac
+
+  log "$stage" "configure"
+  t0=$SECONDS
+  if ! cmake "${args[@]}"; then
+    note "FAILED to configure"; return 1
+  fi
+  log "$stage" "build (-j$jobs)"
+  if ! cmake --build "$dir" -j "$jobs"; then
+    note "FAILED to build ($((SECONDS - t0))s)"; return 1
+  fi
+  t_build=$((SECONDS - t0))
+
+  tests=$(ctest --test-dir "$dir" -N | sed -n 's/^Total Tests: //p')
+  redis_tests=$(ctest --test-dir "$dir" -N -R '[Rr]edis' | sed -n 's/^Total Tests: //p')
+  # Redis tests must never go missing silently (e.g. a target dropped from tests/CMakeLists.txt).
+  if ((${redis_tests:-0} == 0)); then
+    note "FAILED: no Redis tests registered"; return 1
+  fi
+
+  log "$stage" "test ($tests tests, -j$jobs)"
+  t0=$SECONDS
+  if ! ctest --test-dir "$dir" -j "$jobs" --timeout 300 --output-on-failure --no-tests=error; then
+    t_test=$((SECONDS - t0))
+    note "FAILED tests (build ${t_build}s, test ${t_test}s)"; return 1
+  fi
+  t_test=$((SECONDS - t0))
+  note "passed $tests tests ($redis_tests named redis) (build ${t_build}s, test ${t_test}s)"
+}
+
+for stage in "${stages[@]}"; do
+  status_file=$build_root/.status-$stage
+  rm -f "$status_file"
+  # A subshell per stage keeps the sanitizer settings out of the other stages.
+  (run_stage "$stage" "$status_file") || failed=1
+  summary+=("$(cat "$status_file" 2>/dev/null || echo "$stage: FAILED (see above)")")
+  rm -f "$status_file"
+done
+
+printf '\n==> summary\n'
+printf '  %s\n' "${summary[@]}"
+if ((failed)); then
+  echo "test.sh: FAILED after $((SECONDS - started))s"
+  exit 1
+fi
+echo "test.sh: ALL PASSED (${stages[*]}) in $((SECONDS - started))s"

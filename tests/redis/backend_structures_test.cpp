@@ -1,0 +1,185 @@
+// RedisBackend against a real server: queues (including waiting pops on their own
+// connections), locks, and two backends sharing one server like two replicas.
+
+#include "redis/backend_support.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+using namespace corocache;
+using namespace corocache::test;
+using namespace boost::asio::experimental::awaitable_operators;
+
+TEST_CASE("a queue is FIFO and an empty pop returns nullopt at once", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto q = unique_scope() + "q:jobs";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    CHECK(co_await b.pop(q, 0ms) == std::nullopt);
+    co_await b.push(q, "one");
+    co_await b.push(q, "two");
+    co_await b.push(q, std::string("th\0ree", 6));
+    CHECK(server.run({"TYPE", q}) == "list");
+    CHECK(server.run({"TTL", q}) == "-1");  // queues do not expire
+    CHECK(co_await b.pop(q, 0ms) == std::optional<std::string>("one"));
+    CHECK(co_await b.pop(q, 0ms) == std::optional<std::string>("two"));
+    CHECK(co_await b.pop(q, 100ms) == std::optional<std::string>(std::string("th\0ree", 6)));
+    CHECK(co_await b.pop(q, 0ms) == std::nullopt);
+  });
+}
+
+TEST_CASE("a waiting pop is served by a push from another connection", "[redis][backend]") {
+  const auto q = unique_scope() + "q:wait";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend consumer(ex, options_for());
+    RedisBackend producer(ex, options_for());
+    auto pushed_later = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(200ms);
+      co_await producer.push(q, "hello");
+    };
+    const auto started = std::chrono::steady_clock::now();
+    auto popped = co_await (consumer.pop(q, 5s) && pushed_later());
+    CHECK(popped == std::optional<std::string>("hello"));
+    CHECK(std::chrono::steady_clock::now() - started < 4s);  // served by the push, not the timeout
+  });
+}
+
+TEST_CASE("a waiting pop on an empty queue times out on schedule", "[redis][backend]") {
+  const auto q = unique_scope() + "q:empty";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    const auto started = std::chrono::steady_clock::now();
+    CHECK(co_await b.pop(q, 300ms) == std::nullopt);
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took >= 250ms);
+    CHECK(took < 300ms + options_for().request_timeout);
+    // The connection is reusable afterwards (a second wait works the same way).
+    co_await b.push(q, "x");
+    CHECK(co_await b.pop(q, 300ms) == std::optional<std::string>("x"));
+  });
+}
+
+TEST_CASE("a waiting pop does not hold up other requests", "[redis][backend]") {
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    CHECK(co_await b.set(scope + "v:a", "a", params()));
+    // Many pops wait at once; gets on the shared connection complete meanwhile.
+    std::atomic<int> gets_done{0};
+    std::atomic<int> pops_done_before_gets{0};
+    co_await run_all(ex, 6, [&](std::size_t i) -> asio::awaitable<void> {
+      if (i < 3) {
+        auto v = co_await b.pop(scope + "q:" + std::to_string(i), 1500ms);
+        CHECK(v == std::nullopt);
+        if (gets_done < 3) ++pops_done_before_gets;
+      } else {
+        co_await sleep_for(50ms);
+        CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("a"));
+        ++gets_done;
+      }
+    });
+    CHECK(gets_done == 3);
+    CHECK(pops_done_before_gets == 0);
+  });
+}
+
+TEST_CASE("a cancelled waiting pop leaves the queue and the backend usable", "[redis][backend]") {
+  const auto q = unique_scope() + "q:cancel";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    auto result = co_await (b.pop(q, 10s) || sleep_for(100ms));
+    CHECK(result.index() == 1);  // the timer won; the pop was cancelled
+    co_await b.push(q, "after");
+    CHECK(co_await b.pop(q, 500ms) == std::optional<std::string>("after"));
+  });
+}
+
+TEST_CASE("of many concurrent lock attempts exactly one succeeds", "[redis][backend]") {
+  const auto lk = unique_scope() + "l:job";
+  std::atomic<int> owners{0};
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        RedisBackend b(ex, options_for());
+        co_await run_all(ex, 40, [&](std::size_t i) -> asio::awaitable<void> {
+          if (co_await b.try_lock(lk, "token-" + std::to_string(i), 30s)) ++owners;
+        });
+      },
+      2);
+  CHECK(owners == 1);
+}
+
+TEST_CASE("a lock is released only by its owner's token", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto lk = unique_scope() + "l:job";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    CHECK(co_await b.try_lock(lk, "mine", 30s));
+    CHECK_FALSE(co_await b.try_lock(lk, "other", 30s));
+    CHECK_FALSE(co_await b.unlock(lk, "other"));
+    CHECK(server.run({"GET", lk}) == "mine");
+    CHECK(co_await b.unlock(lk, "mine"));
+    CHECK_FALSE(co_await b.unlock(lk, "mine"));
+    CHECK(co_await b.try_lock(lk, "other", 30s));
+  });
+}
+
+TEST_CASE("a stale token's release returns false and leaves the new owner's lock", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto lk = unique_scope() + "l:job";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    CHECK(co_await b.try_lock(lk, "old", 80ms));
+    co_await sleep_for(200ms);  // expired
+    CHECK(co_await b.try_lock(lk, "new", 30s));
+    CHECK_FALSE(co_await b.unlock(lk, "old"));
+    CHECK(server.run({"GET", lk}) == "new");
+    CHECK(std::stoll(server.run({"PTTL", lk})) > 20'000);
+  });
+}
+
+TEST_CASE("two backends on one server see each other's keys, indices, queues and locks", "[redis][backend]") {
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend one(ex, options_for());
+    RedisBackend two(ex, options_for());
+    CHECK(co_await one.set(scope + "v:a", "from-one", P(60s).index(scope + "i:x")));
+    CHECK(co_await two.get(scope + "v:a") == std::optional<std::string>("from-one"));
+    CHECK(sorted(co_await two.index_members(scope + "i:x")) == list(scope + "v:a"));
+    CHECK_FALSE(co_await two.set(scope + "v:a", "from-two", P(60s).nx()));
+    CHECK(co_await one.try_lock(scope + "l:job", "one", 30s));
+    CHECK_FALSE(co_await two.try_lock(scope + "l:job", "two", 30s));
+    CHECK_FALSE(co_await two.unlock(scope + "l:job", "two"));
+    CHECK(co_await one.unlock(scope + "l:job", "one"));
+    CHECK(co_await two.try_lock(scope + "l:job", "two", 30s));
+    co_await one.push(scope + "q:q", "m");
+    CHECK(co_await two.pop(scope + "q:q", 0ms) == std::optional<std::string>("m"));
+    CHECK(co_await two.erase(scope + "v:a"));
+    CHECK(co_await one.get(scope + "v:a") == std::nullopt);
+  });
+}
+
+TEST_CASE("a moved backend keeps working and a destroyed one fails pending waits with shut_down", "[redis][backend]") {
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend first(ex, options_for());
+    RedisBackend b(std::move(first));
+    CHECK(co_await b.set(scope + "v:a", "a", params()));
+    CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("a"));
+    auto pending = std::make_optional<RedisBackend>(ex, options_for());
+    auto closer = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(100ms);
+      pending.reset();
+    };
+    auto waiting_pop = [&]() -> asio::awaitable<void> {
+      try {
+        co_await pending->pop(scope + "q:never", 10s);
+        FAIL("the pop returned after its backend was destroyed");
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == errc::shut_down);
+      }
+    };
+    co_await (waiting_pop() && closer());
+  });
+}

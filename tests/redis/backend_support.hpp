@@ -1,0 +1,117 @@
+#pragma once
+// Helpers of the RedisBackend tests (tests/redis/backend_*_test.cpp): options for the
+// shared test server, unique key names, and small awaitable utilities.
+
+#include "support/redis_server.hpp"
+#include "support/run.hpp"
+
+#include <corocache/redis_backend.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace corocache::test {
+
+using namespace std::chrono_literals;
+using detail::redis::Reply;
+
+/// Options reaching `server` (default: the process's shared server).
+inline RedisOptions options_for(const RedisServer& server = shared_redis_server()) {
+  RedisOptions o;
+  o.port = server.port();
+  return o;
+}
+
+/// A key scope no other test (or earlier run against the same server) uses, in the
+/// facade's layout: `<unique>:{t:n}:`.
+inline std::string unique_scope() {
+  static std::mt19937_64 engine{std::random_device{}()};
+  return "bt" + std::to_string(engine()) + ":{t:n}:";
+}
+
+/// Store parameters, built fluently without braced lists (g++ 12 rejects an
+/// initializer_list temporary inside a co_await expression):
+///   P(60s).index(k1).index(k2).reads(5).nx()
+struct P {
+  StoreParams params;
+  explicit P(Duration ttl = 60s) { params.ttl = ttl; }
+  P& index(std::string key) {
+    params.index_keys.push_back(std::move(key));
+    return *this;
+  }
+  P& reads(std::uint32_t n) {
+    params.max_reads = n;
+    return *this;
+  }
+  P& nx() {
+    params.nx = true;
+    return *this;
+  }
+  operator StoreParams() const { return params; }
+};
+
+/// Parameters of a plain store with `ttl`.
+inline StoreParams params(Duration ttl = 60s) { return P(ttl); }
+
+/// A sorted list of keys (index listings come in no particular order).
+template <class... Keys>
+std::vector<std::string> list(const Keys&... keys) {
+  std::vector<std::string> out;
+  (out.emplace_back(keys), ...);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// Waits `d` without blocking the executor.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Runs `n` copies of `task(i)` concurrently on `ex` and waits for all of them; rethrows
+/// the first exception any of them threw.
+template <class Task>
+asio::awaitable<void> run_all(asio::any_io_executor ex, std::size_t n, Task task) {
+  using Op = decltype(asio::co_spawn(ex, task(std::size_t{0}), asio::deferred));
+  std::vector<Op> ops;
+  ops.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) ops.push_back(asio::co_spawn(ex, task(i), asio::deferred));
+  auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                             .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  (void)order;
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+/// The sorted elements of a newline-joined RedisServer::run() array reply.
+inline std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  if (text.empty()) return out;
+  for (;;) {
+    const auto end = text.find('\n', start);
+    out.push_back(text.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace corocache::test

@@ -1,0 +1,142 @@
+// The README's examples, compiled (by g++ 12 and clang 14 in CI) and run on the memory
+// backend, so the user's reference cannot drift from what the library accepts.
+
+#include "support/run.hpp"
+
+#include <corocache/cache.hpp>
+#include <corocache/memory_backend.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <string>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Profile {
+  std::string name;
+  int visits = 0;
+};
+void to_json(nlohmann::json& j, const Profile& p) { j = {{"name", p.name}, {"visits", p.visits}}; }
+void from_json(const nlohmann::json& j, Profile& p) {
+  j.at("name").get_to(p.name);
+  j.at("visits").get_to(p.visits);
+}
+
+asio::awaitable<double> expensive_lookup(std::string sku, int qty) { co_return static_cast<double>(sku.size() * qty); }
+
+// --- "Write once, test on memory, ship on Redis" ---------------------------------------
+template <class Backend>
+asio::awaitable<std::string> greeting(corocache::Cache<Backend>& cache, std::string user) {
+  auto users = cache.tenant("acme").ns("users");
+  auto cached = co_await users.get_key(user);
+  if (cached) co_return *cached;
+  std::string fresh = "hello, " + user;
+  corocache::SetOptions ten_minutes{.expire = 10min};
+  co_await users.set_key(user, fresh, ten_minutes);
+  co_return fresh;
+}
+
+// --- "API reference" --------------------------------------------------------------------
+template <class Backend>
+asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
+  auto acme = cache.tenant("acme");
+  auto users = acme.ns("users");
+  auto glob = cache.global();
+  (void)glob;
+
+  bool stored = co_await users.set_key("u1", "payload");
+  corocache::SetOptions nx{.expire = 10s, .nx = true};
+  bool first = co_await users.set_key("u1", "x", nx);
+  std::optional<std::string> v = co_await users.get_key("u1");
+  bool refreshed = co_await users.refresh_key("u1", 1h);
+  bool existed = co_await users.delete_key("u1");
+  CHECK(stored);
+  CHECK_FALSE(first);
+  CHECK(v == std::optional<std::string>("payload"));
+  CHECK(refreshed);
+  CHECK(existed);
+
+  corocache::SetOptions five_minutes{.expire = 5min};
+  const Profile ada{"Ada", 3};
+  co_await users.set("profile:7", ada, five_minutes);
+  std::optional<Profile> p = co_await users.get("profile:7", corocache::as<Profile>);
+  std::optional<Profile> same = co_await users.template get<Profile>("profile:7");
+  CHECK(p->visits == 3);
+  CHECK(same->name == "Ada");
+
+  corocache::SetOptions active{.indices = corocache::indices("active")};
+  co_await users.set_key("u2", "payload", active);
+  std::vector<std::string> keys = co_await users.list_keys_by_index("active");
+  CHECK(keys == std::vector<std::string>{"u2"});
+
+  corocache::SetOptions once{.expire = 15min, .max_reads = 1};
+  co_await users.set_key("reset-token", "t0k3n", once);
+  auto read1 = co_await users.get_key("reset-token");
+  auto read2 = co_await users.get_key("reset-token");
+  CHECK(read1 == std::optional<std::string>("t0k3n"));
+  CHECK_FALSE(read2);
+
+  co_await acme.push_to_queue("emails", "msg-1");
+  std::optional<std::string> m = co_await acme.pop_from_queue("emails");
+  std::optional<std::string> w = co_await acme.pop_from_queue("emails", 50ms);
+  CHECK(m == std::optional<std::string>("msg-1"));
+  CHECK_FALSE(w);
+
+  std::optional<corocache::Lock> lk = co_await acme.attempt_distributed_lock("nightly-job", 30s);
+  if (lk) {
+    bool released = co_await acme.release_distributed_lock(*lk);
+    CHECK(released);
+  }
+  CHECK(lk.has_value());
+
+  auto price = cache.func_cache(
+      "price",
+      [](std::string sku, int qty) -> asio::awaitable<double> { co_return co_await expensive_lookup(sku, qty); },
+      {.expire = 2min});
+  double d = co_await price(acme, "sku-1", 3);
+  co_await price.cache_clear(acme);
+  CHECK(d == 15.0);
+
+  auto batch = users.batch();
+  batch.set_key("u3", "Linus").delete_key("u1").push_to_queue("audit", "u3 created");
+  co_await batch.commit();
+
+  std::size_t n = co_await users.invalidate_prefix("session:");
+  std::size_t removed = co_await users.invalidate_if(
+      [](std::string_view, std::string_view value) { return value.empty(); }, /*limit=*/100);
+  CHECK(n == 0);
+  CHECK(removed == 0);
+  co_await users.flush();
+  co_await users.flush_tenant();
+  co_await cache.flush_all();
+
+  auto hurried = users.with_timeout(50ms);
+  auto late = co_await hurried.get_key("u1");
+  CHECK_FALSE(late);
+}
+
+}  // namespace
+
+TEST_CASE("the README's write-once example runs on the memory backend", "[readme]") {
+  asio::io_context io;
+  corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{io.get_executor()}, {.prefix = "test"}};
+  std::string result;
+  asio::co_spawn(io, greeting(cache, "ada"), [&](std::exception_ptr, std::string s) {
+    result = s;
+    io.stop();
+  });
+  io.run_for(1s);
+  CHECK(result == "hello, ada");
+}
+
+TEST_CASE("the README's API reference examples run on the memory backend", "[readme]") {
+  corocache::test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    corocache::MemoryBackend mem{ex, {.max_entries = 100'000}};
+    corocache::Cache<corocache::MemoryBackend> cache{std::move(mem), {.prefix = "myapp"}};
+    co_await reference(cache);
+  });
+}
