@@ -2,10 +2,12 @@
 // Small helpers shared by the benchmark programs: timing, the summary-line format that
 // run.sh collects, resident-memory readings and fixed-seed workloads.
 
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +25,14 @@ inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// CPU time the calling thread has used, in seconds. On a shared machine, CPU per
+/// operation is steadier than throughput: it does not count time spent waiting for a core.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 /// The one line per comparison that run.sh greps for ("<name>: corocache ... ratio ...").
 inline void print_summary(std::string_view name, double corocache_ops, double baseline_ops) {
   const double ratio = baseline_ops > 0 ? corocache_ops / baseline_ops : 0.0;
@@ -32,12 +42,21 @@ inline void print_summary(std::string_view name, double corocache_ops, double ba
 }
 
 /// A detail line (indented, so it never looks like a summary line).
-template <class... A>
-void detail(const char* format, A... args) {
+__attribute__((format(printf, 1, 2))) inline void detail(const char* format, ...) {
+  std::va_list args;
+  va_start(args, format);
   std::printf("  ");
-  std::printf(format, args...);
+  std::vprintf(format, args);
   std::printf("\n");
   std::fflush(stdout);
+  va_end(args);
+}
+
+/// CPU time all threads of this process have used, in seconds.
+inline double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 /// Makes `value` look used to the optimizer, so the work that computed it stays.

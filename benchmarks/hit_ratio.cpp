@@ -147,7 +147,7 @@ double belady(const Trace& trace, std::size_t capacity) {
     seen[trace[i]] = i;
   }
   std::set<std::pair<std::size_t, std::uint64_t>> by_next_use;  // (next use, key)
-  std::unordered_map<std::uint64_t, std::size_t> cached;         // key -> its next use
+  std::unordered_map<std::uint64_t, std::size_t> cached;        // key -> its next use
   std::size_t hits = 0;
   for (std::size_t i = 0; i < trace.size(); ++i) {
     const std::uint64_t key = trace[i];

@@ -18,7 +18,7 @@
 // Capacity. max_entries and max_bytes are split evenly across shards (each shard enforces
 // its share, so the totals are never exceeded, but a shard can be full while another has
 // room). Only stored values count toward them: their key bytes + value bytes +
-// detail::memory::entry_overhead (200) for the bytes limit. Locks, queues and index sets
+// detail::memory::entry_overhead (190) for the bytes limit. Locks, queues and index sets
 // are not counted and never evicted (evicting a lock or a queued message would be wrong).
 // When a value does not fit: expired values go first (see make_room in store.hpp), then
 // with WhenFull::evict the shard's S3-FIFO policy (detail/memory/s3fifo.hpp: why S3-FIFO)
@@ -27,10 +27,12 @@
 // rejected in both modes.
 //
 // Memory per entry (measured: 1M values with 16-byte keys and 32-byte values, RSS delta
-// / entries, g++ 12 -O2, glibc malloc, x86-64): about 230 bytes including the 48 payload
-// bytes, i.e. ~180 bytes of overhead, against ~150 for a bare
-// std::unordered_map<std::string, std::string> holding the same data. The extra ~30 bytes
-// are the eviction hooks, expiry, version and read counter.
+// / entries, g++ 12 -O2, glibc malloc, x86-64): 235 bytes, i.e. ~187 bytes on top of the
+// 48 payload bytes, against 188 (~140 overhead) for a bare std::unordered_map<std::string,
+// std::string> holding the same data. The extra ~48 bytes per entry are the eviction
+// hooks (list pointers, fingerprint, counter), deadline, version, read counter, key
+// back-pointer and index pointer. Not included: the ghost table (8 bytes per slot, only
+// once a bounded shard starts evicting) and index sets.
 //
 // Lifetime. Moving is cheap (shared state). Destroy the backend before its execution
 // context; pending waiting pops then fail with errc::shut_down.
@@ -69,7 +71,7 @@ enum class WhenFull {
 struct MemoryOptions {
   /// Most values stored at once; 0 = unbounded. Split evenly across shards.
   std::size_t max_entries = 0;
-  /// Most bytes of values (key + value + 200 per entry); 0 = unbounded. Split evenly
+  /// Most bytes of values (key + value + 190 per entry); 0 = unbounded. Split evenly
   /// across shards.
   std::size_t max_bytes = 0;
   /// What a store that does not fit does.
@@ -77,7 +79,7 @@ struct MemoryOptions {
   /// How often the sweep reclaims expired values nobody reads; <= 0 disables it (expired
   /// values are then reclaimed only when touched or when room is needed).
   Duration sweep_interval = std::chrono::seconds(1);
-  /// Number of shards, rounded up to a power of two; 0 = automatic (4 per hardware thread,
+  /// Number of shards (at most 1024), rounded up to a power of two; 0 = automatic (4 per hardware thread,
   /// at most 64, fewer when the limits are small: a shard holds at least 64 entries'
   /// share of max_entries and 256 KiB of max_bytes).
   std::size_t shards = 0;
@@ -105,8 +107,8 @@ class MemoryBackend {
  public:
   /// Starts the sweep on a strand of `ex` (if options.sweep_interval > 0).
   explicit MemoryBackend(asio::any_io_executor ex, MemoryOptions options = {}) {
-    const std::size_t shards = detail::memory::choose_shard_count(options.shards, options.max_entries,
-                                                                  options.max_bytes, std::thread::hardware_concurrency());
+    const std::size_t shards = detail::memory::choose_shard_count(
+        options.shards, options.max_entries, options.max_bytes, std::thread::hardware_concurrency());
     store_ = std::make_shared<detail::memory::Store>(
         ex, detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
                                         options.when_full == WhenFull::reject});
@@ -114,7 +116,8 @@ class MemoryBackend {
       auto timer = std::make_shared<asio::steady_timer>(asio::make_strand(ex));
       sweep_timer_ = timer;
       sweep_executor_ = timer->get_executor();
-      asio::co_spawn(sweep_executor_, detail::memory::sweep_loop(store_, std::move(timer), options.sweep_interval),
+      asio::co_spawn(sweep_executor_,
+                     detail::memory::sweep_loop(store_, std::move(timer), options.sweep_interval),
                      asio::detached);
     }
   }
@@ -136,14 +139,25 @@ class MemoryBackend {
   /// Counters for tests, users and benchmarks. Locks each shard briefly.
   MemoryStats stats() const {
     const detail::memory::Counters c = store_->counters();
-    return MemoryStats{c.entries, c.bytes,  c.evictions,     c.expirations,  c.rejections,
-                       c.hits,    c.misses, c.locks,         c.queues,       c.queued_values,
-                       c.waiting_pops,      c.index_sets,    store_->shard_count()};
+    return MemoryStats{c.entries,
+                       c.bytes,
+                       c.evictions,
+                       c.expirations,
+                       c.rejections,
+                       c.hits,
+                       c.misses,
+                       c.locks,
+                       c.queues,
+                       c.queued_values,
+                       c.waiting_pops,
+                       c.index_sets,
+                       store_->shard_count()};
   }
 
-  // Every operation below completes synchronously when awaited (no suspension, except a
-  // waiting pop), is not cancellable, and keeps nothing of its arguments after completion.
-  // Semantics: backend.hpp. Capacity errors: system_error(errc::capacity_exceeded).
+  // Every operation below completes synchronously when awaited (no suspension, so nothing
+  // to cancel; pop with a wait is the exception, see there) and keeps nothing of its
+  // arguments after completion. Semantics: backend.hpp. Capacity errors:
+  // system_error(errc::capacity_exceeded).
 
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params) {
     co_return store_->set(std::move(key), std::move(value), std::move(params));
@@ -154,7 +168,9 @@ class MemoryBackend {
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key) {
     co_return store_->index_members(index_key);
   }
-  asio::awaitable<std::size_t> erase_index(std::string index_key) { co_return store_->erase_index(index_key); }
+  asio::awaitable<std::size_t> erase_index(std::string index_key) {
+    co_return store_->erase_index(index_key);
+  }
   asio::awaitable<void> push(std::string queue_key, std::string value) {
     store_->push(std::move(queue_key), std::move(value));
     co_return;
@@ -163,16 +179,18 @@ class MemoryBackend {
   /// Completes with the oldest element at once if there is one; otherwise, with wait > 0,
   /// suspends until a push hands it a value (each pushed value goes to exactly one
   /// waiter, oldest waiter first) or `wait` passes (nullopt). Resumes on the awaiting
-  /// coroutine's executor. Throws system_error(errc::shut_down) if the backend is
-  /// destroyed meanwhile. Not cancellable: it ends by `wait` at the latest.
+  /// coroutine's executor. Cancellable (any cancellation type, e.g. a deadline through
+  /// awaitable operators or parallel_group): a parked pop then leaves the queue and throws
+  /// system_error(asio::error::operation_aborted); a value is never lost to a cancelled
+  /// pop. Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait) {
-    if (auto v = store_->try_pop(queue_key)) co_return v;
-    if (wait <= Duration::zero()) co_return std::nullopt;
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
-        [store = store_, &queue_key, wait](auto handler) {
-          store->pop_or_wait(std::move(queue_key), wait, std::move(handler));
-        },
-        asio::use_awaitable);
+    // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
+    std::optional<std::string> value = store_->try_pop(queue_key);
+    if (!value && wait > Duration::zero()) {
+      value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
+          PopInitiation{store_.get(), &queue_key, wait}, asio::use_awaitable);
+    }
+    co_return value;
   }
 
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl) {
@@ -194,6 +212,19 @@ class MemoryBackend {
   }
 
  private:
+  /// Parks the pop in the store. Holds the store by raw pointer: the awaiting coroutine
+  /// keeps the initiation alive while it waits, and a strong reference there would keep
+  /// a destroyed backend's store (and its waiters) alive until the wait ran out.
+  struct PopInitiation {
+    detail::memory::Store* store;
+    std::string* queue_key;
+    Duration wait;
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      store->pop_or_wait(std::move(*queue_key), wait, std::forward<Handler>(handler));
+    }
+  };
+
   void stop_sweep() noexcept {
     if (auto timer = sweep_timer_.lock()) {
       // The timer belongs to the sweep's strand: cancel it there, never from this thread.

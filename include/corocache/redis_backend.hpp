@@ -39,7 +39,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -444,7 +443,12 @@ class RedisBackend {
 
   /// One SCAN step over the keys starting with `prefix`: the next cursor ("0": done) and
   /// the keys found (only true prefix matches: a defence in depth behind the escaping).
-  static asio::awaitable<std::pair<std::string, std::vector<std::string>>> scan_step(
+  struct ScanBatch {
+    std::string cursor;             // where the next step starts; "0": the walk is over
+    std::vector<std::string> keys;  // may repeat keys of earlier steps (SCAN's guarantee)
+  };
+
+  static asio::awaitable<ScanBatch> scan_step(
       State& st, std::string_view cursor, std::string_view pattern, std::string_view prefix) {
     Request request;
     request.add("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
@@ -458,7 +462,7 @@ class RedisBackend {
       if (!e.is_string()) detail::redis::throw_unexpected("SCAN");
       if (std::string_view(e.str).starts_with(prefix)) keys.push_back(std::move(e.str));
     }
-    co_return std::pair(std::move(reply.elements[0].str), std::move(keys));
+    co_return ScanBatch{std::move(reply.elements[0].str), std::move(keys)};
   }
 
   static void require_prefix(std::string_view prefix) {
@@ -472,8 +476,9 @@ class RedisBackend {
     std::string cursor = "0";
     std::size_t removed = 0;
     do {
-      auto [next, keys] = co_await scan_step(st, cursor, pattern, prefix);
-      cursor = std::move(next);
+      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix);
+      cursor = std::move(batch.cursor);
+      const auto& keys = batch.keys;
       if (keys.empty()) continue;
       std::vector<std::string_view> argv;
       argv.reserve(keys.size() + 1);
@@ -499,8 +504,9 @@ class RedisBackend {
     std::size_t removed = 0;
     const auto quota_left = [&] { return limit < 0 || removed < static_cast<std::size_t>(limit); };
     do {
-      auto [next, keys] = co_await scan_step(st, cursor, pattern, prefix);
-      cursor = std::move(next);
+      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix);
+      cursor = std::move(batch.cursor);
+      const auto& keys = batch.keys;
       if (keys.empty()) continue;
       // Read the batch's values (nil for missing, expired or non-values), without reads.
       const Decimal numkeys(static_cast<long long>(keys.size()));

@@ -31,15 +31,22 @@ TEST_CASE("erase_prefix removes every kind of key under the prefix and nothing e
   server.run({"RPUSH", "otherapp:list", "keep"});
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "a", params()));
-    CHECK(co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:x").reads(3)));
+    const auto got34 = co_await b.set(scope + "v:a", "a", params());
+    CHECK(got34);
+    const auto got35 = co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:x").reads(3));
+    CHECK(got35);
     co_await b.push(scope + "q:q", "m");
-    CHECK(co_await b.try_lock(scope + "l:l", "tok", 30s));
-    CHECK(co_await b.set(other_scope + "v:a", "other", params()));
-    CHECK(co_await b.erase_prefix(scope) == 5);  // a, b, i:x, q:q, l:l
+    const auto got37 = co_await b.try_lock(scope + "l:l", "tok", 30s);
+    CHECK(got37);
+    const auto got38 = co_await b.set(other_scope + "v:a", "other", params());
+    CHECK(got38);
+    const auto got39 = co_await b.erase_prefix(scope);
+    CHECK(got39 == 5);  // a, b, i:x, q:q, l:l
     CHECK(server.run({"EXISTS", scope + "v:a", scope + "v:b", scope + "i:x", scope + "q:q", scope + "l:l"}) == "0");
-    CHECK(co_await b.get(other_scope + "v:a") == std::optional<std::string>("other"));
-    CHECK(co_await b.erase_prefix(scope) == 0);
+    const auto got41 = co_await b.get(other_scope + "v:a");
+    CHECK(got41 == std::optional<std::string>("other"));
+    const auto got42 = co_await b.erase_prefix(scope);
+    CHECK(got42 == 0);
   });
   CHECK(server.run({"GET", "otherapp:config"}) == "keep");
   CHECK(server.run({"LLEN", "otherapp:list"}) == "1");
@@ -57,24 +64,38 @@ TEST_CASE("erase_prefix treats * ? [ ] and backslash in the prefix literally", "
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
     for (const auto& p : tricky) {
-      CHECK(co_await b.set(scope + "v:" + p, "target", params()));
-      CHECK(co_await b.set(scope + "v:" + p + "tail", "target", params()));
+      const auto got60 = co_await b.set(scope + "v:" + p, "target", params());
+      CHECK(got60);
+      const auto got61 = co_await b.set(scope + "v:" + p + "tail", "target", params());
+      CHECK(got61);
       for (const auto& d : decoys.at(p)) {
         if (d.starts_with(p)) continue;  // would legitimately match
-        CHECK(co_await b.set(scope + "v:" + d + "~decoy", "decoy", params()));
+        const auto got64 = co_await b.set(scope + "v:" + d + "~decoy", "decoy", params());
+        CHECK(got64);
       }
+    }
+    // The escaped pattern alone, as Redis's glob matcher applies it, selects exactly the
+    // two keys that really start with the prefix (the backend also filters by starts_with,
+    // so this checks the escaping itself).
+    for (const auto& p : tricky) {
+      INFO("prefix " << p);
+      const auto pattern = detail::redis::prefix_match_pattern(scope + "v:" + p);
+      const auto found = lines(server.run({"SCAN", "0", "MATCH", pattern, "COUNT", "100000"}));
+      CHECK(found == list("0", scope + "v:" + p, scope + "v:" + p + "tail"));
     }
     for (const auto& p : tricky) {
       INFO("prefix " << p);
-      CHECK(co_await b.erase_prefix(scope + "v:" + p) == 2);
-      CHECK(co_await b.get(scope + "v:" + p) == std::nullopt);
+      const auto got69 = co_await b.erase_prefix(scope + "v:" + p);
+      CHECK(got69 == 2);
+      const auto got70 = co_await b.get(scope + "v:" + p);
+      CHECK(got70 == std::nullopt);
       for (const auto& d : decoys.at(p)) {
         if (d.starts_with(p)) continue;
-        CHECK(co_await b.get(scope + "v:" + d + "~decoy") == std::optional<std::string>("decoy"));
+        const auto got73 = co_await b.get(scope + "v:" + d + "~decoy");
+        CHECK(got73 == std::optional<std::string>("decoy"));
       }
     }
   });
-  (void)server;
 }
 
 TEST_CASE("erase_prefix walks many SCAN batches among many foreign keys", "[redis][backend]") {
@@ -90,12 +111,15 @@ TEST_CASE("erase_prefix walks many SCAN batches among many foreign keys", "[redi
         co_await b.set((round % 2 ? scope : foreign) + "v:" + name, "x", params());
       });
     }
-    CHECK(co_await b.erase_prefix(scope) == 6000);
-    CHECK(co_await b.erase_prefix(scope) == 0);
-    CHECK(co_await b.erase_prefix(foreign + "v:1") == 1111);  // 1, 10-19, 100-199, 1000-1999
+    const auto got93 = co_await b.erase_prefix(scope);
+    CHECK(got93 == 6000);
+    const auto got94 = co_await b.erase_prefix(scope);
+    CHECK(got94 == 0);
+    const auto got95 = co_await b.erase_prefix(foreign + "v:1");
+    CHECK(got95 == 1111);  // 1, 10-19, 100-199, 10000-10999
   });
   CHECK(server.run({"EXISTS", foreign + "v:0"}) == "1");
-  CHECK(server.run({"EXISTS", foreign + "v:5999"}) == "1");
+  CHECK(server.run({"EXISTS", foreign + "v:4999"}) == "1");
 }
 
 TEST_CASE("erase_if removes the accepted live values up to the limit without consuming reads", "[redis][backend]") {
@@ -105,11 +129,15 @@ TEST_CASE("erase_if removes the accepted live values up to the limit without con
     RedisBackend b(ex, options_for());
     for (int i = 0; i < 10; ++i) {
       const auto n = std::to_string(i);
-      CHECK(co_await b.set(scope + "v:plain" + n, i % 2 ? "odd" : "even", params()));
+      const auto got108 = co_await b.set(scope + "v:plain" + n, i % 2 ? "odd" : "even", params());
+      CHECK(got108);
     }
-    CHECK(co_await b.set(scope + "v:hashed", "odd", P(60s).index(scope + "i:x").reads(2)));
-    CHECK(co_await b.set(scope + "v:limited", "even", P(60s).reads(1)));
-    CHECK(co_await b.set(scope + "w:outside", "odd", params()));
+    const auto got110 = co_await b.set(scope + "v:hashed", "odd", P(60s).index(scope + "i:x").reads(2));
+    CHECK(got110);
+    const auto got111 = co_await b.set(scope + "v:limited", "even", P(60s).reads(1));
+    CHECK(got111);
+    const auto got112 = co_await b.set(scope + "w:outside", "odd", params());
+    CHECK(got112);
     co_await b.push(scope + "v:queue-not-a-value", "odd");
 
     std::vector<std::string> seen;
@@ -117,20 +145,30 @@ TEST_CASE("erase_if removes the accepted live values up to the limit without con
       seen.emplace_back(key);
       return value == "odd";
     };
-    CHECK(co_await b.erase_if(scope + "v:", is_odd, 3) == 3);
+    const auto got120 = co_await b.erase_if(scope + "v:", is_odd, 3);
+    CHECK(got120 == 3);
     for (const auto& k : seen) CHECK(std::string_view(k).starts_with(scope + "v:"));
-    CHECK(co_await b.erase_if(scope + "v:", is_odd, -1) == 3);  // 6 odd values in all
-    CHECK(co_await b.erase_if(scope + "v:", is_odd, -1) == 0);
-    CHECK(co_await b.get(scope + "v:hashed") == std::nullopt);
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list());
+    const auto got122 = co_await b.erase_if(scope + "v:", is_odd, -1);
+    CHECK(got122 == 3);  // 6 odd values in all
+    const auto got123 = co_await b.erase_if(scope + "v:", is_odd, -1);
+    CHECK(got123 == 0);
+    const auto got124 = co_await b.get(scope + "v:hashed");
+    CHECK(got124 == std::nullopt);
+    const auto got125 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got125) == list());
     CHECK(server.run({"EXISTS", scope + "i:x"}) == "0");  // left its index at once
-    CHECK(co_await b.get(scope + "w:outside") == std::optional<std::string>("odd"));
+    const auto got127 = co_await b.get(scope + "w:outside");
+    CHECK(got127 == std::optional<std::string>("odd"));
     CHECK(server.run({"LLEN", scope + "v:queue-not-a-value"}) == "1");
     // The predicate's reads did not consume the read-limited value's only read.
-    CHECK(co_await b.get(scope + "v:limited") == std::optional<std::string>("even"));
-    CHECK(co_await b.get(scope + "v:plain0") == std::optional<std::string>("even"));
-    CHECK(co_await b.erase_if(scope + "v:", [](auto, auto) { return true; }, 0) == 0);
-    CHECK(co_await b.get(scope + "v:plain0") == std::optional<std::string>("even"));
+    const auto got130 = co_await b.get(scope + "v:limited");
+    CHECK(got130 == std::optional<std::string>("even"));
+    const auto got131 = co_await b.get(scope + "v:plain0");
+    CHECK(got131 == std::optional<std::string>("even"));
+    const auto got132 = co_await b.erase_if(scope + "v:", [](auto, auto) { return true; }, 0);
+    CHECK(got132 == 0);
+    const auto got133 = co_await b.get(scope + "v:plain0");
+    CHECK(got133 == std::optional<std::string>("even"));
   });
 }
 
@@ -139,8 +177,10 @@ TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backen
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:old", "old", P(60s).index(scope + "i:x")));
-    CHECK(co_await b.set(scope + "v:short", "s", params(1s)));
+    const auto got142 = co_await b.set(scope + "v:old", "old", P(60s).index(scope + "i:x"));
+    CHECK(got142);
+    const auto got143 = co_await b.set(scope + "v:short", "s", params(1s));
+    CHECK(got143);
     std::vector<BatchOp> ops;
     ops.emplace_back(batch_op::Store{scope + "v:plain", "p", params()});
     ops.emplace_back(batch_op::Store{scope + "v:indexed", "i", P(60s).index(scope + "i:x")});
@@ -156,12 +196,17 @@ TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backen
     CHECK(command_calls(server, "multi") == multi_before + 1);
     CHECK(command_calls(server, "exec") == exec_before + 1);
     CHECK(command_calls(server, "eval") == eval_before + 3);  // inside the transaction
-    CHECK(co_await b.get(scope + "v:plain") == std::optional<std::string>("p"));
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:indexed"));
-    CHECK(co_await b.get(scope + "v:old") == std::nullopt);
+    const auto got159 = co_await b.get(scope + "v:plain");
+    CHECK(got159 == std::optional<std::string>("p"));
+    const auto got160 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got160) == list(scope + "v:indexed"));
+    const auto got161 = co_await b.get(scope + "v:old");
+    CHECK(got161 == std::nullopt);
     CHECK(std::stoll(server.run({"PTTL", scope + "v:short"})) > 90'000);
-    CHECK(co_await b.pop(scope + "q:q", 0ms) == std::optional<std::string>("m1"));
-    CHECK(co_await b.pop(scope + "q:q", 0ms) == std::optional<std::string>("m2"));
+    const auto got163 = co_await b.pop(scope + "q:q", 0ms);
+    CHECK(got163 == std::optional<std::string>("m1"));
+    const auto got164 = co_await b.pop(scope + "q:q", 0ms);
+    CHECK(got164 == std::optional<std::string>("m2"));
     std::vector<BatchOp> nothing;
     co_await b.commit(std::move(nothing));  // nothing to do, no I/O
   });
@@ -184,6 +229,7 @@ TEST_CASE("a failing operation inside commit is reported as server_error", "[red
       CHECK(std::string(e.what()).find("WRONGTYPE") != std::string::npos);
     }
     // Redis does not roll back: the other operation applied.
-    CHECK(co_await b.get(scope + "v:after") == std::optional<std::string>("a"));
+    const auto got187 = co_await b.get(scope + "v:after");
+    CHECK(got187 == std::optional<std::string>("a"));
   });
 }

@@ -17,16 +17,21 @@ TEST_CASE("a queue is FIFO and an empty pop returns nullopt at once", "[redis][b
   const auto q = unique_scope() + "q:jobs";
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.pop(q, 0ms) == std::nullopt);
+    const auto got20 = co_await b.pop(q, 0ms);
+    CHECK(got20 == std::nullopt);
     co_await b.push(q, "one");
     co_await b.push(q, "two");
     co_await b.push(q, std::string("th\0ree", 6));
     CHECK(server.run({"TYPE", q}) == "list");
     CHECK(server.run({"TTL", q}) == "-1");  // queues do not expire
-    CHECK(co_await b.pop(q, 0ms) == std::optional<std::string>("one"));
-    CHECK(co_await b.pop(q, 0ms) == std::optional<std::string>("two"));
-    CHECK(co_await b.pop(q, 100ms) == std::optional<std::string>(std::string("th\0ree", 6)));
-    CHECK(co_await b.pop(q, 0ms) == std::nullopt);
+    const auto got26 = co_await b.pop(q, 0ms);
+    CHECK(got26 == std::optional<std::string>("one"));
+    const auto got27 = co_await b.pop(q, 0ms);
+    CHECK(got27 == std::optional<std::string>("two"));
+    const auto got28 = co_await b.pop(q, 100ms);
+    CHECK(got28 == std::optional<std::string>(std::string("th\0ree", 6)));
+    const auto got29 = co_await b.pop(q, 0ms);
+    CHECK(got29 == std::nullopt);
   });
 }
 
@@ -51,13 +56,15 @@ TEST_CASE("a waiting pop on an empty queue times out on schedule", "[redis][back
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
     const auto started = std::chrono::steady_clock::now();
-    CHECK(co_await b.pop(q, 300ms) == std::nullopt);
+    const auto got54 = co_await b.pop(q, 300ms);
+    CHECK(got54 == std::nullopt);
     const auto took = std::chrono::steady_clock::now() - started;
     CHECK(took >= 250ms);
     CHECK(took < 300ms + options_for().request_timeout);
     // The connection is reusable afterwards (a second wait works the same way).
     co_await b.push(q, "x");
-    CHECK(co_await b.pop(q, 300ms) == std::optional<std::string>("x"));
+    const auto got60 = co_await b.pop(q, 300ms);
+    CHECK(got60 == std::optional<std::string>("x"));
   });
 }
 
@@ -65,7 +72,8 @@ TEST_CASE("a waiting pop does not hold up other requests", "[redis][backend]") {
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "a", params()));
+    const auto got68 = co_await b.set(scope + "v:a", "a", params());
+    CHECK(got68);
     // Many pops wait at once; gets on the shared connection complete meanwhile.
     std::atomic<int> gets_done{0};
     std::atomic<int> pops_done_before_gets{0};
@@ -76,7 +84,8 @@ TEST_CASE("a waiting pop does not hold up other requests", "[redis][backend]") {
         if (gets_done < 3) ++pops_done_before_gets;
       } else {
         co_await sleep_for(50ms);
-        CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("a"));
+        const auto got79 = co_await b.get(scope + "v:a");
+        CHECK(got79 == std::optional<std::string>("a"));
         ++gets_done;
       }
     });
@@ -92,7 +101,8 @@ TEST_CASE("a cancelled waiting pop leaves the queue and the backend usable", "[r
     auto result = co_await (b.pop(q, 10s) || sleep_for(100ms));
     CHECK(result.index() == 1);  // the timer won; the pop was cancelled
     co_await b.push(q, "after");
-    CHECK(co_await b.pop(q, 500ms) == std::optional<std::string>("after"));
+    const auto got95 = co_await b.pop(q, 500ms);
+    CHECK(got95 == std::optional<std::string>("after"));
   });
 }
 
@@ -115,13 +125,19 @@ TEST_CASE("a lock is released only by its owner's token", "[redis][backend]") {
   const auto lk = unique_scope() + "l:job";
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.try_lock(lk, "mine", 30s));
-    CHECK_FALSE(co_await b.try_lock(lk, "other", 30s));
-    CHECK_FALSE(co_await b.unlock(lk, "other"));
+    const auto got118 = co_await b.try_lock(lk, "mine", 30s);
+    CHECK(got118);
+    const auto got119 = co_await b.try_lock(lk, "other", 30s);
+    CHECK_FALSE(got119);
+    const auto got120 = co_await b.unlock(lk, "other");
+    CHECK_FALSE(got120);
     CHECK(server.run({"GET", lk}) == "mine");
-    CHECK(co_await b.unlock(lk, "mine"));
-    CHECK_FALSE(co_await b.unlock(lk, "mine"));
-    CHECK(co_await b.try_lock(lk, "other", 30s));
+    const auto got122 = co_await b.unlock(lk, "mine");
+    CHECK(got122);
+    const auto got123 = co_await b.unlock(lk, "mine");
+    CHECK_FALSE(got123);
+    const auto got124 = co_await b.try_lock(lk, "other", 30s);
+    CHECK(got124);
   });
 }
 
@@ -130,10 +146,13 @@ TEST_CASE("a stale token's release returns false and leaves the new owner's lock
   const auto lk = unique_scope() + "l:job";
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.try_lock(lk, "old", 80ms));
+    const auto got133 = co_await b.try_lock(lk, "old", 80ms);
+    CHECK(got133);
     co_await sleep_for(200ms);  // expired
-    CHECK(co_await b.try_lock(lk, "new", 30s));
-    CHECK_FALSE(co_await b.unlock(lk, "old"));
+    const auto got135 = co_await b.try_lock(lk, "new", 30s);
+    CHECK(got135);
+    const auto got136 = co_await b.unlock(lk, "old");
+    CHECK_FALSE(got136);
     CHECK(server.run({"GET", lk}) == "new");
     CHECK(std::stoll(server.run({"PTTL", lk})) > 20'000);
   });
@@ -144,19 +163,31 @@ TEST_CASE("two backends on one server see each other's keys, indices, queues and
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend one(ex, options_for());
     RedisBackend two(ex, options_for());
-    CHECK(co_await one.set(scope + "v:a", "from-one", P(60s).index(scope + "i:x")));
-    CHECK(co_await two.get(scope + "v:a") == std::optional<std::string>("from-one"));
-    CHECK(sorted(co_await two.index_members(scope + "i:x")) == list(scope + "v:a"));
-    CHECK_FALSE(co_await two.set(scope + "v:a", "from-two", P(60s).nx()));
-    CHECK(co_await one.try_lock(scope + "l:job", "one", 30s));
-    CHECK_FALSE(co_await two.try_lock(scope + "l:job", "two", 30s));
-    CHECK_FALSE(co_await two.unlock(scope + "l:job", "two"));
-    CHECK(co_await one.unlock(scope + "l:job", "one"));
-    CHECK(co_await two.try_lock(scope + "l:job", "two", 30s));
+    const auto got147 = co_await one.set(scope + "v:a", "from-one", P(60s).index(scope + "i:x"));
+    CHECK(got147);
+    const auto got148 = co_await two.get(scope + "v:a");
+    CHECK(got148 == std::optional<std::string>("from-one"));
+    const auto got149 = co_await two.index_members(scope + "i:x");
+    CHECK(sorted(got149) == list(scope + "v:a"));
+    const auto got150 = co_await two.set(scope + "v:a", "from-two", P(60s).nx());
+    CHECK_FALSE(got150);
+    const auto got151 = co_await one.try_lock(scope + "l:job", "one", 30s);
+    CHECK(got151);
+    const auto got152 = co_await two.try_lock(scope + "l:job", "two", 30s);
+    CHECK_FALSE(got152);
+    const auto got153 = co_await two.unlock(scope + "l:job", "two");
+    CHECK_FALSE(got153);
+    const auto got154 = co_await one.unlock(scope + "l:job", "one");
+    CHECK(got154);
+    const auto got155 = co_await two.try_lock(scope + "l:job", "two", 30s);
+    CHECK(got155);
     co_await one.push(scope + "q:q", "m");
-    CHECK(co_await two.pop(scope + "q:q", 0ms) == std::optional<std::string>("m"));
-    CHECK(co_await two.erase(scope + "v:a"));
-    CHECK(co_await one.get(scope + "v:a") == std::nullopt);
+    const auto got157 = co_await two.pop(scope + "q:q", 0ms);
+    CHECK(got157 == std::optional<std::string>("m"));
+    const auto got158 = co_await two.erase(scope + "v:a");
+    CHECK(got158);
+    const auto got159 = co_await one.get(scope + "v:a");
+    CHECK(got159 == std::nullopt);
   });
 }
 
@@ -165,8 +196,10 @@ TEST_CASE("a moved backend keeps working and a destroyed one fails pending waits
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend first(ex, options_for());
     RedisBackend b(std::move(first));
-    CHECK(co_await b.set(scope + "v:a", "a", params()));
-    CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("a"));
+    const auto got168 = co_await b.set(scope + "v:a", "a", params());
+    CHECK(got168);
+    const auto got169 = co_await b.get(scope + "v:a");
+    CHECK(got169 == std::optional<std::string>("a"));
     auto pending = std::make_optional<RedisBackend>(ex, options_for());
     auto closer = [&]() -> asio::awaitable<void> {
       co_await sleep_for(100ms);

@@ -17,19 +17,57 @@ TEST_CASE("a plain value is stored as a Redis string with its ttl and read back"
   const auto key = scope + "v:u1";
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(key, "payload", params(60s)));
+    const auto got20 = co_await b.set(key, "payload", params(60s));
+    CHECK(got20);
     CHECK(server.run({"TYPE", key}) == "string");
     const long long pttl = std::stoll(server.run({"PTTL", key}));
     CHECK(pttl > 50'000);
     CHECK(pttl <= 60'000);
-    CHECK(co_await b.get(key) == std::optional<std::string>("payload"));
-    CHECK(co_await b.get(scope + "v:missing") == std::nullopt);
+    const auto got25 = co_await b.get(key);
+    CHECK(got25 == std::optional<std::string>("payload"));
+    const auto got26 = co_await b.get(scope + "v:missing");
+    CHECK(got26 == std::nullopt);
     // Any bytes, including NUL and newlines, survive.
     const std::string binary("a\0b\r\n\xff", 6);
     const auto odd_key = scope + std::string("v:bin\n\0x", 8);
-    CHECK(co_await b.set(odd_key, binary, params()));
-    CHECK(co_await b.get(odd_key) == std::optional<std::string>(binary));
-    CHECK(co_await b.get(scope + "v:bin\n") == std::nullopt);
+    const auto got30 = co_await b.set(odd_key, binary, params());
+    CHECK(got30);
+    const auto got31 = co_await b.get(odd_key);
+    CHECK(got31 == std::optional<std::string>(binary));
+    const auto got32 = co_await b.get(scope + "v:bin\n");
+    CHECK(got32 == std::nullopt);
+  });
+}
+
+namespace {
+/// calls of `command` in INFO commandstats (0 if never run).
+long long command_calls(const RedisServer& server, const std::string& command) {
+  const auto info = server.run({"INFO", "commandstats"});
+  const auto at = info.find("cmdstat_" + command + ":calls=");
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + command.size() + 15));
+}
+}  // namespace
+
+TEST_CASE("a plain set and get are one SET and one GET each, with no script", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto key = unique_scope() + "v:fast";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    const auto warmed = co_await b.get(key);  // connect first: the handshake is not counted
+    CHECK(warmed == std::nullopt);
+    const auto sets = command_calls(server, "set");
+    const auto gets = command_calls(server, "get");
+    const auto evalshas = command_calls(server, "evalsha");
+    const auto evals = command_calls(server, "eval");
+    const auto stored = co_await b.set(key, "v", params());
+    const auto value = co_await b.get(key);
+    CHECK(stored);
+    CHECK(value == std::optional<std::string>("v"));
+    CHECK(command_calls(server, "set") == sets + 1);
+    CHECK(command_calls(server, "get") == gets + 1);
+    CHECK(command_calls(server, "evalsha") == evalshas);
+    CHECK(command_calls(server, "eval") == evals);
   });
 }
 
@@ -37,19 +75,29 @@ TEST_CASE("nx stores only when no live value exists", "[redis][backend]") {
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "first", P(60s).nx()));
-    CHECK_FALSE(co_await b.set(scope + "v:a", "second", P(60s).nx()));
-    CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("first"));
+    const auto got40 = co_await b.set(scope + "v:a", "first", P(60s).nx());
+    CHECK(got40);
+    const auto got41 = co_await b.set(scope + "v:a", "second", P(60s).nx());
+    CHECK_FALSE(got41);
+    const auto got42 = co_await b.get(scope + "v:a");
+    CHECK(got42 == std::optional<std::string>("first"));
     // Also against a hashed value, and for a hashed store.
-    CHECK(co_await b.set(scope + "v:h", "indexed", P(60s).index(scope + "i:x")));
-    CHECK_FALSE(co_await b.set(scope + "v:h", "plain", P(60s).nx()));
-    CHECK_FALSE(co_await b.set(scope + "v:h", "again", P(60s).index(scope + "i:y").nx()));
-    CHECK(sorted(co_await b.index_members(scope + "i:y")) == list());
-    CHECK(co_await b.get(scope + "v:h") == std::optional<std::string>("indexed"));
+    const auto got44 = co_await b.set(scope + "v:h", "indexed", P(60s).index(scope + "i:x"));
+    CHECK(got44);
+    const auto got45 = co_await b.set(scope + "v:h", "plain", P(60s).nx());
+    CHECK_FALSE(got45);
+    const auto got46 = co_await b.set(scope + "v:h", "again", P(60s).index(scope + "i:y").nx());
+    CHECK_FALSE(got46);
+    const auto got47 = co_await b.index_members(scope + "i:y");
+    CHECK(sorted(got47) == list());
+    const auto got48 = co_await b.get(scope + "v:h");
+    CHECK(got48 == std::optional<std::string>("indexed"));
     // An expired value does not block nx.
-    CHECK(co_await b.set(scope + "v:short", "x", params(50ms)));
+    const auto got50 = co_await b.set(scope + "v:short", "x", params(50ms));
+    CHECK(got50);
     co_await sleep_for(120ms);
-    CHECK(co_await b.set(scope + "v:short", "y", P(60s).nx()));
+    const auto got52 = co_await b.set(scope + "v:short", "y", P(60s).nx());
+    CHECK(got52);
   });
 }
 
@@ -81,7 +129,8 @@ TEST_CASE("a read-limited key gives exactly max_reads values to 64 concurrent re
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         RedisBackend b(ex, options_for());
-        CHECK(co_await b.set(key, "secret", P(60s).index(scope + "i:lim").reads(5)));
+        const auto got84 = co_await b.set(key, "secret", P(60s).index(scope + "i:lim").reads(5));
+        CHECK(got84);
         CHECK(server.run({"TYPE", key}) == "hash");
         co_await run_all(ex, 64, [&](std::size_t) -> asio::awaitable<void> {
           auto v = co_await b.get(key);
@@ -92,7 +141,8 @@ TEST_CASE("a read-limited key gives exactly max_reads values to 64 concurrent re
             ++misses;
           }
         });
-        CHECK(sorted(co_await b.index_members(scope + "i:lim")) == list());
+        const auto got95 = co_await b.index_members(scope + "i:lim");
+        CHECK(sorted(got95) == list());
       },
       2);
   CHECK(hits == 5);
@@ -106,11 +156,16 @@ TEST_CASE("a read-limited key disappears after its last read", "[redis][backend]
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:two", "x", P(60s).reads(2)));
-    CHECK(co_await b.get(scope + "v:two") == std::optional<std::string>("x"));
-    CHECK(co_await b.get(scope + "v:two") == std::optional<std::string>("x"));
-    CHECK(co_await b.get(scope + "v:two") == std::nullopt);
-    CHECK_FALSE(co_await b.erase(scope + "v:two"));
+    const auto got109 = co_await b.set(scope + "v:two", "x", P(60s).reads(2));
+    CHECK(got109);
+    const auto got110 = co_await b.get(scope + "v:two");
+    CHECK(got110 == std::optional<std::string>("x"));
+    const auto got111 = co_await b.get(scope + "v:two");
+    CHECK(got111 == std::optional<std::string>("x"));
+    const auto got112 = co_await b.get(scope + "v:two");
+    CHECK(got112 == std::nullopt);
+    const auto got113 = co_await b.erase(scope + "v:two");
+    CHECK_FALSE(got113);
   });
 }
 
@@ -118,15 +173,23 @@ TEST_CASE("a value past its ttl is neither returned nor listed", "[redis][backen
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:p", "plain", params(80ms)));
-    CHECK(co_await b.set(scope + "v:h", "hashed", P(80ms).index(scope + "i:x")));
-    CHECK(co_await b.set(scope + "v:long", "stays", P(60s).index(scope + "i:x")));
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:h", scope + "v:long"));
+    const auto got121 = co_await b.set(scope + "v:p", "plain", params(80ms));
+    CHECK(got121);
+    const auto got122 = co_await b.set(scope + "v:h", "hashed", P(80ms).index(scope + "i:x"));
+    CHECK(got122);
+    const auto got123 = co_await b.set(scope + "v:long", "stays", P(60s).index(scope + "i:x"));
+    CHECK(got123);
+    const auto got124 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got124) == list(scope + "v:h", scope + "v:long"));
     co_await sleep_for(200ms);
-    CHECK(co_await b.get(scope + "v:p") == std::nullopt);
-    CHECK(co_await b.get(scope + "v:h") == std::nullopt);
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:long"));
-    CHECK_FALSE(co_await b.expire(scope + "v:p", 10s));
+    const auto got126 = co_await b.get(scope + "v:p");
+    CHECK(got126 == std::nullopt);
+    const auto got127 = co_await b.get(scope + "v:h");
+    CHECK(got127 == std::nullopt);
+    const auto got128 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got128) == list(scope + "v:long"));
+    const auto got129 = co_await b.expire(scope + "v:p", 10s);
+    CHECK_FALSE(got129);
   });
 }
 
@@ -135,16 +198,24 @@ TEST_CASE("erase reports whether the value was live and drops its index membersh
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:p", "plain", params()));
-    CHECK(co_await b.set(scope + "v:h", "hashed", P(60s).index(scope + "i:x").index(scope + "i:y")));
-    CHECK(co_await b.set(scope + "v:k", "kept", P(60s).index(scope + "i:x")));
-    CHECK(co_await b.erase(scope + "v:p"));
-    CHECK_FALSE(co_await b.erase(scope + "v:p"));
-    CHECK(co_await b.erase(scope + "v:h"));
+    const auto got138 = co_await b.set(scope + "v:p", "plain", params());
+    CHECK(got138);
+    const auto got139 = co_await b.set(scope + "v:h", "hashed", P(60s).index(scope + "i:x").index(scope + "i:y"));
+    CHECK(got139);
+    const auto got140 = co_await b.set(scope + "v:k", "kept", P(60s).index(scope + "i:x"));
+    CHECK(got140);
+    const auto got141 = co_await b.erase(scope + "v:p");
+    CHECK(got141);
+    const auto got142 = co_await b.erase(scope + "v:p");
+    CHECK_FALSE(got142);
+    const auto got143 = co_await b.erase(scope + "v:h");
+    CHECK(got143);
     CHECK(server.run({"SMEMBERS", scope + "i:x"}) == scope + "v:k");  // removed at once
     CHECK(server.run({"EXISTS", scope + "i:y"}) == "0");
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:k"));
-    CHECK(co_await b.get(scope + "v:h") == std::nullopt);
+    const auto got146 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got146) == list(scope + "v:k"));
+    const auto got147 = co_await b.get(scope + "v:h");
+    CHECK(got147 == std::nullopt);
   });
 }
 
@@ -153,19 +224,27 @@ TEST_CASE("expire gives a new ttl and extends, never shortens, its indices", "[r
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "a", P(1s).index(scope + "i:x")));
-    CHECK(co_await b.set(scope + "v:b", "b", P(30s).index(scope + "i:x")));
-    CHECK(co_await b.expire(scope + "v:a", 100s));
+    const auto got156 = co_await b.set(scope + "v:a", "a", P(1s).index(scope + "i:x"));
+    CHECK(got156);
+    const auto got157 = co_await b.set(scope + "v:b", "b", P(30s).index(scope + "i:x"));
+    CHECK(got157);
+    const auto got158 = co_await b.expire(scope + "v:a", 100s);
+    CHECK(got158);
     CHECK(std::stoll(server.run({"PTTL", scope + "v:a"})) > 90'000);
     CHECK(std::stoll(server.run({"PTTL", scope + "i:x"})) > 90'000);
-    CHECK(co_await b.expire(scope + "v:b", 2s));  // shorter: the index keeps 100 s
+    const auto got161 = co_await b.expire(scope + "v:b", 2s);
+    CHECK(got161);  // shorter: the index keeps 100 s
     CHECK(std::stoll(server.run({"PTTL", scope + "v:b"})) <= 2'000);
     CHECK(std::stoll(server.run({"PTTL", scope + "i:x"})) > 90'000);
-    CHECK(co_await b.set(scope + "v:p", "plain", params(1s)));
-    CHECK(co_await b.expire(scope + "v:p", 50s));
+    const auto got164 = co_await b.set(scope + "v:p", "plain", params(1s));
+    CHECK(got164);
+    const auto got165 = co_await b.expire(scope + "v:p", 50s);
+    CHECK(got165);
     CHECK(std::stoll(server.run({"PTTL", scope + "v:p"})) > 40'000);
-    CHECK_FALSE(co_await b.expire(scope + "v:none", 50s));
-    CHECK(co_await b.get(scope + "v:a") == std::optional<std::string>("a"));
+    const auto got167 = co_await b.expire(scope + "v:none", 50s);
+    CHECK_FALSE(got167);
+    const auto got168 = co_await b.get(scope + "v:a");
+    CHECK(got168 == std::optional<std::string>("a"));
   });
 }
 
@@ -175,22 +254,32 @@ TEST_CASE("a store replaces the key's index memberships", "[redis][backend]") {
   const auto key = scope + "v:k";
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(key, "1", P(60s).index(scope + "i:x").index(scope + "i:y")));
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(key));
+    const auto got178 = co_await b.set(key, "1", P(60s).index(scope + "i:x").index(scope + "i:y"));
+    CHECK(got178);
+    const auto got179 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got179) == list(key));
     // Re-stored with only y: x drops it right away.
-    CHECK(co_await b.set(key, "2", P(60s).index(scope + "i:y")));
+    const auto got181 = co_await b.set(key, "2", P(60s).index(scope + "i:y"));
+    CHECK(got181);
     CHECK(server.run({"SMEMBERS", scope + "i:x"}).empty());
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list());
-    CHECK(sorted(co_await b.index_members(scope + "i:y")) == list(key));
+    const auto got183 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got183) == list());
+    const auto got184 = co_await b.index_members(scope + "i:y");
+    CHECK(sorted(got184) == list(key));
     // Overwritten by a plain store: no index lists it; listing prunes the stale member.
-    CHECK(co_await b.set(key, "3", params()));
+    const auto got186 = co_await b.set(key, "3", params());
+    CHECK(got186);
     CHECK(server.run({"SMEMBERS", scope + "i:y"}) == key);
-    CHECK(sorted(co_await b.index_members(scope + "i:y")) == list());
+    const auto got188 = co_await b.index_members(scope + "i:y");
+    CHECK(sorted(got188) == list());
     CHECK(server.run({"SMEMBERS", scope + "i:y"}).empty());
-    CHECK(co_await b.get(key) == std::optional<std::string>("3"));
+    const auto got190 = co_await b.get(key);
+    CHECK(got190 == std::optional<std::string>("3"));
     // Indexed again: listed again.
-    CHECK(co_await b.set(key, "4", P(60s).index(scope + "i:y").index(scope + "i:y")));
-    CHECK(sorted(co_await b.index_members(scope + "i:y")) == list(key));
+    const auto got192 = co_await b.set(key, "4", P(60s).index(scope + "i:y").index(scope + "i:y"));
+    CHECK(got192);
+    const auto got193 = co_await b.index_members(scope + "i:y");
+    CHECK(sorted(got193) == list(key));
     CHECK(server.run({"HGET", key, "i"}) == scope + "i:y");  // duplicates stored once
   });
 }
@@ -200,18 +289,28 @@ TEST_CASE("erase_index removes exactly the live members and the index", "[redis]
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:fn").index(scope + "i:other")));
-    CHECK(co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:fn")));
-    CHECK(co_await b.set(scope + "v:c", "c", P(60s).index(scope + "i:fn")));
-    CHECK(co_await b.set(scope + "v:c", "c-plain", params()));  // stale member: must survive
-    CHECK(co_await b.set(scope + "v:d", "d", P(60s).index(scope + "i:other")));
-    CHECK(co_await b.erase_index(scope + "i:fn") == 2);
-    CHECK(co_await b.get(scope + "v:a") == std::nullopt);
-    CHECK(co_await b.get(scope + "v:b") == std::nullopt);
-    CHECK(co_await b.get(scope + "v:c") == std::optional<std::string>("c-plain"));
+    const auto got203 = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:fn").index(scope + "i:other"));
+    CHECK(got203);
+    const auto got204 = co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:fn"));
+    CHECK(got204);
+    const auto got205 = co_await b.set(scope + "v:c", "c", P(60s).index(scope + "i:fn"));
+    CHECK(got205);
+    const auto got206 = co_await b.set(scope + "v:c", "c-plain", params());
+    CHECK(got206);  // stale member: must survive
+    const auto got207 = co_await b.set(scope + "v:d", "d", P(60s).index(scope + "i:other"));
+    CHECK(got207);
+    const auto got208 = co_await b.erase_index(scope + "i:fn");
+    CHECK(got208 == 2);
+    const auto got209 = co_await b.get(scope + "v:a");
+    CHECK(got209 == std::nullopt);
+    const auto got210 = co_await b.get(scope + "v:b");
+    CHECK(got210 == std::nullopt);
+    const auto got211 = co_await b.get(scope + "v:c");
+    CHECK(got211 == std::optional<std::string>("c-plain"));
     CHECK(server.run({"EXISTS", scope + "i:fn"}) == "0");
     CHECK(server.run({"SMEMBERS", scope + "i:other"}) == scope + "v:d");
-    CHECK(co_await b.erase_index(scope + "i:fn") == 0);
+    const auto got214 = co_await b.erase_index(scope + "i:fn");
+    CHECK(got214 == 0);
   });
 }
 
@@ -221,18 +320,24 @@ TEST_CASE("scripts keep working after SCRIPT FLUSH and use the names Redis gives
   namespace scripts = corocache::detail::redis::scripts;
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    CHECK(co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:x")));
+    const auto got224 = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:x"));
+    CHECK(got224);
     // The compile-time SHA-1 is the name Redis gave the script on its EVAL fallback.
     CHECK(server.run({"SCRIPT", "EXISTS", std::string(scripts::store_hash.sha_view())}) == "1");
     server.run({"SCRIPT", "FLUSH"});
-    CHECK(co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:x")));
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:a", scope + "v:b"));
+    const auto got228 = co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:x"));
+    CHECK(got228);
+    const auto got229 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got229) == list(scope + "v:a", scope + "v:b"));
     server.run({"SCRIPT", "FLUSH"});
-    CHECK(co_await b.get(scope + "v:b") == std::optional<std::string>("b"));
+    const auto got231 = co_await b.get(scope + "v:b");
+    CHECK(got231 == std::optional<std::string>("b"));
     server.run({"SCRIPT", "FLUSH"});
-    CHECK(co_await b.erase(scope + "v:b"));
+    const auto got233 = co_await b.erase(scope + "v:b");
+    CHECK(got233);
     server.run({"SCRIPT", "FLUSH"});
-    CHECK(co_await b.erase_index(scope + "i:x") == 1);
+    const auto got235 = co_await b.erase_index(scope + "i:x");
+    CHECK(got235 == 1);
   });
 }
 
@@ -241,7 +346,8 @@ TEST_CASE("a restarted server (empty script cache) serves scripted operations ag
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for(server));
-    CHECK(co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:x")));
+    const auto got244 = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:x"));
+    CHECK(got244);
     server.kill();
     server.start();
     // The first request may see the old link drop (it may have run); after that, it works.
@@ -255,7 +361,8 @@ TEST_CASE("a restarted server (empty script cache) serves scripted operations ag
       if (!stored) co_await sleep_for(100ms);
     }
     CHECK(stored);
-    CHECK(sorted(co_await b.index_members(scope + "i:x")) == list(scope + "v:b"));
+    const auto got258 = co_await b.index_members(scope + "i:x");
+    CHECK(sorted(got258) == list(scope + "v:b"));
   });
 }
 

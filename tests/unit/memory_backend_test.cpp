@@ -7,6 +7,7 @@
 #include <corocache/errors.hpp>
 #include <corocache/memory_backend.hpp>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
@@ -170,13 +171,15 @@ TEST_CASE("a full backend keeps its frequently read values") {
       for (int i = 0; i < 20; ++i) co_await mem.get("hot" + std::to_string(i));
     }
     for (int i = 0; i < 1000; ++i) co_await mem.set("scan" + std::to_string(i), "v", long_ttl());
-    for (int i = 0; i < 20; ++i) CO_CHECK(co_await mem.get("hot" + std::to_string(i)) == std::optional<std::string>("v"));
+    for (int i = 0; i < 20; ++i)
+      CO_CHECK(co_await mem.get("hot" + std::to_string(i)) == std::optional<std::string>("v"));
   });
 }
 
 TEST_CASE("a full backend in reject mode throws and evicts nothing") {
   run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-    MemoryBackend mem(ex, MemoryOptions{.max_entries = 10, .when_full = corocache::WhenFull::reject, .shards = 1});
+    MemoryBackend mem(
+        ex, MemoryOptions{.max_entries = 10, .when_full = corocache::WhenFull::reject, .shards = 1});
     for (int i = 0; i < 10; ++i) co_await mem.set("k" + std::to_string(i), "v", long_ttl());
     bool rejected = false;
     try {
@@ -198,7 +201,8 @@ TEST_CASE("a full backend in reject mode throws and evicts nothing") {
 TEST_CASE("expired values make room before any live value is evicted") {
   for (const auto when_full : {corocache::WhenFull::evict, corocache::WhenFull::reject}) {
     run([when_full](asio::any_io_executor ex) -> asio::awaitable<void> {
-      MemoryBackend mem(ex, MemoryOptions{.max_entries = 100, .when_full = when_full, .sweep_interval = 0ms, .shards = 1});
+      MemoryBackend mem(
+          ex, MemoryOptions{.max_entries = 100, .when_full = when_full, .sweep_interval = 0ms, .shards = 1});
       for (int i = 0; i < 50; ++i) co_await mem.set("dying" + std::to_string(i), "v", ttl(50ms));
       for (int i = 0; i < 50; ++i) co_await mem.set("live" + std::to_string(i), "v", long_ttl());
       co_await sleep_for(150ms);
@@ -207,7 +211,8 @@ TEST_CASE("expired values make room before any live value is evicted") {
       CHECK(stats.evictions == 0);
       CHECK(stats.expirations == 50);
       CHECK(stats.entries == 100);
-      for (int i = 0; i < 50; ++i) CO_CHECK(co_await mem.get("live" + std::to_string(i)) == std::optional<std::string>("v"));
+      for (int i = 0; i < 50; ++i)
+        CO_CHECK(co_await mem.get("live" + std::to_string(i)) == std::optional<std::string>("v"));
     });
   }
 }
@@ -367,6 +372,20 @@ TEST_CASE("waiting pops are served oldest first, one value each") {
   });
 }
 
+TEST_CASE("a waiting pop can be cancelled and then takes no value") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    MemoryBackend mem(ex);
+    const auto start = std::chrono::steady_clock::now();
+    auto raced = co_await (mem.pop("q", 10s) || sleep_for(50ms));
+    CHECK(raced.index() == 1);  // the sleep won; the pop was cancelled
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    CHECK(mem.stats().waiting_pops == 0);
+    co_await mem.push("q", "kept");
+    CO_CHECK(co_await mem.pop("q", 0ms) == std::optional<std::string>("kept"));
+  });
+}
+
 TEST_CASE("a waiting pop fails with shut_down when the backend is destroyed") {
   run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     std::optional<MemoryBackend> mem(std::in_place, ex);
@@ -392,9 +411,7 @@ TEST_CASE("a waiting pop fails with shut_down when the backend is destroyed") {
 
 TEST_CASE("destroying the backend ends its sweep") {
   asio::io_context io;
-  {
-    MemoryBackend mem(io.get_executor(), MemoryOptions{.sweep_interval = 60s});
-  }
+  { MemoryBackend mem(io.get_executor(), MemoryOptions{.sweep_interval = 60s}); }
   io.run_for(10s);
   CHECK(io.stopped());  // ran out of work: the sweep's timer is gone
 }
@@ -452,7 +469,8 @@ TEST_CASE("erase_if removes what the predicate accepts, up to the limit, without
     MemoryBackend mem(ex);
     StoreParams once = long_ttl();
     once.max_reads = 1;
-    for (int i = 0; i < 10; ++i) co_await mem.set("p:" + std::to_string(i), std::string(i % 2 == 1 ? "odd" : "even"), once);
+    for (int i = 0; i < 10; ++i)
+      co_await mem.set("p:" + std::to_string(i), std::string(i % 2 == 1 ? "odd" : "even"), once);
     co_await mem.set("other", "odd", long_ttl());
     std::vector<std::string> seen;
     const auto odd = [&](std::string_view key, std::string_view value) {
@@ -464,7 +482,8 @@ TEST_CASE("erase_if removes what the predicate accepts, up to the limit, without
     CHECK(std::none_of(seen.begin(), seen.end(), [](const std::string& k) { return k == "other"; }));
     CO_CHECK(co_await mem.erase_if("p:", odd, -1) == 0);
     CHECK(mem.stats().entries == 6);
-    for (int i = 0; i < 10; i += 2) CO_CHECK(co_await mem.get("p:" + std::to_string(i)) == std::optional<std::string>("even"));
+    for (int i = 0; i < 10; i += 2)
+      CO_CHECK(co_await mem.get("p:" + std::to_string(i)) == std::optional<std::string>("even"));
   });
 }
 
@@ -510,4 +529,5 @@ TEST_CASE("the shard count adapts to the limits") {
   CHECK(choose_shard_count(0, 0, 1 << 20, 2) == 4);
   CHECK(choose_shard_count(3, 0, 0, 2) == 4);
   CHECK(choose_shard_count(16, 5, 0, 2) == 4);
+  CHECK(choose_shard_count(std::size_t{1} << 20, 0, 0, 2) == 1024);
 }

@@ -114,7 +114,8 @@ TEST_CASE("of 64 concurrent lock attempts exactly one succeeds, and only it can 
             const bool taken = co_await mem.try_lock(key, "owner" + std::to_string(i), 1h);
             if (taken) ++holders;
             ++attempted;  // nobody unlocks before everyone tried: a second holder would be legal then
-            while (attempted.load() < 64) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            while (attempted.load() < 64)
+              co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
             const bool freed = co_await mem.unlock(key, "owner" + std::to_string(i));
             if (freed) ++released;
           });
@@ -130,10 +131,11 @@ TEST_CASE("every pushed value reaches exactly one popper while waiters time out"
       [](asio::any_io_executor ex) -> asio::awaitable<void> {
         MemoryBackend mem(ex);
         std::atomic<int> received{0};
-        constexpr int pushes = 400;
+        constexpr int pushes_each = 12;
+        constexpr int pushes = 32 * pushes_each;  // 32 pushers, 32 poppers
         co_await run_together(ex, 64, [&](int i) -> asio::awaitable<void> {
           if (i % 2 == 0) {
-            for (int n = 0; n < pushes / 32; ++n) {
+            for (int n = 0; n < pushes_each; ++n) {
               co_await mem.push("q", "m");
               if (n % 4 == 0) co_await sleep_for(1ms);
             }
@@ -176,7 +178,8 @@ TEST_CASE("concurrent writers never push the stats past the limits") {
             co_return;
           }
           for (int n = 0; n < 5000; ++n) {
-            co_await mem.set("w" + std::to_string(i) + ":" + std::to_string(n), std::string(n % 300, 'x'), long_ttl());
+            co_await mem.set("w" + std::to_string(i) + ":" + std::to_string(n), std::string(n % 300, 'x'),
+                             long_ttl());
             if (n % 64 == 0) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
           }
           if (--writers_left == 0) writing = false;

@@ -14,19 +14,19 @@
 // g++ 12 evaluates a co_await inside a Catch2 macro more than once (the macro repeats its
 // argument in an unevaluated-looking branch that g++ evaluates anyway). These evaluate
 // the expression once, into a plain bool, and then report it.
-#define CO_CHECK(...)                                                 \
-  do {                                                                \
-    const bool co_check_ok = static_cast<bool>(__VA_ARGS__);          \
-    if (co_check_ok) {                                                \
-      SUCCEED(#__VA_ARGS__);                                          \
-    } else {                                                          \
-      FAIL_CHECK("CO_CHECK(" #__VA_ARGS__ ") failed");                \
-    }                                                                 \
+#define CO_CHECK(...)                                        \
+  do {                                                       \
+    const bool co_check_ok = static_cast<bool>(__VA_ARGS__); \
+    if (co_check_ok) {                                       \
+      SUCCEED(#__VA_ARGS__);                                 \
+    } else {                                                 \
+      FAIL_CHECK("CO_CHECK(" #__VA_ARGS__ ") failed");       \
+    }                                                        \
   } while (false)
-#define CO_REQUIRE(...)                                               \
-  do {                                                                \
-    const bool co_require_ok = static_cast<bool>(__VA_ARGS__);        \
-    if (!co_require_ok) FAIL("CO_REQUIRE(" #__VA_ARGS__ ") failed");  \
+#define CO_REQUIRE(...)                                              \
+  do {                                                               \
+    const bool co_require_ok = static_cast<bool>(__VA_ARGS__);       \
+    if (!co_require_ok) FAIL("CO_REQUIRE(" #__VA_ARGS__ ") failed"); \
   } while (false)
 
 namespace corocache::test {

@@ -44,9 +44,10 @@ struct PopWaiter {
     // (the awaiting coroutine's, e.g. a strand).
     auto handler_ex = asio::get_associated_executor(handler, timer.get_executor());
     asio::post(timer.get_executor(),
-               asio::bind_executor(std::move(handler_ex), [h = std::move(handler), error, v = std::move(value)]() mutable {
-                 std::move(h)(error, std::move(v));
-               }));
+               asio::bind_executor(std::move(handler_ex),
+                                   [h = std::move(handler), error, v = std::move(value)]() mutable {
+                                     std::move(h)(error, std::move(v));
+                                   }));
   }
 };
 

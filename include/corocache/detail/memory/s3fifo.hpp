@@ -13,7 +13,9 @@
 // - Per entry it costs two list pointers, one byte of counter and one of list id, plus
 //   8 bytes per remembered ghost (ghost.hpp); W-TinyLFU needs the sketch plus an LRU window
 //   and a segmented LRU, i.e. the same pointers and more code on every path.
-// hit_ratio (benchmarks/) compares it against plain LRU and Belady's optimum.
+// benchmarks/hit_ratio compares it with plain LRU and Belady's optimum: on Zipf 0.7-1.1
+// traces it is 3-12 points above LRU, on a Zipf trace mixed with one-off scans 7-10 points
+// above, and on a shifting working set 0.2-11 points above.
 //
 // Algorithm, in entries (not bytes): new keys enter the small queue S (target: 10% of the
 // entries), unless the ghost queue G remembers them, then they enter the main queue M.
@@ -22,8 +24,9 @@
 //   reset), otherwise it is evicted and remembered by G;
 // - from M: an entry with a non-zero counter is reinserted at M's tail with the counter
 //   decremented (so it survives at most two extra rounds without hits), otherwise evicted.
-// An entry the caller reports dead (expired) is evicted as soon as the walk meets it,
-// before any live entry would be, and never reaches G.
+// An entry the caller reports dead (expired) is evicted as soon as the walk meets it
+// (never promoted, reinserted or remembered by G). The store itself reclaims expired
+// entries before it asks the policy for a live victim (store.hpp, make_room).
 
 #include <corocache/detail/memory/ghost.hpp>
 #include <corocache/detail/memory/policy_hook.hpp>

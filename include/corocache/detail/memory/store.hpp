@@ -22,6 +22,9 @@
 #include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -62,7 +65,7 @@ inline Nanos deadline_after(Nanos now, Duration ttl) noexcept {
 /// What a stored value is charged against max_bytes besides its key and value bytes: the
 /// hash node (key string, entry, cached hash), the bucket slot and allocator headers.
 /// Measured on x86-64 / libstdc++ 12 (see memory_backend.hpp).
-inline constexpr std::size_t entry_overhead = 200;
+inline constexpr std::size_t entry_overhead = 190;
 
 inline std::size_t charge_of(std::string_view key, std::string_view value) noexcept {
   return key.size() + value.size() + entry_overhead;
@@ -141,13 +144,14 @@ struct StoreConfig {
   bool reject_when_full = false;
 };
 
-/// Shard count: `requested` (rounded up to a power of two) or, when 0, 4 per hardware
+/// Shard count: `requested` (at most 1024, rounded up to a power of two) or, when 0, 4 per hardware
 /// thread (at most 64); then halved while a shard's share of a limit would be too small
 /// to be useful (64 entries, 256 KiB), down to 1.
 inline std::size_t choose_shard_count(std::size_t requested, std::size_t max_entries, std::size_t max_bytes,
                                       unsigned hardware_threads) {
-  std::size_t n = requested != 0 ? std::bit_ceil(requested)
-                                 : std::clamp<std::size_t>(std::bit_ceil(std::size_t{hardware_threads} * 4), 1, 64);
+  std::size_t n = requested != 0
+                      ? std::bit_ceil(std::min<std::size_t>(requested, 1024))
+                      : std::clamp<std::size_t>(std::bit_ceil(std::size_t{hardware_threads} * 4), 1, 64);
   if (requested == 0) {
     while (n > 1 && max_entries != 0 && max_entries / n < 64) n /= 2;
     while (n > 1 && max_bytes != 0 && max_bytes / n < (256u << 10)) n /= 2;
@@ -314,11 +318,14 @@ class Store : public std::enable_shared_from_this<Store> {
   }
 
   /// Completes `handler` (posted, never inline) with the oldest element, or parks it until
-  /// a push, `wait` passing (nullopt) or the store's destruction (errc::shut_down).
+  /// a push, `wait` passing (nullopt), a cancellation signal on the handler's slot (any
+  /// type: a parked pop has no side effects to undo; completes with operation_aborted) or
+  /// the store's destruction (errc::shut_down).
   void pop_or_wait(std::string queue_key, Duration wait, asio::any_completion_handler<PopSignature> handler) {
     const KeyRef k(queue_key);
     Shard& s = shard_for(k.hash);
     std::lock_guard lock(s.mu);
+    asio::cancellation_slot slot = handler.get_cancellation_slot();
     auto w = std::make_shared<PopWaiter>(executor_, std::move(handler));
     if (auto v = pop_locked(s, k)) {
       w->complete(nullptr, std::move(v));
@@ -329,8 +336,22 @@ class Store : public std::enable_shared_from_this<Store> {
     it->second.waiters.push_back(w);
     w->timer.expires_after(wait);
     w->timer.async_wait([w, weak = weak_from_this(), key = it->first](const boost::system::error_code&) {
-      if (auto self = weak.lock()) self->pop_timed_out(key, w);
+      if (auto self = weak.lock()) self->abandon_pop(key, w, nullptr);
     });
+    if (slot.is_connected()) {
+      // Holds only weak references and checks `done` under the shard mutex, so it is
+      // harmless if the signal comes after the pop completed (the slot is not cleared).
+      slot.assign([weak = weak_from_this(), weak_waiter = std::weak_ptr<PopWaiter>(w),
+                   key = it->first](asio::cancellation_type) {
+        const auto self = weak.lock();
+        const auto waiter = weak_waiter.lock();
+        if (self && waiter) {
+          self->abandon_pop(
+              key, waiter,
+              std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
+        }
+      });
+    }
   }
 
   // --- locks ------------------------------------------------------------------------------
@@ -449,7 +470,8 @@ class Store : public std::enable_shared_from_this<Store> {
       for (const std::size_t c : chosen) {
         if (!budget_left()) break;
         const auto it = s.values.find(KeyRef(candidates[c].key));
-        if (it == s.values.end() || it->second.version != candidates[c].version || it->second.deadline <= now) continue;
+        if (it == s.values.end() || it->second.version != candidates[c].version || it->second.deadline <= now)
+          continue;
         drop(s, it, Removal::erased);
         ++removed;
       }
@@ -475,7 +497,8 @@ class Store : public std::enable_shared_from_this<Store> {
     for (BatchOp& op : ops) {
       if (auto* st = std::get_if<batch_op::Store>(&op)) {
         const KeyRef k(st->key);
-        set_locked(shard_for(k.hash), k, std::move(st->key), std::move(st->value), std::move(st->params), now);
+        set_locked(shard_for(k.hash), k, std::move(st->key), std::move(st->value), std::move(st->params),
+                   now);
       } else if (auto* er = std::get_if<batch_op::Erase>(&op)) {
         const KeyRef k(er->key);
         erase_locked(shard_for(k.hash), k, now);
@@ -555,12 +578,14 @@ class Store : public std::enable_shared_from_this<Store> {
     // Fibonacci hashing of the full hash: the map's buckets use hash % prime, the shard
     // uses the top bits of a multiplicative mix, so the two stay independent.
     if (shard_count_ == 1) return 0;
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ull) >> shard_shift_);
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ull) >>
+                                    shard_shift_);
   }
   Shard& shard_for(std::size_t hash) const noexcept { return shards_[shard_index(hash)]; }
 
   [[noreturn]] static void throw_full() {
-    throw_error(errc::capacity_exceeded, "corocache: memory backend is full (MemoryOptions::when_full = reject)");
+    throw_error(errc::capacity_exceeded,
+                "corocache: memory backend is full (MemoryOptions::when_full = reject)");
   }
 
   bool set_locked(Shard& s, const KeyRef& k, std::string&& key, std::string&& value, StoreParams&& params,
@@ -574,11 +599,13 @@ class Store : public std::enable_shared_from_this<Store> {
     const std::size_t charge = charge_of(k.key, value);
     if (s.max_bytes != 0 && charge > s.max_bytes) {
       ++s.rejections;
-      throw_error(errc::capacity_exceeded, "corocache: value larger than a memory backend shard's share of max_bytes");
+      throw_error(errc::capacity_exceeded,
+                  "corocache: value larger than a memory backend shard's share of max_bytes");
     }
     const Nanos deadline = deadline_after(now, params.ttl);
     std::unique_ptr<std::vector<std::string>> indices;
-    if (!params.index_keys.empty()) indices = std::make_unique<std::vector<std::string>>(std::move(params.index_keys));
+    if (!params.index_keys.empty())
+      indices = std::make_unique<std::vector<std::string>>(std::move(params.index_keys));
 
     if (it != s.values.end()) {
       // Overwrite: counts as an access; the entry leaves the policy while room is made so
@@ -613,7 +640,8 @@ class Store : public std::enable_shared_from_this<Store> {
       it = s.values.try_emplace(std::move(key)).first;
       ValueEntry& e = it->second;
       e.key = &it->first;
-      e.fingerprint = static_cast<std::uint32_t>((static_cast<std::uint64_t>(k.hash) * 0xD6E8FEB86659FD93ull) >> 32);
+      e.fingerprint =
+          static_cast<std::uint32_t>((static_cast<std::uint64_t>(k.hash) * 0xD6E8FEB86659FD93ull) >> 32);
       e.value = std::move(value);
       e.deadline = deadline;
       e.reads_left = params.max_reads;
@@ -673,7 +701,9 @@ class Store : public std::enable_shared_from_this<Store> {
     return v;
   }
 
-  void pop_timed_out(const std::string& queue_key, const std::shared_ptr<PopWaiter>& w) {
+  /// A parked pop's wait ran out (error: null -> nullopt) or it was cancelled.
+  void abandon_pop(const std::string& queue_key, const std::shared_ptr<PopWaiter>& w,
+                   std::exception_ptr error) {
     const KeyRef k(queue_key);
     Shard& s = shard_for(k.hash);
     std::lock_guard lock(s.mu);
@@ -683,7 +713,7 @@ class Store : public std::enable_shared_from_this<Store> {
       waiters.erase(std::remove(waiters.begin(), waiters.end(), w), waiters.end());
       if (waiters.empty() && it->second.items.empty()) s.queues.erase(it);
     }
-    w->complete(nullptr, std::nullopt);
+    w->complete(std::move(error), std::nullopt);
   }
 
   /// Copies (or, with `take`, removes) an index set's members.
@@ -733,7 +763,7 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Removes a value: policy, byte count, counters, index memberships. With `take`, the
   /// value is moved there. Returns the next iterator.
   KeyMap<ValueEntry>::iterator drop(Shard& s, KeyMap<ValueEntry>::iterator it, Removal why,
-                                     std::string* take = nullptr) {
+                                    std::string* take = nullptr) {
     ValueEntry& e = it->second;
     s.policy.remove(e);
     s.bytes -= charge_of(it->first, e.value);
@@ -764,7 +794,9 @@ class Store : public std::enable_shared_from_this<Store> {
       if (!over_limit(s, add_bytes, add_entries)) return true;
     }
     if (reject_) return false;
-    const auto is_dead = [now](const PolicyHook& h) { return static_cast<const ValueEntry&>(h).deadline <= now; };
+    const auto is_dead = [now](const PolicyHook& h) {
+      return static_cast<const ValueEntry&>(h).deadline <= now;
+    };
     while (over_limit(s, add_bytes, add_entries)) {
       PolicyHook* victim = s.policy.evict(is_dead);
       if (victim == nullptr) return false;

@@ -16,8 +16,8 @@
 
 namespace corocache::detail::memory {
 
-inline asio::awaitable<void> sweep_loop(std::weak_ptr<Store> weak_store, std::shared_ptr<asio::steady_timer> timer,
-                                        Duration interval) {
+inline asio::awaitable<void> sweep_loop(std::weak_ptr<Store> weak_store,
+                                        std::shared_ptr<asio::steady_timer> timer, Duration interval) {
   for (;;) {
     timer->expires_after(interval);
     boost::system::error_code ec;

@@ -97,9 +97,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   /// Called in exec()'s initiation (caller's context). `op` is alive until its handler runs
   /// (the exec() frame holds a reference and is suspended).
-  template <class Handler>
-  void submit(PendingOp* op, Handler&& handler) {
-    op->handler.emplace(std::forward<Handler>(handler));
+  void submit(PendingOp* op, PendingOp::Handler handler) {
+    op->handler.emplace(std::move(handler));
     auto slot = op->handler->get_cancellation_slot();
     if (slot.is_connected()) slot.template emplace<CancelHandler>(op);
     if (closed_.load(std::memory_order_acquire)) {
@@ -150,9 +149,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       fail_op(op, make_error_code(errc::auth_failed), auth_error_, true);
       return;
     }
-    // The deadline counts from here; inside a reply batch the batch's clock reading is
-    // reused (one clock read per batch instead of one per request).
-    op->deadline = (in_reply_loop_ ? batch_now_ : Clock::now()) + op->timeout;
+    op->deadline = Clock::now() + op->timeout;
     op->add_ref();  // the queue's reference
     queue_.push_back(op);
     ++pending_;
@@ -175,16 +172,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // caller may resume inline, which the reply loop tolerates).
   void complete(PendingOp* op, bool post) {
     deadlines_.erase(op);
-    asio::any_completion_handler<void()> handler(std::move(*op->handler));
+    PendingOp::Handler handler(std::move(*op->handler));
     op->handler.reset();
-    if (post)  // via the strand: never inline, whatever the caller's executor supports
-      asio::post(strand_, [h = std::move(handler)]() mutable { invoke(std::move(h)); });
-    else
-      invoke(std::move(handler));
+    if (post)  // never inline
+      asio::post(std::move(handler));
+    else  // inline when the caller's executor is running on this thread
+      asio::dispatch(std::move(handler));
   }
 
-  // Runs the handler on its associated executor (inline when already there).
-  // (Boost 1.81's any_completion_handler cannot be passed to asio::dispatch itself.)
+  // Runs an erased handler on its associated executor (inline when already there).
+  // (Boost 1.81's any_completion_handler cannot be passed to asio::dispatch itself, and
+  // its move assignment recurses: only move-construct it.)
   static void invoke(asio::any_completion_handler<void()> h) {
     auto ex = asio::get_associated_executor(h);
     asio::dispatch(ex, [h = std::move(h)]() mutable { std::move(h)(); });
@@ -279,8 +277,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     for (std::size_t i = queue_.written(); i < queue_.size(); ++i) {
       PendingOp* op = queue_[i].op;
       if (!op) continue;
-      if (write_buf_.empty())
-        write_buf_.swap(op->bytes);  // a lone request: no copy
+      if (write_buf_.empty() && op->bytes.size() > write_buf_.capacity())
+        write_buf_.swap(op->bytes);  // a large lone request: no copy
       else
         write_buf_ += op->bytes;
       op->written = true;
@@ -327,7 +325,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       return;
     }
     reader_.feed(read_buf_.data(), n);
-    batch_now_ = Clock::now();
     in_reply_loop_ = true;
     Reply reply;
     for (;;) {
@@ -554,7 +551,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         last = "connect: " + cec.message();
         continue;
       }
-      if (options_.unix_socket.empty()) socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      if (options_.unix_socket.empty()) {
+        socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        socket_.set_option(asio::socket_base::keep_alive(true), ignored);  // notice dead peers eventually
+      }
       if (auto failure = co_await handshake(deadline)) co_return failure;
       co_return std::nullopt;
     }
@@ -670,7 +670,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   bool write_in_flight_ = false;
   bool flush_posted_ = false;
   bool in_reply_loop_ = false;
-  Clock::time_point batch_now_{};  // clock reading at the start of the current reply batch
   bool flush_after_loop_ = false;
   bool link_proven_ = false;  // the current link completed its handshake or gave a reply
   bool auth_failed_ = false;
@@ -727,13 +726,27 @@ class Connection {
   /// `||`, completes at once with asio::error::operation_aborted; an unwritten request is
   /// then never sent, a written one's late reply is discarded.
   /// Lifetime: the Connection must be alive when exec() is called (co_awaited); the
-  /// request's bytes are owned by the operation. Thread-safe: any thread, any executor.
+  /// request's bytes are owned by the operation; the returned awaitable holds the shared
+  /// state, so it may be awaited after the Connection is gone (then: shut_down).
+  /// Thread-safe: any thread, any executor.
   asio::awaitable<Reply> exec(Request request, Duration timeout = Duration::zero()) {
+    return run(impl_, std::move(request), timeout);
+  }
+
+  /// Fails pending requests with errc::shut_down and stops reconnecting. Idempotent.
+  void close() {
+    if (impl_) impl_->close();
+  }
+
+  const RedisOptions& options() const { return impl_->options(); }
+  ConnectionStats stats() const { return impl_->stats(); }
+
+ private:
+  static asio::awaitable<Reply> run(std::shared_ptr<ConnectionImpl> impl, Request request, Duration timeout) {
     if (request.replies == 0 || request.bytes.empty())
       throw std::invalid_argument("corocache redis: an empty request");
     if (timeout < Duration::zero()) throw std::invalid_argument("corocache redis: a negative request timeout");
     if (request.replies > 0xffffffffu) throw std::invalid_argument("corocache redis: too many commands in one request");
-    std::shared_ptr<ConnectionImpl> impl = impl_;  // keeps the state alive while we wait
     if (!impl) throw_error(errc::shut_down, "corocache redis: a moved-from connection");
     PendingRef op = PendingRef::adopt(PendingOp::create());
     op->bytes = std::move(request.bytes);
@@ -747,15 +760,6 @@ class Connection {
     co_return std::move(op->reply);
   }
 
-  /// Fails pending requests with errc::shut_down and stops reconnecting. Idempotent.
-  void close() {
-    if (impl_) impl_->close();
-  }
-
-  const RedisOptions& options() const { return impl_->options(); }
-  ConnectionStats stats() const { return impl_->stats(); }
-
- private:
   std::shared_ptr<ConnectionImpl> impl_;
 };
 

@@ -7,8 +7,9 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/reply.hpp>
 
-#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <atomic>
@@ -31,6 +32,8 @@ using Clock = std::chrono::steady_clock;
 /// a cancellation task each hold a reference) and allocated through Asio's recycling
 /// allocator, so a steady stream of requests does not hit the heap for it.
 struct PendingOp {
+  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>, void()>::handler_type;
+
   // --- set by exec() before submission, then read on the strand ---
   std::string bytes;           // encoded commands; moved into the write buffer when written
   std::uint32_t replies = 1;   // replies the commands produce
@@ -52,9 +55,9 @@ struct PendingOp {
   boost::system::error_code ec;
   std::string what;
 
-  // optional: Boost 1.81's any_completion_handler move assignment recurses; only ever
-  // move-construct it (emplace) and move it out.
-  std::optional<boost::asio::any_completion_handler<void()>> handler;
+  // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
+  // only ever awaited through use_awaitable): no type erasure, no allocation for it.
+  std::optional<Handler> handler;
 
   static PendingOp* create() {
     boost::asio::recycling_allocator<PendingOp> alloc;

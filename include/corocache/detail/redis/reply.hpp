@@ -1,6 +1,7 @@
 #pragma once
 // A decoded RESP2 reply, owned (no pointers into any buffer).
 
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,22 @@ struct Reply {
   static Reply make_array(std::vector<Reply> e) { return {ReplyType::array, {}, 0, std::move(e)}; }
 
   friend bool operator==(const Reply&, const Reply&) = default;
+
+  /// Debug text, e.g. `["a", nil, 7, +OK, -ERR x]` (strings quoted, not escaped).
+  friend std::ostream& operator<<(std::ostream& os, const Reply& r) {
+    switch (r.type) {
+      case ReplyType::nil: return os << "nil";
+      case ReplyType::string: return os << '"' << r.str << '"';
+      case ReplyType::integer: return os << r.integer;
+      case ReplyType::status: return os << '+' << r.str;
+      case ReplyType::error: return os << '-' << r.str;
+      case ReplyType::array:
+        os << '[';
+        for (std::size_t i = 0; i < r.elements.size(); ++i) os << (i ? ", " : "") << r.elements[i];
+        return os << ']';
+    }
+    return os;
+  }
 };
 
 }  // namespace corocache::detail::redis

@@ -1,0 +1,110 @@
+// A redis-server SIGKILLed and restarted on the same port under load.
+#include "redis/fault_support.hpp"
+#include "support/run.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+using namespace corocache::test;
+using corocache::errc;
+using corocache::detail::redis::Connection;
+
+TEST_CASE("1000 concurrent calls survive a server kill and restart, each within its deadline") {
+  RedisServer server;
+  auto opts = fault_options(server);
+  opts.request_timeout = 1s;
+  constexpr int workers = 1000;
+  // Slack for a loaded 2-core machine: a call may finish this much after its deadline.
+  constexpr auto slack = 1500ms;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> finished{0}, succeeded{0}, failed{0}, wrong_value{0}, unexpected_error{0}, late{0};
+  std::atomic<bool> killed{false}, restarted{false};
+  std::atomic<long long> first_success_after_restart_ns{-1};
+  std::chrono::steady_clock::time_point restart_time{};
+  std::mutex restart_mutex;
+
+  asio::io_context io(2);
+  auto conn = std::make_shared<Connection>(io.get_executor(), opts);
+
+  // Kills and restarts the server from outside the io_context (start() blocks until PING).
+  std::thread chaos([&] {
+    std::this_thread::sleep_for(400ms);
+    server.kill();
+    killed = true;
+    std::this_thread::sleep_for(500ms);
+    server.start();
+    {
+      std::lock_guard lock(restart_mutex);
+      restart_time = std::chrono::steady_clock::now();
+    }
+    restarted = true;
+  });
+
+  run_on(
+      io,
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        for (int w = 0; w < workers; ++w) {
+          asio::co_spawn(
+              ex,
+              [&, w]() -> asio::awaitable<void> {
+                const auto key = "restart:" + std::to_string(w);
+                const auto value = "v" + std::to_string(w);
+                while (!stop) {
+                  auto set = co_await outcome_of(conn->exec(cmd("SET", key, value)));
+                  auto get = co_await outcome_of(conn->exec(cmd("GET", key)));
+                  for (const auto* o : {&set, &get}) {
+                    if (o->took > opts.request_timeout + slack) ++late;
+                    if (!o->ec) {
+                      ++succeeded;
+                      if (restarted && first_success_after_restart_ns < 0) {
+                        std::lock_guard lock(restart_mutex);
+                        first_success_after_restart_ns =
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - restart_time)
+                                .count();
+                      }
+                    } else if (o->ec == errc::timeout || o->ec == errc::connection_lost || o->ec == errc::not_connected) {
+                      ++failed;
+                    } else {
+                      ++unexpected_error;
+                    }
+                  }
+                  // A GET sees this worker's value, or nothing (the restarted server is empty).
+                  if (!get.ec && !get.reply.is_nil() && get.reply.str != value) ++wrong_value;
+                  if (get.ec) co_await sleep_for(10ms);  // don't spin while the server is down
+                }
+              },
+              [&](std::exception_ptr e) {
+                if (e) ++unexpected_error;
+                ++finished;
+              });
+        }
+        // Run until the server is back and calls succeed again, then a little longer.
+        const bool back = co_await wait_until([&] { return first_success_after_restart_ns >= 0; }, 20s);
+        CHECK(back);
+        co_await sleep_for(300ms);
+        stop = true;
+        const bool all_done = co_await wait_until([&] { return finished == workers; }, 20s);
+        CHECK(all_done);
+      },
+      2, std::chrono::seconds(60));
+  chaos.join();
+
+  INFO("succeeded " << succeeded << ", failed " << failed << ", unexpected " << unexpected_error);
+  CHECK(killed);
+  CHECK(restarted);
+  CHECK(finished == workers);
+  CHECK(unexpected_error == 0);
+  CHECK(wrong_value == 0);
+  CHECK(late == 0);
+  CHECK(failed > 0);  // the kill was noticed
+  REQUIRE(first_success_after_restart_ns >= 0);
+  CHECK(std::chrono::nanoseconds(first_success_after_restart_ns.load()) < 5s);
+  CHECK(conn->stats().connects >= 2);
+}
