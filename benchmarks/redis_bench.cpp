@@ -30,7 +30,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -187,9 +186,15 @@ std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_
   // Final lines look like "GET: 123456.79 requests per second, p50=0.031 msec"; the
   // progress lines in between (separated by '\r') say "rps=" instead.
   std::map<std::string, double> result;
-  static const std::regex line(R"((GET|SET): ([0-9.]+) requests per second)");
-  for (std::sregex_iterator it(out.begin(), out.end(), line), end; it != end; ++it)
-    result[(*it)[1].str()] = std::stod((*it)[2].str());
+  for (const char* op : {"GET", "SET"}) {
+    const std::string head = std::string(op) + ": ";
+    for (std::size_t at = out.find(head); at != std::string::npos; at = out.find(head, at + 1)) {
+      const std::size_t number = at + head.size();
+      const std::size_t end = out.find(" requests per second", number);
+      if (end == std::string::npos || out.find_first_not_of("0123456789.", number) != end) continue;
+      result[op] = std::stod(out.substr(number, end - number));
+    }
+  }
   if (result.size() != 2) throw std::runtime_error("cannot parse redis-benchmark output:\n" + out);
   return result;
 }

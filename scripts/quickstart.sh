@@ -6,7 +6,7 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${COROCACHE_BUILD_ROOT:-$root/build}/quickstart
 
 "$root/scripts/setup-debian.sh"
-cmake -G Ninja -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release \
+cmake -G Ninja -S "$root" -B "$dir" \
   -DCOROCACHE_BUILD_EXAMPLES=ON -DCOROCACHE_BUILD_TESTS=OFF -DCOROCACHE_INSTALL=OFF
 cmake --build "$dir" --target quickstart -j "${COROCACHE_JOBS:-2}"
 echo "==> $dir/examples/quickstart"

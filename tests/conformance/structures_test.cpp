@@ -253,7 +253,8 @@ TEMPLATE_LIST_TEST_CASE("of 64 concurrent lock attempts on two threads exactly o
       asio::co_spawn(
           ex,
           [&]() -> asio::awaitable<void> {
-            if (co_await s.attempt_distributed_lock("contended", 30s)) ++owners;
+            const auto lock = co_await s.attempt_distributed_lock("contended", 30s);
+            if (lock) ++owners;
             ++finished;
           },
           asio::detached);

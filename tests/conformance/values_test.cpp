@@ -130,7 +130,8 @@ TEMPLATE_LIST_TEST_CASE("of 64 concurrent nx sets on two threads exactly one win
           ex,
           [&, i]() -> asio::awaitable<void> {
             SetOptions nx{.nx = true};
-            if (co_await s.set_key("race", "writer-" + std::to_string(i), nx)) ++winners;
+            const bool won = co_await s.set_key("race", "writer-" + std::to_string(i), nx);
+            if (won) ++winners;
             ++finished;
           },
           asio::detached);

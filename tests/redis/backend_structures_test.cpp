@@ -113,7 +113,8 @@ TEST_CASE("of many concurrent lock attempts exactly one succeeds", "[redis][back
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         RedisBackend b(ex, options_for());
         co_await run_all(ex, 40, [&](std::size_t i) -> asio::awaitable<void> {
-          if (co_await b.try_lock(lk, "token-" + std::to_string(i), 30s)) ++owners;
+          const bool owned = co_await b.try_lock(lk, "token-" + std::to_string(i), 30s);
+          if (owned) ++owners;
         });
       },
       2);

@@ -111,8 +111,8 @@ TEST_CASE("of many concurrent nx stores exactly one wins, plain or indexed", "[r
           co_await run_all(ex, 48, [&](std::size_t i) -> asio::awaitable<void> {
             P p = P(60s).nx();
             if (indexed) p.index(scope + "i:race");
-            if (co_await b.set(scope + (indexed ? "v:ri" : "v:rp"), std::to_string(i), p))
-              ++winners;
+            const bool won = co_await b.set(scope + (indexed ? "v:ri" : "v:rp"), std::to_string(i), p);
+            if (won) ++winners;
           });
         },
         2);

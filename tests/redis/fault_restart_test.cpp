@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 using namespace corocache::test;
@@ -107,4 +108,38 @@ TEST_CASE("1000 concurrent calls survive a server kill and restart, each within 
   REQUIRE(first_success_after_restart_ns >= 0);
   CHECK(std::chrono::nanoseconds(first_success_after_restart_ns.load()) < 5s);
   CHECK(conn->stats().connects >= 2);
+}
+
+TEST_CASE("a call in flight when the server dies fails with connection_lost at once; one made while it is down waits for the restart") {
+  RedisServer server;
+  auto opts = fault_options(server);
+  opts.request_timeout = 5s;
+  std::thread restarter;
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        Connection c(ex, opts);
+        auto warm = co_await outcome_of(c.exec(cmd("PING")));
+        REQUIRE_FALSE(warm.ec);
+        std::optional<Outcome> in_flight;
+        asio::co_spawn(ex, outcome_of(c.exec(cmd("BLPOP", "restart:none", "10"))),
+                       [&](std::exception_ptr, Outcome o) { in_flight = std::move(o); });
+        co_await sleep_for(100ms);
+        server.kill();
+        const bool failed = co_await wait_until([&] { return in_flight.has_value(); }, 3s);
+        REQUIRE(failed);
+        CHECK(in_flight->ec == errc::connection_lost);
+        CHECK(in_flight->took < 2s);  // at once, not at the 5 s deadline
+
+        restarter = std::thread([&] {
+          std::this_thread::sleep_for(300ms);
+          server.start();
+        });
+        auto queued = co_await outcome_of(c.exec(cmd("SET", "restart:after", "yes")));
+        CHECK_FALSE(queued.ec);
+        CHECK(queued.reply.is_status("OK"));
+        CHECK(queued.took >= 250ms);  // it waited for the restart
+      },
+      1, std::chrono::seconds(30));
+  if (restarter.joinable()) restarter.join();
+  CHECK(server.run({"GET", "restart:after"}) == "yes");
 }

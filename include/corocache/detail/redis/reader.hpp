@@ -56,7 +56,10 @@ class Reader {
     }
     if (obj != nullptr) {
       out = std::move(state_.root);
-      state_.root = Reply{};
+      state_.root.type = ReplyType::nil;  // cheaper than assigning a fresh Reply
+      state_.root.integer = 0;
+      state_.root.str.clear();
+      state_.root.elements.clear();
       state_.cost = 0;
       return Status::reply;
     }

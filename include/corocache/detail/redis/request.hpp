@@ -10,6 +10,7 @@
 #include <array>
 #include <charconv>
 #include <concepts>
+#include <cstring>
 #include <cstddef>
 #include <new>
 #include <span>
@@ -50,12 +51,16 @@ struct Request {
     // the client's CPU in a pipelined GET loop.
     std::size_t size = 1 + digits(argv.size()) + 2;
     for (const auto& a : argv) size += 1 + digits(a.size()) + 2 + a.size() + 2;
-    bytes.reserve(bytes.size() + size);
-    put_header('*', argv.size());
+    const std::size_t start = bytes.size();
+    bytes.resize(start + size);
+    char* out = bytes.data() + start;
+    out = put_header(out, '*', argv.size());
     for (const auto& a : argv) {
-      put_header('$', a.size());
-      bytes.append(a.data(), a.size());
-      bytes.append("\r\n", 2);
+      out = put_header(out, '$', a.size());
+      if (!a.empty()) std::memcpy(out, a.data(), a.size());
+      out += a.size();
+      *out++ = '\r';
+      *out++ = '\n';
     }
     ++replies;
   }
@@ -93,14 +98,13 @@ struct Request {
     }
     return n;
   }
-  void put_header(char type, std::size_t n) {
-    char buf[24];
-    buf[0] = type;
-    const auto res = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
-    char* end = res.ptr;
-    *end++ = '\r';
-    *end++ = '\n';
-    bytes.append(buf, static_cast<std::size_t>(end - buf));
+  // Writes "<type><n>\r\n" (room for it was reserved); returns the end.
+  static char* put_header(char* out, char type, std::size_t n) noexcept {
+    *out++ = type;
+    out = std::to_chars(out, out + 20, n).ptr;
+    *out++ = '\r';
+    *out++ = '\n';
+    return out;
   }
 
   template <class T, std::size_t N>
