@@ -557,8 +557,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
         socket_.set_option(asio::socket_base::keep_alive(true), ignored);  // notice dead peers eventually
       }
-      if (auto failure = co_await handshake(deadline)) co_return failure;
-      co_return std::nullopt;
+      // One co_return of a named result: g++ 12 miscompiles `if (co_await x) co_return ...`.
+      auto failure = co_await handshake(deadline);
+      co_return failure;
     }
     co_return ConnectFailure{errc::not_connected, last};
   }
