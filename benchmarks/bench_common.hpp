@@ -36,8 +36,8 @@ inline double thread_cpu_seconds() {
 /// The one line per comparison that run.sh greps for ("<name>: corocache ... ratio ...").
 inline void print_summary(std::string_view name, double corocache_ops, double baseline_ops) {
   const double ratio = baseline_ops > 0 ? corocache_ops / baseline_ops : 0.0;
-  std::printf("%.*s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f\n",
-              static_cast<int>(name.size()), name.data(), corocache_ops, baseline_ops, ratio);
+  std::printf("%.*s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f\n", static_cast<int>(name.size()),
+              name.data(), corocache_ops, baseline_ops, ratio);
   std::fflush(stdout);
 }
 

@@ -46,16 +46,17 @@ int main() try {
   const std::size_t calls = corocache::bench::quick() ? 20'000 : 1'000'000;
   const std::string sku = "sku-000123";
   const int qty = 3;
-  std::printf("func_cache_bench: %zu hit-path calls per run, best of 3, arguments (\"%s\", %d), double result\n",
-              calls, sku.c_str(), qty);
+  std::printf(
+      "func_cache_bench: %zu hit-path calls per run, best of 3, arguments (\"%s\", %d), double result\n",
+      calls, sku.c_str(), qty);
 
   // The synchronous steps of a hit, on their own.
-  const double encode_ns = ns_per_call(calls, [&] { return corocache::detail::canonical_arguments(sku, qty).size(); });
+  const double encode_ns =
+      ns_per_call(calls, [&] { return corocache::detail::canonical_arguments(sku, qty).size(); });
   const std::string encoded = corocache::detail::canonical_arguments(sku, qty);
   const double hash_ns = ns_per_call(calls, [&] { return corocache::detail::sha256_hex(encoded).size(); });
-  const double decode_ns = ns_per_call(calls, [&] {
-    return static_cast<std::size_t>(corocache::detail::decode_json<double>("12.5"));
-  });
+  const double decode_ns = ns_per_call(
+      calls, [&] { return static_cast<std::size_t>(corocache::detail::decode_json<double>("12.5")); });
   detail("steps: argument encoding %.0f ns, sha256 of %zu bytes %.0f ns, result decoding %.0f ns", encode_ns,
          encoded.size(), hash_ns, decode_ns);
 
@@ -110,9 +111,10 @@ int main() try {
       });
   io.run();
   if (!done) throw std::runtime_error("benchmark coroutine did not finish");
-  if (computed != 1) throw std::runtime_error("the memoized function ran " + std::to_string(computed) + " times");
-  detail("func_cache hit %.0f ns/call, get_key %.0f ns/call, memoization overhead %.0f ns/call", 1e9 / memo_ops,
-         1e9 / get_ops, 1e9 / memo_ops - 1e9 / get_ops);
+  if (computed != 1)
+    throw std::runtime_error("the memoized function ran " + std::to_string(computed) + " times");
+  detail("func_cache hit %.0f ns/call, get_key %.0f ns/call, memoization overhead %.0f ns/call",
+         1e9 / memo_ops, 1e9 / get_ops, 1e9 / memo_ops - 1e9 / get_ops);
   corocache::bench::print_summary("func_cache hit vs get_key", memo_ops, get_ops);
   return 0;
 } catch (const std::exception& e) {

@@ -61,7 +61,8 @@ Workload make_workload() {
   Workload w;
   w.names = corocache::bench::make_names(key_count, 'k');
   const std::string scope = corocache::detail::scope_base(prefix, tenant, ns);
-  for (const auto& n : w.names) w.full_keys.push_back(corocache::detail::make_key(scope, corocache::detail::Kind::value, n));
+  for (const auto& n : w.names)
+    w.full_keys.push_back(corocache::detail::make_key(scope, corocache::detail::Kind::value, n));
   return w;
 }
 
@@ -170,8 +171,9 @@ std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_
                                                   double& cpu_ns_per_op) {
   rusage before{};
   ::getrusage(RUSAGE_CHILDREN, &before);
-  const std::string cmd = "redis-benchmark -p " + std::to_string(port) + " -c 1 -P " + std::to_string(pipeline) +
-                          " -n " + std::to_string(total) + " -t get,set -d 16 -q 2>&1";
+  const std::string cmd = "redis-benchmark -p " + std::to_string(port) + " -c 1 -P " +
+                          std::to_string(pipeline) + " -n " + std::to_string(total) +
+                          " -t get,set -d 16 -q 2>&1";
   std::FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) throw std::runtime_error("cannot run redis-benchmark");
   std::string out;
@@ -180,8 +182,11 @@ std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_
   if (::pclose(p) != 0) throw std::runtime_error("redis-benchmark failed:\n" + out);
   rusage after{};
   ::getrusage(RUSAGE_CHILDREN, &after);
-  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; };
-  const double cpu = secs(after.ru_utime) - secs(before.ru_utime) + secs(after.ru_stime) - secs(before.ru_stime);
+  auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+  };
+  const double cpu =
+      secs(after.ru_utime) - secs(before.ru_utime) + secs(after.ru_stime) - secs(before.ru_stime);
   cpu_ns_per_op = cpu * 1e9 / (2.0 * static_cast<double>(total));
   // Final lines look like "GET: 123456.79 requests per second, p50=0.031 msec"; the
   // progress lines in between (separated by '\r') say "rps=" instead.
@@ -250,7 +255,8 @@ struct CorocacheBench {
     return o;
   }
   explicit CorocacheBench(std::uint16_t port)
-      : cache(corocache::RedisBackend(io.get_executor(), options(port)), corocache::CacheOptions{.prefix = prefix}) {}
+      : cache(corocache::RedisBackend(io.get_executor(), options(port)),
+              corocache::CacheOptions{.prefix = prefix}) {}
 
   Measured measure(const Workload& w, Op op, std::size_t in_flight, std::size_t total) {
     auto scope = cache.tenant(tenant).ns(ns);
@@ -277,11 +283,16 @@ int main(int argc, char** argv) try {
   // contain it (for profiling one of them) and writes no CSV.
   std::string filter;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--csv") == 0) csv_path = argv[i + 1];
-    else if (std::strcmp(argv[i], "--ops") == 0) total = std::stoul(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::max(1, std::stoi(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--filter") == 0) filter = argv[i + 1];
-    else throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
+    if (std::strcmp(argv[i], "--csv") == 0)
+      csv_path = argv[i + 1];
+    else if (std::strcmp(argv[i], "--ops") == 0)
+      total = std::stoul(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--repeats") == 0)
+      repeats = std::max(1, std::stoi(argv[i + 1]));
+    else if (std::strcmp(argv[i], "--filter") == 0)
+      filter = argv[i + 1];
+    else
+      throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
   }
   auto wanted = [&](const std::string& op, std::size_t n, const char* impl) {
     return (op + " N=" + std::to_string(n) + " " + impl).find(filter) != std::string::npos;
@@ -290,8 +301,9 @@ int main(int argc, char** argv) try {
   corocache::bench::RedisServerProcess server;
   const Workload w = make_workload();
   prefill(server.port(), w);
-  std::printf("redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, best of %d, 16-byte values, %zu keys\n",
-              server.port(), total, repeats, key_count);
+  std::printf(
+      "redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, best of %d, 16-byte values, %zu keys\n",
+      server.port(), total, repeats, key_count);
 
   CorocacheBench coro(server.port());
 
@@ -333,10 +345,12 @@ int main(int argc, char** argv) try {
     for (Op op : {Op::get, Op::set}) {
       const int o = static_cast<int>(op);
       if (std::isnan(row.coro[o]) && std::isnan(row.hiredis[o]) && std::isnan(row.rbench[o])) continue;
-      detail("%s N=%zu: corocache %.0f, hiredis %.0f, redis-benchmark %.0f ops/s; client CPU per op: corocache %.0f "
-             "ns, hiredis %.0f ns, redis-benchmark %.0f ns (GET+SET average)",
-             op_name(op), n, row.coro[o], row.hiredis[o], row.rbench[o], row.coro_cpu[o], row.hiredis_cpu[o],
-             row.rbench_cpu);
+      detail(
+          "%s N=%zu: corocache %.0f, hiredis %.0f, redis-benchmark %.0f ops/s; client CPU per op: corocache "
+          "%.0f "
+          "ns, hiredis %.0f ns, redis-benchmark %.0f ns (GET+SET average)",
+          op_name(op), n, row.coro[o], row.hiredis[o], row.rbench[o], row.coro_cpu[o], row.hiredis_cpu[o],
+          row.rbench_cpu);
     }
     rows.push_back(row);
   }
@@ -353,8 +367,11 @@ int main(int argc, char** argv) try {
   if (!filter.empty()) return 0;
   std::ofstream csv(csv_path);
   if (!csv) throw std::runtime_error("cannot write " + csv_path);
-  csv << "in_flight,get_corocache,get_hiredis,get_redis_benchmark,set_corocache,set_hiredis,set_redis_benchmark\n";
-  auto cell = [](double v) { return std::isnan(v) ? std::string("NaN") : std::to_string(static_cast<long long>(v)); };
+  csv << "in_flight,get_corocache,get_hiredis,get_redis_benchmark,set_corocache,set_hiredis,set_redis_"
+         "benchmark\n";
+  auto cell = [](double v) {
+    return std::isnan(v) ? std::string("NaN") : std::to_string(static_cast<long long>(v));
+  };
   for (const auto& row : rows) {
     csv << row.in_flight;
     for (Op op : {Op::get, Op::set}) {

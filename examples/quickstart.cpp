@@ -43,15 +43,16 @@ asio::awaitable<void> tour(corocache::Cache<Backend>& cache) {
   std::cout << "u1 = " << u1.value_or("<miss>") << " (nx overwrite stored: " << std::boolalpha << stored_again
             << ")\n";
   const auto listed = co_await users.list_keys_by_index("active");
-  std::cout << "index 'active' lists " << listed.size() << " key(s): " << (listed.empty() ? "" : listed.front())
-            << "\n";
+  std::cout << "index 'active' lists " << listed.size()
+            << " key(s): " << (listed.empty() ? "" : listed.front()) << "\n";
   co_await users.refresh_key("u2", 1h);
 
   // Typed values through nlohmann::json.
   corocache::SetOptions five_minutes{.expire = 5min};
   const Profile ada{"Ada", 3};
   co_await users.set("profile:7", ada, five_minutes);
-  const auto profile = co_await users.get<Profile>("profile:7");
+  const auto profile =
+      co_await users.get("profile:7", corocache::as<Profile>);  // template-friendly get<Profile>
   std::cout << "profile:7 = " << profile->name << ", " << profile->visits << " visits\n";
 
   // A one-time token: gone after its first read.
@@ -79,13 +80,12 @@ asio::awaitable<void> tour(corocache::Cache<Backend>& cache) {
 
   // Memoized async function: runs once per (scope, arguments).
   int runs = 0;
-  auto price = cache.func_cache(
-      "price",
-      [&runs](std::string sku, int qty) -> asio::awaitable<double> {
-        ++runs;
-        co_return 9.99 * qty + static_cast<double>(sku.size());
-      },
-      {.expire = 2min});
+  auto price = cache.func_cache("price",
+                                [&runs](std::string sku, int qty) -> asio::awaitable<double> {
+                                  ++runs;
+                                  co_return 9.99 * qty + static_cast<double>(sku.size());
+                                },
+                                {.expire = 2min});
   const double p1 = co_await price(acme, "sku-1", 3);
   const double p2 = co_await price(acme, "sku-1", 3);
   std::cout << "price " << p1 << " / " << p2 << ", function ran " << runs << " time(s)\n";

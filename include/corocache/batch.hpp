@@ -64,7 +64,8 @@ class Batch {
  private:
   template <Backend>
   friend class Scope;
-  Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base) : core_(std::move(core)), base_(std::move(base)) {}
+  Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base)
+      : core_(std::move(core)), base_(std::move(base)) {}
   static asio::awaitable<void> nothing() { co_return; }
 
   std::shared_ptr<detail::CacheCore<B>> core_;

@@ -45,7 +45,8 @@ class Cache {
   /// Memoizes the async function `fn` (returning asio::awaitable<R>) under `name`; see
   /// func_cache.hpp. Throws invalid_name for a bad name, std::invalid_argument for a bad expiry.
   template <class Fn>
-  FuncCache<B, std::decay_t<Fn>> func_cache(std::string_view name, Fn&& fn, FuncCacheOptions options = {}) const {
+  FuncCache<B, std::decay_t<Fn>> func_cache(std::string_view name, Fn&& fn,
+                                            FuncCacheOptions options = {}) const {
     detail::validate_segment("func_cache name", name);
     detail::validate_expiry("func_cache expire", options.expire);
     return FuncCache<B, std::decay_t<Fn>>(std::string(name), std::forward<Fn>(fn), options);
@@ -53,7 +54,9 @@ class Cache {
 
   /// Removes every key under this cache's prefix, in every tenant, and nothing else (other
   /// prefixes and other applications' keys in the same database stay).
-  asio::awaitable<void> flush_all() const { return discard(core_, detail::cache_base(core_->options.prefix)); }
+  asio::awaitable<void> flush_all() const {
+    return discard(core_, detail::cache_base(core_->options.prefix));
+  }
 
   /// The backend, e.g. for its statistics.
   B& backend() noexcept { return core_->backend; }

@@ -50,7 +50,7 @@ class FuncCache {
   /// this scope. Arguments are encoded (and rejected if they cannot be, e.g. invalid UTF-8)
   /// before any backend work. A cached result that no longer decodes as the result type
   /// (e.g. after a schema change) is recomputed and overwritten. Backend failures propagate
-    /// as system_error; exceptions from the function propagate and cache nothing.
+  /// as system_error; exceptions from the function propagate and cache nothing.
   /// Concurrent calls with the same arguments in one process share one run of the function
   /// (and its exception, if it throws).
   template <class... Args>
@@ -88,8 +88,9 @@ class FuncCache {
       : state_(std::make_shared<State>(std::move(name), std::move(fn), options)) {}
 
   template <class Result, class... Args>
-  static asio::awaitable<Result> call(std::shared_ptr<State> state, std::shared_ptr<detail::CacheCore<B>> core,
-                                      std::string key, Args... args) {
+  static asio::awaitable<Result> call(std::shared_ptr<State> state,
+                                      std::shared_ptr<detail::CacheCore<B>> core, std::string key,
+                                      Args... args) {
     auto cached = co_await core->backend.get(key);
     if (cached) {
       auto decoded = try_decode<Result>(*cached);

@@ -30,7 +30,9 @@ class NullBackend {
   asio::awaitable<std::optional<std::string>> get(std::string) { co_return std::nullopt; }
   asio::awaitable<bool> erase(std::string) { co_return false; }
   asio::awaitable<bool> expire(std::string, Duration) { co_return false; }
-  asio::awaitable<std::vector<std::string>> index_members(std::string) { co_return std::vector<std::string>{}; }
+  asio::awaitable<std::vector<std::string>> index_members(std::string) {
+    co_return std::vector<std::string>{};
+  }
   asio::awaitable<std::size_t> erase_index(std::string) { co_return 0; }
   asio::awaitable<void> push(std::string, std::string) { co_return; }
   asio::awaitable<std::optional<std::string>> pop(std::string, Duration wait) {

@@ -154,8 +154,7 @@ inline RedisOptions RedisOptions::from_url(std::string_view url) {
   if (scheme_end == std::string_view::npos) u::fail("a Redis URL must start with redis:// or unix://");
   const auto scheme = url.substr(0, scheme_end);
   if (scheme == "rediss") u::fail("rediss:// (TLS) is not supported yet");
-  if (scheme != "redis" && scheme != "unix")
-    u::fail("unsupported URL scheme (use redis:// or unix://)");
+  if (scheme != "redis" && scheme != "unix") u::fail("unsupported URL scheme (use redis:// or unix://)");
   auto rest = url.substr(scheme_end + 3);
   if (u::has_control_chars(rest)) u::fail("the URL contains control characters");
 
@@ -229,7 +228,8 @@ inline RedisOptions RedisOptions::from_env() {
   if (const auto v = env("REDIS_HOST"); !v.empty()) o.host = std::string(v);
   if (const auto v = env("REDIS_PORT"); !v.empty())
     o.port = static_cast<std::uint16_t>(u::parse_number(v, 1, 65535, "REDIS_PORT"));
-  if (const auto v = env("REDIS_DB"); !v.empty()) o.db = static_cast<int>(u::parse_number(v, 0, INT_MAX, "REDIS_DB"));
+  if (const auto v = env("REDIS_DB"); !v.empty())
+    o.db = static_cast<int>(u::parse_number(v, 0, INT_MAX, "REDIS_DB"));
   if (const auto v = env("REDIS_USER"); !v.empty()) o.user = std::string(v);
   if (const auto v = env("REDIS_PASSWORD"); !v.empty()) o.password = std::string(v);
   return o;

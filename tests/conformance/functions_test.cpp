@@ -22,7 +22,8 @@ struct PriceLookup {
 };
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("a memoized function runs once per distinct arguments", "[func_cache]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a memoized function runs once per distinct arguments", "[func_cache]",
+                        TestedBackends) {
   World<TestType> w;
   PriceLookup lookup;
   auto price = w.cache.func_cache("price", lookup, FuncCacheOptions{.expire = 2min});
@@ -99,16 +100,18 @@ TEMPLATE_LIST_TEST_CASE("a memoized result is stored under a key every replica c
   CHECK(w.sync(w.cache.backend().get(key)) == std::optional<std::string>("15.5"));
 }
 
-TEMPLATE_LIST_TEST_CASE("memoized results round-trip structured types", "[func_cache][typed]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("memoized results round-trip structured types", "[func_cache][typed]",
+                        TestedBackends) {
   World<TestType> w;
   auto runs = std::make_shared<int>(0);
-  auto split = w.cache.func_cache("split", [runs](std::vector<int> xs, std::map<std::string, int> m)
-                                               -> asio::awaitable<std::vector<std::string>> {
-    ++*runs;
-    std::vector<std::string> out;
-    for (int x : xs) out.push_back(std::to_string(x + m.at("add")));
-    co_return out;
-  });
+  auto split = w.cache.func_cache(
+      "split",
+      [runs](std::vector<int> xs, std::map<std::string, int> m) -> asio::awaitable<std::vector<std::string>> {
+        ++*runs;
+        std::vector<std::string> out;
+        for (int x : xs) out.push_back(std::to_string(x + m.at("add")));
+        co_return out;
+      });
   const std::vector<int> xs{1, 2};
   const std::map<std::string, int> m{{"add", 10}};
   auto acme = w.cache.tenant("acme");
@@ -153,7 +156,8 @@ TEMPLATE_LIST_TEST_CASE("a committed batch applies all its operations in order",
   CHECK(w.sync(s.pop_from_queue("q")) == std::optional<std::string>("second"));
 }
 
-TEMPLATE_LIST_TEST_CASE("a batch dropped or discarded without commit applies nothing", "[batch]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a batch dropped or discarded without commit applies nothing", "[batch]",
+                        TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   {

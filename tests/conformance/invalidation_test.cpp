@@ -81,7 +81,8 @@ TEMPLATE_LIST_TEST_CASE("invalidate_prefix removes exactly the names with that p
                         "[invalidation][tenancy]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme").ns("users");
-  for (const char* name : {"user:1", "user:2", "user:3", "users", "admin:1", "use"}) CHECK(w.sync(s.set_key(name, "v")));
+  for (const char* name : {"user:1", "user:2", "user:3", "users", "admin:1", "use"})
+    CHECK(w.sync(s.set_key(name, "v")));
   CHECK(w.sync(w.cache.tenant("acme").set_key("user:9", "other ns")));
   CHECK(w.sync(w.cache.tenant("beta").ns("users").set_key("user:1", "other tenant")));
   w.sync(s.push_to_queue("user:q", "queued"));
@@ -131,9 +132,12 @@ TEMPLATE_LIST_TEST_CASE("invalidate_if removes the values its predicate accepts,
   for (int i = 0; i < 10; ++i) CHECK(w.sync(s.set_key("k" + std::to_string(i), i % 2 ? "odd" : "even")));
   CHECK(w.sync(w.cache.tenant("beta").set_key("k1", "odd")));
 
-  CHECK(w.sync(s.invalidate_if([](std::string_view, std::string_view value) { return value == "odd"; }, 2)) == 2);
-  CHECK(w.sync(s.invalidate_if([](std::string_view, std::string_view value) { return value == "odd"; })) == 3);
-  CHECK(w.sync(s.invalidate_if([](std::string_view name, std::string_view) { return name == "k4"; }, -1)) == 1);
+  CHECK(w.sync(s.invalidate_if([](std::string_view, std::string_view value) { return value == "odd"; }, 2)) ==
+        2);
+  CHECK(w.sync(s.invalidate_if([](std::string_view, std::string_view value) { return value == "odd"; })) ==
+        3);
+  CHECK(w.sync(s.invalidate_if([](std::string_view name, std::string_view) { return name == "k4"; }, -1)) ==
+        1);
   CHECK(w.sync(s.invalidate_if([](std::string_view, std::string_view) { return true; }, 0)) == 0);
   int live = 0;
   for (int i = 0; i < 10; ++i) live += w.sync(s.get_key("k" + std::to_string(i))).has_value();

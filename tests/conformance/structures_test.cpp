@@ -75,7 +75,8 @@ TEMPLATE_LIST_TEST_CASE("setting a key again replaces its index memberships", "[
   CHECK(w.sync(s.get_key("k")) == std::optional<std::string>("3"));
 }
 
-TEMPLATE_LIST_TEST_CASE("a failed nx set leaves the existing key's indices alone", "[indices][nx]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a failed nx set leaves the existing key's indices alone", "[indices][nx]",
+                        TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   SetOptions in_a{.indices = indices("a")};
@@ -96,7 +97,8 @@ TEMPLATE_LIST_TEST_CASE("an indexed key is read like any other key", "[indices]"
   CHECK(w.sync(s.get_key("k")) == std::optional<std::string>("value"));
 }
 
-TEMPLATE_LIST_TEST_CASE("indices are private to their tenant and namespace", "[indices][tenancy]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("indices are private to their tenant and namespace", "[indices][tenancy]",
+                        TestedBackends) {
   World<TestType> w;
   SetOptions active{.indices = indices("active")};
   CHECK(w.sync(w.cache.tenant("acme").set_key("a", "1", active)));
@@ -123,7 +125,8 @@ TEMPLATE_LIST_TEST_CASE("a queue hands out elements first in, first out", "[queu
   CHECK(w.sync(s.pop_from_queue("emails")) == std::nullopt);
 }
 
-TEMPLATE_LIST_TEST_CASE("queues are private to their tenant and namespace", "[queues][tenancy]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("queues are private to their tenant and namespace", "[queues][tenancy]",
+                        TestedBackends) {
   World<TestType> w;
   w.sync(w.cache.tenant("acme").push_to_queue("q", "acme"));
   w.sync(w.cache.global().push_to_queue("q", "global"));
@@ -133,7 +136,8 @@ TEMPLATE_LIST_TEST_CASE("queues are private to their tenant and namespace", "[qu
   CHECK(w.sync(w.cache.global().pop_from_queue("q")) == std::optional<std::string>("global"));
 }
 
-TEMPLATE_LIST_TEST_CASE("a queue and a value of the same name do not interfere", "[queues][keys]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a queue and a value of the same name do not interfere", "[queues][keys]",
+                        TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   CHECK(w.sync(s.set_key("jobs", "a value")));
@@ -284,7 +288,8 @@ TEMPLATE_LIST_TEST_CASE("locks are private to their tenant and cannot be release
   CHECK(w.sync(acme.release_distributed_lock(*lock)));
 }
 
-TEMPLATE_LIST_TEST_CASE("a lock and a value of the same name do not interfere", "[locks][keys]", TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a lock and a value of the same name do not interfere", "[locks][keys]",
+                        TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   CHECK(w.sync(s.set_key("job", "value")));

@@ -16,7 +16,9 @@ struct Profile {
   std::vector<std::string> tags;
   bool operator==(const Profile&) const = default;
 };
-void to_json(nlohmann::json& j, const Profile& p) { j = {{"name", p.name}, {"age", p.age}, {"tags", p.tags}}; }
+void to_json(nlohmann::json& j, const Profile& p) {
+  j = {{"name", p.name}, {"age", p.age}, {"tags", p.tags}};
+}
 void from_json(const nlohmann::json& j, Profile& p) {
   j.at("name").get_to(p.name);
   j.at("age").get_to(p.age);
@@ -67,9 +69,9 @@ TEMPLATE_LIST_TEST_CASE("key names may hold any bytes, ':' and braces included, 
                         "[values][keys]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
-  const std::vector<std::string> names = {"a:b", "a", "b", "{acme:users}", "}:v:x", std::string("nul\0byte", 8),
-                                          "nul",  "*",  "?", "[a-z]",        "\\",    "sp ace\n",
-                                          ""};
+  const std::vector<std::string> names = {
+      "a:b", "a",     "b",  "{acme:users}", "}:v:x", std::string("nul\0byte", 8), "nul", "*",
+      "?",   "[a-z]", "\\", "sp ace\n",     ""};
   for (const auto& name : names) CHECK(w.sync(s.set_key(name, "value of " + name)));
   for (const auto& name : names) {
     INFO("name: " << name);
@@ -119,8 +121,8 @@ TEMPLATE_LIST_TEST_CASE("nx stores only when no live value exists", "[values][nx
   CHECK(w.sync(s.get_key("k")) == std::optional<std::string>("after-expiry"));
 }
 
-TEMPLATE_LIST_TEST_CASE("of 64 concurrent nx sets on two threads exactly one wins", "[values][nx][concurrency]",
-                        TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("of 64 concurrent nx sets on two threads exactly one wins",
+                        "[values][nx][concurrency]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   std::atomic<int> winners{0}, finished{0};
@@ -165,8 +167,8 @@ TEMPLATE_LIST_TEST_CASE("typed values round-trip through nlohmann::json", "[valu
   CHECK(w.sync(s.template get<int>("missing")) == std::nullopt);
 }
 
-TEMPLATE_LIST_TEST_CASE("a value that does not decode as the requested type is a decode_error", "[values][typed]",
-                        TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a value that does not decode as the requested type is a decode_error",
+                        "[values][typed]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   CHECK(w.sync(s.set_key("not-json", "{oops")));
@@ -211,8 +213,9 @@ TEMPLATE_LIST_TEST_CASE("bad tenant, namespace, prefix and index names are rejec
     INFO("name: '" << bad << "'");
     CHECK_THROWS_AS(w.cache.tenant(bad), invalid_name);
     CHECK_THROWS_AS(w.cache.tenant("acme").ns(bad), invalid_name);
-    CHECK_THROWS_AS(Cache<TestType>(BackendFactory<TestType>::make(w.io.get_executor()), CacheOptions{.prefix = bad}),
-                    invalid_name);
+    CHECK_THROWS_AS(
+        Cache<TestType>(BackendFactory<TestType>::make(w.io.get_executor()), CacheOptions{.prefix = bad}),
+        invalid_name);
     SetOptions with_bad_index{.indices = indices(bad)};
     CHECK_THROWS_AS(w.cache.tenant("acme").set_key("k", "v", with_bad_index), invalid_name);
     CHECK_THROWS_AS(w.cache.tenant("acme").list_keys_by_index(bad), invalid_name);
@@ -233,16 +236,17 @@ TEMPLATE_LIST_TEST_CASE("a zero or negative expiry or ttl is rejected before any
     CHECK_THROWS_AS(s.set("k", 1, o), std::invalid_argument);
     CHECK_THROWS_AS(s.refresh_key("k", bad), std::invalid_argument);
     CHECK_THROWS_AS(s.attempt_distributed_lock("l", bad), std::invalid_argument);
-    CHECK_THROWS_AS(w.cache.func_cache("f", [](int x) -> asio::awaitable<int> { co_return x; },
-                                       FuncCacheOptions{.expire = bad}),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        w.cache.func_cache(
+            "f", [](int x) -> asio::awaitable<int> { co_return x; }, FuncCacheOptions{.expire = bad}),
+        std::invalid_argument);
   }
   CHECK_THROWS_AS(s.pop_from_queue("q", Duration(-1)), std::invalid_argument);
   CHECK(w.sync(s.get_key("k")) == std::nullopt);
 }
 
-TEMPLATE_LIST_TEST_CASE("a value that cannot be encoded as JSON is rejected before any I/O", "[values][validation]",
-                        TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a value that cannot be encoded as JSON is rejected before any I/O",
+                        "[values][validation]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   CHECK_THROWS_AS(s.set("k", std::string("\xff\xfe not utf-8")), std::invalid_argument);

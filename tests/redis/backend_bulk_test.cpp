@@ -42,7 +42,8 @@ TEST_CASE("erase_prefix removes every kind of key under the prefix and nothing e
     CHECK(got38);
     const auto got39 = co_await b.erase_prefix(scope);
     CHECK(got39 == 5);  // a, b, i:x, q:q, l:l
-    CHECK(server.run({"EXISTS", scope + "v:a", scope + "v:b", scope + "i:x", scope + "q:q", scope + "l:l"}) == "0");
+    CHECK(server.run({"EXISTS", scope + "v:a", scope + "v:b", scope + "i:x", scope + "q:q", scope + "l:l"}) ==
+          "0");
     const auto got41 = co_await b.get(other_scope + "v:a");
     CHECK(got41 == std::optional<std::string>("other"));
     const auto got42 = co_await b.erase_prefix(scope);
@@ -58,8 +59,8 @@ TEST_CASE("erase_prefix treats * ? [ ] and backslash in the prefix literally", "
   const std::vector<std::string> tricky = {"a*", "b?", "c[x]", "d\\", "[^z]", "e]"};
   // For each tricky prefix, decoys that the unescaped glob would match.
   const std::map<std::string, std::vector<std::string>> decoys = {
-      {"a*", {"aX", "a", "ab*"}},          {"b?", {"bX", "b"}},
-      {"c[x]", {"cx", "c[x", "c[y]"}},     {"d\\", {"d", "dX", "d\\\\"}},
+      {"a*", {"aX", "a", "ab*"}},         {"b?", {"bX", "b"}},
+      {"c[x]", {"cx", "c[x", "c[y]"}},    {"d\\", {"d", "dX", "d\\\\"}},
       {"[^z]", {"a", "^", "[^y]", "[^"}}, {"e]", {"e", "eX"}}};
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
@@ -122,7 +123,8 @@ TEST_CASE("erase_prefix walks many SCAN batches among many foreign keys", "[redi
   CHECK(server.run({"EXISTS", foreign + "v:4999"}) == "1");
 }
 
-TEST_CASE("erase_if removes the accepted live values up to the limit without consuming reads", "[redis][backend]") {
+TEST_CASE("erase_if removes the accepted live values up to the limit without consuming reads",
+          "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -165,7 +167,8 @@ TEST_CASE("erase_if removes the accepted live values up to the limit without con
     CHECK(got130 == std::optional<std::string>("even"));
     const auto got131 = co_await b.get(scope + "v:plain0");
     CHECK(got131 == std::optional<std::string>("even"));
-    const auto got132 = co_await b.erase_if(scope + "v:", [](auto, auto) { return true; }, 0);
+    const auto got132 = co_await b.erase_if(
+        scope + "v:", [](auto, auto) { return true; }, 0);
     CHECK(got132 == 0);
     const auto got133 = co_await b.get(scope + "v:plain0");
     CHECK(got133 == std::optional<std::string>("even"));

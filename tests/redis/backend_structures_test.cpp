@@ -192,7 +192,8 @@ TEST_CASE("two backends on one server see each other's keys, indices, queues and
   });
 }
 
-TEST_CASE("a moved backend keeps working and a destroyed one fails pending waits with shut_down", "[redis][backend]") {
+TEST_CASE("a moved backend keeps working and a destroyed one fails pending waits with shut_down",
+          "[redis][backend]") {
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend first(ex, options_for());

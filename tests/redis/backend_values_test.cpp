@@ -200,7 +200,8 @@ TEST_CASE("erase reports whether the value was live and drops its index membersh
     RedisBackend b(ex, options_for());
     const auto got138 = co_await b.set(scope + "v:p", "plain", params());
     CHECK(got138);
-    const auto got139 = co_await b.set(scope + "v:h", "hashed", P(60s).index(scope + "i:x").index(scope + "i:y"));
+    const auto got139 =
+        co_await b.set(scope + "v:h", "hashed", P(60s).index(scope + "i:x").index(scope + "i:y"));
     CHECK(got139);
     const auto got140 = co_await b.set(scope + "v:k", "kept", P(60s).index(scope + "i:x"));
     CHECK(got140);
@@ -289,7 +290,8 @@ TEST_CASE("erase_index removes exactly the live members and the index", "[redis]
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     RedisBackend b(ex, options_for());
-    const auto got203 = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:fn").index(scope + "i:other"));
+    const auto got203 =
+        co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:fn").index(scope + "i:other"));
     CHECK(got203);
     const auto got204 = co_await b.set(scope + "v:b", "b", P(60s).index(scope + "i:fn"));
     CHECK(got204);

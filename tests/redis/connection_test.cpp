@@ -165,15 +165,15 @@ TEST_CASE("a cancelled call completes with operation_aborted and its late reply 
   corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     Connection c(ex, options_for(server));
     asio::steady_timer timer(ex, 100ms);
-    auto result = co_await (c.exec(cmd("BLPOP", "conn:never2", "1")) || timer.async_wait(asio::use_awaitable));
+    auto result =
+        co_await (c.exec(cmd("BLPOP", "conn:never2", "1")) || timer.async_wait(asio::use_awaitable));
     CHECK(result.index() == 1);  // the timer won; exec was cancelled
     // Cancel directly too: the error is operation_aborted.
     asio::cancellation_signal signal;
     std::optional<boost::system::error_code> seen;
     asio::co_spawn(ex, error_of(c.exec(cmd("BLPOP", "conn:never3", "1"))),
-                   asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr, boost::system::error_code ec) {
-                     seen = ec;
-                   }));
+                   asio::bind_cancellation_slot(
+                       signal.slot(), [&](std::exception_ptr, boost::system::error_code ec) { seen = ec; }));
     asio::steady_timer t2(ex, 50ms);
     co_await t2.async_wait(asio::use_awaitable);
     signal.emit(asio::cancellation_type::terminal);
@@ -203,10 +203,11 @@ TEST_CASE("past max_pending a call fails fast with overloaded") {
     server.pause();
     std::atomic<int> timeouts{0}, overloaded{0}, other{0}, finished{0};
     for (int i = 0; i < 20; ++i)
-      asio::co_spawn(ex, error_of(c.exec(cmd("PING"))), [&](std::exception_ptr, boost::system::error_code ec) {
-        (ec == errc::timeout ? timeouts : ec == errc::overloaded ? overloaded : other)++;
-        ++finished;
-      });
+      asio::co_spawn(ex, error_of(c.exec(cmd("PING"))),
+                     [&](std::exception_ptr, boost::system::error_code ec) {
+                       (ec == errc::timeout ? timeouts : ec == errc::overloaded ? overloaded : other)++;
+                       ++finished;
+                     });
     asio::steady_timer t(ex);
     for (int i = 0; i < 300 && finished < 20; ++i) {
       t.expires_after(10ms);

@@ -77,13 +77,15 @@ TEST_CASE("after a request is cancelled mid-flight, 1000 GETs of distinct keys e
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         Connection c(ex, fault_options(server));
         asio::steady_timer timer(ex, 50ms);
-        auto raced = co_await (c.exec(cmd("BLPOP", "abandon:none", "0.3")) || timer.async_wait(asio::use_awaitable));
+        auto raced =
+            co_await (c.exec(cmd("BLPOP", "abandon:none", "0.3")) || timer.async_wait(asio::use_awaitable));
         CHECK(raced.index() == 1);
         // Explicit per-operation cancellation reports operation_aborted.
         asio::cancellation_signal signal;
         std::optional<Outcome> cancelled;
         asio::co_spawn(ex, outcome_of(c.exec(cmd("BLPOP", "abandon:none", "0.3"))),
-                       asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr, Outcome o) { cancelled = o; }));
+                       asio::bind_cancellation_slot(signal.slot(),
+                                                    [&](std::exception_ptr, Outcome o) { cancelled = o; }));
         co_await sleep_for(30ms);
         signal.emit(asio::cancellation_type::terminal);
         const bool done = co_await wait_until([&] { return cancelled.has_value(); }, 2s);

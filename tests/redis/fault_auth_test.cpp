@@ -66,7 +66,7 @@ TEST_CASE("a wrong password fails with auth_failed, without the password and wit
   const auto attempts = connections_received(server) - before - 1;  // minus our INFO
   INFO("calls " << calls << ", server saw " << attempts << " connections");
   CHECK(calls > 20);
-  CHECK(attempts >= 2);  // it does retry...
+  CHECK(attempts >= 2);               // it does retry...
   CHECK(attempts <= 1500 / 300 + 2);  // ...but slowly
 }
 

@@ -27,10 +27,11 @@ TEST_CASE("calls to a paused server time out on schedule and succeed again after
         std::vector<Outcome> results(calls);
         std::atomic<int> finished{0};
         for (int i = 0; i < calls; ++i)
-          asio::co_spawn(ex, outcome_of(c.exec(cmd("GET", "pause:k"))), [&, i](std::exception_ptr, Outcome o) {
-            results[i] = std::move(o);
-            ++finished;
-          });
+          asio::co_spawn(ex, outcome_of(c.exec(cmd("GET", "pause:k"))),
+                         [&, i](std::exception_ptr, Outcome o) {
+                           results[i] = std::move(o);
+                           ++finished;
+                         });
         // A per-call deadline shorter than the default is honoured too.
         auto short_call = co_await outcome_of(c.exec(cmd("GET", "pause:k"), 100ms));
         const bool all = co_await wait_until([&] { return finished == calls; }, 5s);

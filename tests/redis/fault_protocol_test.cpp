@@ -83,7 +83,8 @@ class FakeServer {
     }
   }
 
-  static asio::awaitable<void> serve(std::shared_ptr<State> st, std::shared_ptr<asio::ip::tcp::socket> s, int index) {
+  static asio::awaitable<void> serve(std::shared_ptr<State> st, std::shared_ptr<asio::ip::tcp::socket> s,
+                                     int index) {
     char buf[4096];
     bool first = true;
     for (;;) {
@@ -94,7 +95,8 @@ class FakeServer {
       }
       const std::string reply = (index == 0 && first) ? st->first_reply : std::string("+OK\r\n");
       first = false;
-      auto [wec, wn] = co_await asio::async_write(*s, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
+      auto [wec, wn] =
+          co_await asio::async_write(*s, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
       if (wec) {  // the client reset the link while we were still sending
         ++st->closed_by_client;
         co_return;

@@ -66,11 +66,12 @@ TEST_CASE("1000 concurrent calls survive a server kill and restart, each within 
                       ++succeeded;
                       if (restarted && first_success_after_restart_ns < 0) {
                         std::lock_guard lock(restart_mutex);
-                        first_success_after_restart_ns =
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - restart_time)
-                                .count();
+                        first_success_after_restart_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                             std::chrono::steady_clock::now() - restart_time)
+                                                             .count();
                       }
-                    } else if (o->ec == errc::timeout || o->ec == errc::connection_lost || o->ec == errc::not_connected) {
+                    } else if (o->ec == errc::timeout || o->ec == errc::connection_lost ||
+                               o->ec == errc::not_connected) {
                       ++failed;
                     } else {
                       ++unexpected_error;
@@ -110,7 +111,9 @@ TEST_CASE("1000 concurrent calls survive a server kill and restart, each within 
   CHECK(conn->stats().connects >= 2);
 }
 
-TEST_CASE("a call in flight when the server dies fails with connection_lost at once; one made while it is down waits for the restart") {
+TEST_CASE(
+    "a call in flight when the server dies fails with connection_lost at once; one made while it is down "
+    "waits for the restart") {
   RedisServer server;
   auto opts = fault_options(server);
   opts.request_timeout = 5s;

@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 namespace {
 
 struct Replicas {
-  explicit Replicas(asio::any_io_executor ex, std::string prefix) : a(make(ex, prefix)), b(make(ex, prefix)) {}
+  explicit Replicas(asio::any_io_executor ex, std::string prefix)
+      : a(make(ex, prefix)), b(make(ex, prefix)) {}
   static Cache<RedisBackend> make(asio::any_io_executor ex, const std::string& prefix) {
     RedisOptions options;
     options.port = test::shared_redis_server().port();
@@ -109,7 +110,8 @@ TEST_CASE("replicas share func_cache results per tenant and clear them for each 
   });
 }
 
-TEST_CASE("flush_all of one application leaves another prefix on the same server alone", "[redis][replicas]") {
+TEST_CASE("flush_all of one application leaves another prefix on the same server alone",
+          "[redis][replicas]") {
   test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     Replicas one(ex, unique_prefix());
     Replicas two(ex, unique_prefix());

@@ -92,13 +92,20 @@ class RedisServer {
   void start(std::chrono::milliseconds startup_limit = std::chrono::seconds(10)) {
     kill();
     std::vector<std::string> args = {"redis-server",
-                                     "--port", std::to_string(port_),
-                                     "--bind", "127.0.0.1",
-                                     "--save", "",
-                                     "--appendonly", "no",
-                                     "--dir", dir_,
-                                     "--logfile", log_path(),
-                                     "--daemonize", "no"};
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "no",
+                                     "--dir",
+                                     dir_,
+                                     "--logfile",
+                                     log_path(),
+                                     "--daemonize",
+                                     "no"};
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     spawn(args);
     const auto deadline = std::chrono::steady_clock::now() + startup_limit;
@@ -216,7 +223,8 @@ class RedisServer {
     if (n > 0) {
       kill();
       throw std::runtime_error(std::string("RedisServer: cannot run redis-server (is it installed and on "
-                                           "PATH?): ") + std::strerror(err));
+                                           "PATH?): ") +
+                               std::strerror(err));
     }
   }
 
@@ -233,10 +241,12 @@ class RedisServer {
   bool ping() const {
     auto ctx = connect_blocking(std::chrono::milliseconds(500));
     if (!ctx) return false;
-    std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(redisCommand(ctx.get(), "PING")));
+    std::unique_ptr<redisReply, ReplyDeleter> reply(
+        static_cast<redisReply*>(redisCommand(ctx.get(), "PING")));
     // Any reply (PONG, or NOAUTH from a password-protected server) means it is serving;
     // "LOADING" errors do not.
-    return reply && !(reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str, reply->len).starts_with("LOADING"));
+    return reply && !(reply->type == REDIS_REPLY_ERROR &&
+                      std::string_view(reply->str, reply->len).starts_with("LOADING"));
   }
 
   static std::string text_of(const redisReply* r) {
@@ -268,7 +278,8 @@ class RedisServer {
     std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(
         redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
     const std::string what = hide_args || args.empty() ? std::string("(hidden)") : args.front();
-    if (!reply) throw std::runtime_error("RedisServer::run " + what + ": I/O error: " + std::string(ctx->errstr));
+    if (!reply)
+      throw std::runtime_error("RedisServer::run " + what + ": I/O error: " + std::string(ctx->errstr));
     if (reply->type == REDIS_REPLY_ERROR)
       throw std::runtime_error("RedisServer::run " + what + ": " + std::string(reply->str, reply->len));
     return text_of(reply.get());

@@ -14,7 +14,8 @@ TEST_CASE("sha256 matches the FIPS 180-4 test vectors", "[sha256]") {
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  CHECK(sha256_hex(std::string(1000, 'a')) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+  CHECK(sha256_hex(std::string(1000, 'a')) ==
+        "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
 }
 
 TEST_CASE("sha256 gives the same digest however the input is split", "[sha256]") {
@@ -33,7 +34,8 @@ TEST_CASE("canonical arguments are compact JSON with object keys in byte order",
   CHECK(canonical_arguments(std::string("sku-1"), 3) == R"(["sku-1",3])");
   CHECK(canonical_arguments("sku-1", 3) == R"(["sku-1",3])");  // a literal encodes like a string
   std::map<std::string, int> m{{"b", 2}, {"a", 1}};
-  CHECK(canonical_arguments(m, std::vector<double>{0.1, 2.0}, true, nullptr) == R"([{"a":1,"b":2},[0.1,2.0],true,null])");
+  CHECK(canonical_arguments(m, std::vector<double>{0.1, 2.0}, true, nullptr) ==
+        R"([{"a":1,"b":2},[0.1,2.0],true,null])");
   CHECK(canonical_arguments() == "[]");
   CHECK(canonical_arguments(std::string("caf\xc3\xa9")) == "[\"caf\xc3\xa9\"]");
 }

@@ -26,7 +26,9 @@ void from_json(const nlohmann::json& j, Profile& p) {
   j.at("visits").get_to(p.visits);
 }
 
-asio::awaitable<double> expensive_lookup(std::string sku, int qty) { co_return static_cast<double>(sku.size() * qty); }
+asio::awaitable<double> expensive_lookup(std::string sku, int qty) {
+  co_return static_cast<double>(sku.size() * qty);
+}
 
 // --- "Write once, test on memory, ship on Redis" ---------------------------------------
 template <class Backend>
@@ -93,10 +95,11 @@ asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
   }
   CHECK(lk.has_value());
 
-  auto price = cache.func_cache(
-      "price",
-      [](std::string sku, int qty) -> asio::awaitable<double> { co_return co_await expensive_lookup(sku, qty); },
-      {.expire = 2min});
+  auto price = cache.func_cache("price",
+                                [](std::string sku, int qty) -> asio::awaitable<double> {
+                                  co_return co_await expensive_lookup(sku, qty);
+                                },
+                                {.expire = 2min});
   double d = co_await price(acme, "sku-1", 3);
   co_await price.cache_clear(acme);
   CHECK(d == 15.0);
@@ -123,7 +126,8 @@ asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
 
 TEST_CASE("the README's write-once example runs on the memory backend", "[readme]") {
   asio::io_context io;
-  corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{io.get_executor()}, {.prefix = "test"}};
+  corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{io.get_executor()},
+                                                   {.prefix = "test"}};
   std::string result;
   asio::co_spawn(io, greeting(cache, "ada"), [&](std::exception_ptr, std::string s) {
     result = s;

@@ -44,7 +44,7 @@ class EnvGuard {
   static void set(const char* n, const char* v) { ::setenv(n, v, 1); }
 
  private:
-  static constexpr const char* names[] = {"REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB",
+  static constexpr const char* names[] = {"REDIS_URL",  "REDIS_HOST",     "REDIS_PORT", "REDIS_DB",
                                           "REDIS_USER", "REDIS_PASSWORD", "USE_REDIS"};
   std::vector<std::optional<std::string>> saved_;
 };
@@ -117,9 +117,10 @@ TEST_CASE("malformed URLs are rejected with a clear message") {
 
 TEST_CASE("no error message ever contains the password") {
   const std::string pw = "Sup3rS3cretPw";
-  for (std::string url : {"redis://u:" + pw + "@h:badport", "redis://u:" + pw + "@h/notadb",
-                          "redis://u:" + pw + "@:1", "redis://u:" + pw + "%zz@h", "redis://u:" + pw + "@h?x=" + pw,
-                          "http://u:" + pw + "@h", "redis://u:" + pw + "@h:" + pw}) {
+  for (std::string url :
+       {"redis://u:" + pw + "@h:badport", "redis://u:" + pw + "@h/notadb", "redis://u:" + pw + "@:1",
+        "redis://u:" + pw + "%zz@h", "redis://u:" + pw + "@h?x=" + pw, "http://u:" + pw + "@h",
+        "redis://u:" + pw + "@h:" + pw}) {
     const auto message = error_of([&] { RedisOptions::from_url(url); });
     INFO(message);
     CHECK_FALSE(message.empty());
@@ -141,8 +142,10 @@ TEST_CASE("validate names the bad field") {
              Catch::Contains("connect_timeout"));
   CHECK_THAT(bad([](RedisOptions& o) { o.request_timeout = corocache::Duration(-1); }),
              Catch::Contains("request_timeout"));
-  CHECK_THAT(bad([](RedisOptions& o) { o.reconnect_min = corocache::Duration::zero(); }), Catch::Contains("reconnect_min"));
-  CHECK_THAT(bad([](RedisOptions& o) { o.reconnect_max = std::chrono::milliseconds(1); }), Catch::Contains("reconnect_max"));
+  CHECK_THAT(bad([](RedisOptions& o) { o.reconnect_min = corocache::Duration::zero(); }),
+             Catch::Contains("reconnect_min"));
+  CHECK_THAT(bad([](RedisOptions& o) { o.reconnect_max = std::chrono::milliseconds(1); }),
+             Catch::Contains("reconnect_max"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_pending = 0; }), Catch::Contains("max_pending"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_reply_bytes = 10; }), Catch::Contains("max_reply_bytes"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_reply_elements = 0; }), Catch::Contains("max_reply_elements"));

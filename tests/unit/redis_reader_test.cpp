@@ -128,7 +128,8 @@ TEST_CASE("a bulk string at the limit is accepted, one byte more is not") {
   const std::size_t limit = 4096;
   {
     Reader reader(ReaderLimits{.max_bytes = limit, .max_elements = 10});
-    reader.feed("$" + std::to_string(limit - sizeof(Reply)) + "\r\n" + std::string(limit - sizeof(Reply), 'x') + "\r\n");
+    reader.feed("$" + std::to_string(limit - sizeof(Reply)) + "\r\n" +
+                std::string(limit - sizeof(Reply), 'x') + "\r\n");
     Reply r;
     CHECK(reader.next(r) == Reader::Status::reply);
   }

@@ -25,10 +25,10 @@ template <class T>
 asio::awaitable<T> with_deadline(asio::awaitable<T> op, Duration limit) {
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer timer(executor, limit);
-  auto results = co_await asio::experimental::make_parallel_group(
-                     asio::co_spawn(executor, std::move(op), asio::deferred),
-                     timer.async_wait(asio::deferred))
-                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  auto results =
+      co_await asio::experimental::make_parallel_group(
+          asio::co_spawn(executor, std::move(op), asio::deferred), timer.async_wait(asio::deferred))
+          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
   const auto& order = std::get<0>(results);
   if (order[0] != 0) throw_error(errc::timeout, "corocache: the call's deadline passed");
   if (auto& error = std::get<1>(results)) std::rethrow_exception(error);

@@ -38,7 +38,8 @@ class Sha256 {
     compress();
     Digest out{};
     for (std::size_t i = 0; i < 8; ++i)
-      for (std::size_t b = 0; b < 4; ++b) out[i * 4 + b] = static_cast<std::uint8_t>(state_[i] >> (24 - 8 * b));
+      for (std::size_t b = 0; b < 4; ++b)
+        out[i * 4 + b] = static_cast<std::uint8_t>(state_[i] >> (24 - 8 * b));
     return out;
   }
 
@@ -67,7 +68,8 @@ class Sha256 {
     std::uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
     std::uint32_t e = state_[4], f = state_[5], g = state_[6], h = state_[7];
     for (int i = 0; i < 64; ++i) {
-      const std::uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
+      const std::uint32_t t1 =
+          h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
       const std::uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
       h = g;
       g = f;

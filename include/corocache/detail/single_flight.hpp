@@ -62,7 +62,8 @@ class SingleFlight {
 
     // Runs the handler on the waiter's executor, never inline in the leader.
     static void deliver(Waiter waiter, std::exception_ptr error, std::string value) {
-      boost::asio::post(waiter.executor, boost::asio::append(std::move(waiter.handler), error, std::move(value)));
+      boost::asio::post(waiter.executor,
+                        boost::asio::append(std::move(waiter.handler), error, std::move(value)));
     }
 
     void finish(std::exception_ptr error, std::string value) {
@@ -92,11 +93,14 @@ class SingleFlight {
     Leader(SingleFlight* owner, std::string key, std::shared_ptr<Flight> flight)
         : owner_(owner), key_(std::move(key)), flight_(std::move(flight)) {}
     Leader(Leader&& other) noexcept
-        : owner_(std::exchange(other.owner_, nullptr)), key_(std::move(other.key_)), flight_(std::move(other.flight_)) {}
+        : owner_(std::exchange(other.owner_, nullptr)),
+          key_(std::move(other.key_)),
+          flight_(std::move(other.flight_)) {}
     Leader& operator=(Leader&&) = delete;
     ~Leader() {
       if (owner_)
-        finish(std::make_exception_ptr(std::runtime_error("corocache: the computation being waited for was abandoned")),
+        finish(std::make_exception_ptr(
+                   std::runtime_error("corocache: the computation being waited for was abandoned")),
                {});
     }
     void finish(std::exception_ptr error, std::string value) {

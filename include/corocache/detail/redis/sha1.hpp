@@ -87,7 +87,8 @@ constexpr Sha1Hex sha1_hex(std::string_view data) noexcept {
   constexpr char digits[] = "0123456789abcdef";
   Sha1Hex out{};
   for (int i = 0; i < 5; ++i)
-    for (int j = 0; j < 8; ++j) out[static_cast<std::size_t>(8 * i + j)] = digits[(state.h[i] >> (28 - 4 * j)) & 0xFu];
+    for (int j = 0; j < 8; ++j)
+      out[static_cast<std::size_t>(8 * i + j)] = digits[(state.h[i] >> (28 - 4 * j)) & 0xFu];
   return out;
 }
 
