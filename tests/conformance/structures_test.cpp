@@ -185,23 +185,12 @@ TEMPLATE_LIST_TEST_CASE("each pushed element goes to exactly one of many consume
   for (int i = 0; i < elements; ++i) w.sync(s.push_to_queue("work", std::to_string(i)));
   std::mutex mutex;
   std::multiset<std::string> seen;
-  std::atomic<int> consumers_done{0};
-  w.run_threads([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    for (int c = 0; c < 8; ++c) {
-      asio::co_spawn(
-          ex,
-          [&]() -> asio::awaitable<void> {
-            while (auto item = co_await s.pop_from_queue("work")) {
-              std::lock_guard lock(mutex);
-              seen.insert(*item);
-            }
-            ++consumers_done;
-          },
-          asio::detached);
-    }
-    while (consumers_done < 8) {
-      asio::steady_timer t(ex, 1ms);
-      co_await t.async_wait(asio::use_awaitable);
+  w.run_concurrently(8, [&](int) -> asio::awaitable<void> {
+    for (;;) {
+      const auto item = co_await s.pop_from_queue("work");
+      if (!item) break;
+      std::lock_guard lock(mutex);
+      seen.insert(*item);
     }
   });
   CHECK(seen.size() == elements);
@@ -251,24 +240,11 @@ TEMPLATE_LIST_TEST_CASE("of 64 concurrent lock attempts on two threads exactly o
                         "[locks][concurrency]", TestedBackends) {
   World<TestType> w;
   auto s = w.cache.tenant("acme");
-  std::atomic<int> owners{0}, finished{0};
-  w.run_threads([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    for (int i = 0; i < 64; ++i) {
-      asio::co_spawn(
-          ex,
-          [&]() -> asio::awaitable<void> {
-            const auto lock = co_await s.attempt_distributed_lock("contended", 30s);
-            if (lock) ++owners;
-            ++finished;
-          },
-          asio::detached);
-    }
-    while (finished < 64) {
-      asio::steady_timer t(ex, 1ms);
-      co_await t.async_wait(asio::use_awaitable);
-    }
+  std::atomic<int> owners{0};
+  w.run_concurrently(64, [&](int) -> asio::awaitable<void> {
+    const auto lock = co_await s.attempt_distributed_lock("contended", 30s);
+    if (lock) ++owners;
   });
-  CHECK(finished == 64);
   CHECK(owners == 1);
 }
 

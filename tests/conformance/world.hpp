@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -104,6 +105,37 @@ struct World {
   void run_threads(Body body, int threads = 2) {
     io.restart();
     run_on(io, std::move(body), threads);
+  }
+
+  /// Runs `task(i)` (returning awaitable<void>) for every i in [0, n) as concurrent
+  /// coroutines on `threads` threads; returns when all have finished. A task that throws
+  /// fails the test.
+  template <class Task>
+  void run_concurrently(int n, Task task, int threads = 2) {
+    std::atomic<int> finished{0}, failed{0};
+    run_threads(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          for (int i = 0; i < n; ++i) {
+            asio::co_spawn(
+                ex,
+                [&, i]() -> asio::awaitable<void> {
+                  try {
+                    co_await task(i);
+                  } catch (...) {
+                    ++failed;
+                  }
+                  ++finished;
+                },
+                asio::detached);
+          }
+          while (finished < n) {
+            asio::steady_timer t(ex, std::chrono::milliseconds(1));
+            co_await t.async_wait(asio::use_awaitable);
+          }
+        },
+        threads);
+    CHECK(finished == n);
+    CHECK(failed == 0);
   }
 
   /// Waits `d` of wall time while the io_context keeps running (for expiry tests).

@@ -30,6 +30,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
@@ -54,6 +55,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -95,8 +97,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
             writes_.load(std::memory_order_relaxed), requests_.load(std::memory_order_relaxed)};
   }
 
-  /// Called in exec()'s initiation (caller's context). `op` is alive until its handler runs
-  /// (the exec() frame holds a reference and is suspended).
+  /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
+  /// handler has run: exec()'s suspended initiation holds a reference to both.
   void submit(PendingOp* op, PendingOp::Handler handler) {
     op->handler.emplace(std::move(handler));
     auto slot = op->handler->get_cancellation_slot();
@@ -105,8 +107,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       fail_op(op, make_error_code(errc::shut_down), "corocache redis: the connection was closed", /*post=*/true);
       return;
     }
-    // The exec() frame keeps `this` alive until the handler runs.
-    asio::dispatch(strand_, [this, op] { enqueue(op); });
+    // A caller resumed by a reply (deliver() dispatches it inline) is already on the strand:
+    // queue directly. asio::dispatch through strand<any_io_executor> would allocate an
+    // operation per request even then. enqueue() never completes inline (its failures post).
+    if (strand_.running_in_this_thread())
+      enqueue(op);
+    else  // exec()'s initiation keeps `this` and `op` alive until the handler runs
+      asio::dispatch(strand_, [this, op] { enqueue(op); });
   }
 
   /// Fails everything with shut_down and stops all background work. Idempotent; any thread.
@@ -177,11 +184,25 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     deadlines_.erase(op);
     PendingOp::Handler handler(std::move(*op->handler));
     op->handler.reset();
+    Completion done{std::move(handler), PendingRef::share(op), {}};
+    if (op->ec) done.error = std::make_exception_ptr(boost::system::system_error(op->ec, op->what));
     if (post)  // never inline
-      asio::post(std::move(handler));
+      asio::post(std::move(done));
     else  // inline when the caller's executor is running on this thread
-      asio::dispatch(std::move(handler));
+      asio::dispatch(std::move(done));
   }
+
+  // Calls an op's handler with its result. Holds the op rather than the result, so moving
+  // the completion through Asio's dispatch machinery does not move the reply each time.
+  struct Completion {
+    PendingOp::Handler handler;
+    PendingRef op;
+    std::exception_ptr error;
+
+    using executor_type = asio::associated_executor_t<PendingOp::Handler>;
+    executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
+    void operator()() { std::move(handler)(std::move(error), std::move(op->reply)); }
+  };
 
   // Runs an erased handler on its associated executor (inline when already there).
   // (Boost 1.81's any_completion_handler cannot be passed to asio::dispatch itself, and
@@ -733,7 +754,28 @@ class Connection {
   /// state, so it may be awaited after the Connection is gone (then: shut_down).
   /// Thread-safe: any thread, any executor.
   asio::awaitable<Reply> exec(Request request, Duration timeout = Duration::zero()) {
-    return run(impl_, std::move(request), timeout);
+    // No coroutine frame of its own: the awaitable is Asio's initiation, whose arguments
+    // (the shared state and the op) live until the caller has resumed. Invalid input is
+    // reported when awaited, as before, through a small coroutine.
+    if (request.replies == 0 || request.bytes.empty())
+      return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: an empty request")));
+    if (timeout < Duration::zero())
+      return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: a negative request timeout")));
+    if (request.replies > 0xffffffffu)
+      return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: too many commands in one request")));
+    if (!impl_)
+      return fail(std::make_exception_ptr(
+          boost::system::system_error(make_error_code(errc::shut_down), "corocache redis: a moved-from connection")));
+    PendingRef op = PendingRef::adopt(PendingOp::create());
+    op->bytes = std::move(request.bytes);
+    op->replies = static_cast<std::uint32_t>(request.replies);
+    op->timeout = timeout > Duration::zero() ? timeout : impl_->options().request_timeout;
+    op->owner = impl_.get();
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Reply)>(
+        [](auto handler, const std::shared_ptr<ConnectionImpl>& impl, const PendingRef& p) {
+          impl->submit(p.get(), std::move(handler));
+        },
+        asio::use_awaitable, impl_, std::move(op));
   }
 
   /// Fails pending requests with errc::shut_down and stops reconnecting. Idempotent.
@@ -746,22 +788,10 @@ class Connection {
   ConnectionStats stats() const { return impl_ ? impl_->stats() : ConnectionStats{}; }
 
  private:
-  static asio::awaitable<Reply> run(std::shared_ptr<ConnectionImpl> impl, Request request, Duration timeout) {
-    if (request.replies == 0 || request.bytes.empty())
-      throw std::invalid_argument("corocache redis: an empty request");
-    if (timeout < Duration::zero()) throw std::invalid_argument("corocache redis: a negative request timeout");
-    if (request.replies > 0xffffffffu) throw std::invalid_argument("corocache redis: too many commands in one request");
-    if (!impl) throw_error(errc::shut_down, "corocache redis: a moved-from connection");
-    PendingRef op = PendingRef::adopt(PendingOp::create());
-    op->bytes = std::move(request.bytes);
-    op->replies = static_cast<std::uint32_t>(request.replies);
-    op->timeout = timeout > Duration::zero() ? timeout : impl->options().request_timeout;
-    op->owner = impl.get();
-    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-        [](auto handler, ConnectionImpl* c, PendingOp* p) { c->submit(p, std::move(handler)); }, asio::use_awaitable,
-        impl.get(), op.get());
-    if (op->ec) throw boost::system::system_error(op->ec, op->what);
-    co_return std::move(op->reply);
+  // exec()'s answer to invalid input: throws `error` when awaited.
+  static asio::awaitable<Reply> fail(std::exception_ptr error) {
+    std::rethrow_exception(error);
+    co_return Reply{};
   }
 
   std::shared_ptr<ConnectionImpl> impl_;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <new>
 #include <optional>
 #include <string>
@@ -28,11 +29,12 @@ namespace corocache::detail::redis {
 using Clock = std::chrono::steady_clock;
 
 /// One request from the moment exec() submits it until its caller has read the result.
-/// Reference counted (the awaiting exec() frame, the reply queue, a cancellation handler and
+/// Reference counted (the awaiting exec() operation, the reply queue, a cancellation handler and
 /// a cancellation task each hold a reference) and allocated through Asio's recycling
 /// allocator, so a steady stream of requests does not hit the heap for it.
 struct PendingOp {
-  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>, void()>::handler_type;
+  using Handler =
+      boost::asio::async_result<boost::asio::use_awaitable_t<>, void(std::exception_ptr, Reply)>::handler_type;
 
   // --- set by exec() before submission, then read on the strand ---
   std::string bytes;           // encoded commands; moved into the write buffer when written
@@ -50,13 +52,14 @@ struct PendingOp {
   PendingOp* dl_next = nullptr;
   bool in_deadlines = false;
 
-  // --- result: written on the strand before the handler runs, read by exec() after ---
+  // --- result: written on the strand, handed to the handler as its arguments ---
   Reply reply;
   boost::system::error_code ec;
   std::string what;
 
   // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
-  // only ever awaited through use_awaitable): no type erasure, no allocation for it.
+  // only ever awaited through use_awaitable): no type erasure, no allocation for it. It
+  // receives the result by value, so nothing reads the op after it ran.
   std::optional<Handler> handler;
 
   static PendingOp* create() {
