@@ -8,7 +8,7 @@
 // (op, N, baseline) and writes the CSV that plot_redis.gp draws.
 
 #include "bench_common.hpp"
-#include "redis_server_process.hpp"
+#include "support/redis_server.hpp"  // the test suite's throwaway redis-server
 
 #include <corocache/detail/keys.hpp>
 
@@ -298,7 +298,7 @@ int main(int argc, char** argv) try {
     return (op + " N=" + std::to_string(n) + " " + impl).find(filter) != std::string::npos;
   };
 
-  corocache::bench::RedisServerProcess server;
+  corocache::test::RedisServer server;  // free loopback port, no persistence
   const Workload w = make_workload();
   prefill(server.port(), w);
   std::printf(

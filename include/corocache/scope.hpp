@@ -77,8 +77,10 @@ class Scope {
   /// options.nx was set and a live value exists. Throws std::invalid_argument for a
   /// non-positive expiry or a bad index name.
   asio::awaitable<bool> set_key(std::string_view name, std::string value, const SetOptions& options = {}) const {
-    auto params = detail::store_params(base_, options);
-    return guard(core_->backend.set(key(detail::Kind::value, name), std::move(value), std::move(params)));
+    // store_params (which validates) builds the backend's parameter in place: no
+    // intermediate StoreParams to move and destroy on this per-call path.
+    return guard(core_->backend.set(key(detail::Kind::value, name), std::move(value),
+                                    detail::store_params(base_, options)));
   }
 
   /// The live value of `name`, or nullopt if it is missing or expired. Consumes one read of

@@ -114,7 +114,8 @@ inline std::string make_key(std::string_view scope, Kind kind, std::string_view 
   std::string out;
   const auto tag = kind_tag(kind);
   out.reserve(scope.size() + tag.size() + 1 + name.size());
-  out.append(scope).append(tag).append(":").append(name);
+  out.append(scope).append(tag).push_back(':');  // push_back: append(":") would call strlen
+  out.append(name);
   return out;
 }
 

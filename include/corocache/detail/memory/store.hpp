@@ -202,7 +202,9 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // --- values -----------------------------------------------------------------------------
 
-  bool set(std::string key, std::string value, StoreParams params) {
+  /// Takes what it keeps of key, value and params (by rvalue reference: the caller's
+  /// coroutine frame already owns them, so nothing is moved on the way here).
+  bool set(std::string&& key, std::string&& value, StoreParams&& params) {
     const KeyRef k(key);
     Shard& s = shard_for(k.hash);
     std::lock_guard lock(s.mu);
@@ -604,7 +606,7 @@ class Store : public std::enable_shared_from_this<Store> {
     }
     const Nanos deadline = deadline_after(now, params.ttl);
     std::unique_ptr<std::vector<std::string>> indices;
-    if (!params.index_keys.empty())
+    if (!params.index_keys.empty()) [[unlikely]]
       indices = std::make_unique<std::vector<std::string>>(std::move(params.index_keys));
 
     if (it != s.values.end()) {
@@ -613,7 +615,8 @@ class Store : public std::enable_shared_from_this<Store> {
       ValueEntry& e = it->second;
       const std::size_t old_charge = charge_of(k.key, e.value);
       s.policy.remove(e);
-      if (!make_room(s, charge > old_charge ? charge - old_charge : 0, 0, now)) {
+      const std::size_t growth = charge > old_charge ? charge - old_charge : 0;
+      if (over_limit(s, growth, 0) && !make_room(s, growth, 0, now)) {
         s.policy.insert(e);
         s.policy.touch(e);
         ++s.rejections;
@@ -633,7 +636,7 @@ class Store : public std::enable_shared_from_this<Store> {
       if (e.indices) list(*e.key, e.version, *e.indices);
       if (old_indices) unlist(*e.key, old_version, *old_indices);
     } else {
-      if (!make_room(s, charge, 1, now)) {
+      if (over_limit(s, charge, 1) && !make_room(s, charge, 1, now)) {
         ++s.rejections;
         throw_full();
       }

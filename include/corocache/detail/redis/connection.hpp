@@ -30,9 +30,9 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -104,7 +104,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     auto slot = op->handler->get_cancellation_slot();
     if (slot.is_connected()) slot.template emplace<CancelHandler>(op);
     if (closed_.load(std::memory_order_acquire)) {
-      fail_op(op, make_error_code(errc::shut_down), "corocache redis: the connection was closed", /*post=*/true);
+      fail_op(op, make_error_code(errc::shut_down), "corocache redis: the connection was closed",
+              /*post=*/true);
       return;
     }
     // A caller resumed by a reply (deliver() dispatches it inline) is already on the strand:
@@ -182,9 +183,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // caller may resume inline, which the reply loop tolerates).
   void complete(PendingOp* op, bool post) {
     deadlines_.erase(op);
-    PendingOp::Handler handler(std::move(*op->handler));
+    Completion done{std::move(*op->handler), op, {}};
     op->handler.reset();
-    Completion done{std::move(handler), PendingRef::share(op), {}};
     if (op->ec) done.error = std::make_exception_ptr(boost::system::system_error(op->ec, op->what));
     if (post)  // never inline
       asio::post(std::move(done));
@@ -192,11 +192,14 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       asio::dispatch(std::move(done));
   }
 
-  // Calls an op's handler with its result. Holds the op rather than the result, so moving
-  // the completion through Asio's dispatch machinery does not move the reply each time.
+  // Calls an op's handler with its result. Points to the op rather than holding the result,
+  // so moving the completion through Asio's dispatch machinery does not move the reply each
+  // time. No reference needed: the handler owns the awaiting coroutine stack, in which
+  // exec()'s initiation holds a reference to the op, and the handler moves the reply into the
+  // awaiting frame's result before it resumes the caller (which may free the op).
   struct Completion {
     PendingOp::Handler handler;
-    PendingRef op;
+    PendingOp* op;
     std::exception_ptr error;
 
     using executor_type = asio::associated_executor_t<PendingOp::Handler>;
@@ -257,7 +260,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       auto* e = queue_.find(op, op->id);
       if (!e) continue;
       if (queue_.is_written(op->id) || link_ == Link::up)
-        abandon(*e, make_error_code(errc::timeout), "corocache redis: no reply before the request's deadline");
+        abandon(*e, make_error_code(errc::timeout),
+                "corocache redis: no reply before the request's deadline");
       else
         abandon(*e, make_error_code(errc::not_connected), not_connected_message());
     }
@@ -277,7 +281,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   }
 
   void drop_front_holes() {
-    while (!queue_.empty() && queue_.front().op == nullptr && queue_.front().replies_left == 0) queue_.pop_front();
+    while (!queue_.empty() && queue_.front().op == nullptr && queue_.front().replies_left == 0)
+      queue_.pop_front();
   }
 
   // --- writing ----------------------------------------------------------------------------
@@ -312,9 +317,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     write_in_flight_ = true;
     writes_.fetch_add(1, std::memory_order_relaxed);
     asio::async_write(socket_, asio::buffer(write_buf_),
-                      [self = shared_from_this(), gen = generation_](boost::system::error_code ec, std::size_t) {
-                        self->on_written(gen, ec);
-                      });
+                      [self = shared_from_this(), gen = generation_](
+                          boost::system::error_code ec, std::size_t) { self->on_written(gen, ec); });
   }
 
   void on_written(std::uint64_t gen, boost::system::error_code ec) {
@@ -335,17 +339,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // --- reading ----------------------------------------------------------------------------
 
   void start_read() {
-    socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this(), gen = generation_](
-                                                         boost::system::error_code ec, std::size_t n) {
-      self->on_read(gen, ec, n);
-    });
+    socket_.async_read_some(asio::buffer(read_buf_),
+                            [self = shared_from_this(), gen = generation_](
+                                boost::system::error_code ec, std::size_t n) { self->on_read(gen, ec, n); });
   }
 
   void on_read(std::uint64_t gen, boost::system::error_code ec, std::size_t n) {
     if (gen != generation_) return;
     if (ec) {
-      link_down(errc::connection_lost,
-                ec == asio::error::eof ? std::string("the server closed the connection") : "read failed: " + ec.message());
+      link_down(errc::connection_lost, ec == asio::error::eof
+                                           ? std::string("the server closed the connection")
+                                           : "read failed: " + ec.message());
       return;
     }
     reader_.feed(read_buf_.data(), n);
@@ -501,7 +505,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         if (self->link_ == Link::closed) break;
         // Reconnect at once after a link that worked; back off after one that did not.
         delay = self->link_proven_ ? Duration::zero() : backoff;
-        backoff = self->link_proven_ ? self->options_.reconnect_min : std::min(backoff * 2, self->options_.reconnect_max);
+        backoff = self->link_proven_ ? self->options_.reconnect_min
+                                     : std::min(backoff * 2, self->options_.reconnect_max);
       } else {
         self->link_ = Link::down;
         boost::system::error_code ignored;
@@ -551,7 +556,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         endpoints.emplace_back(asio::ip::tcp::endpoint(address, options_.port));
       } else {
         auto resolved = co_await resolve(deadline);
-        if (std::holds_alternative<ConnectFailure>(resolved)) co_return std::get<ConnectFailure>(std::move(resolved));
+        if (std::holds_alternative<ConnectFailure>(resolved))
+          co_return std::get<ConnectFailure>(std::move(resolved));
         endpoints = std::get<std::vector<Socket::endpoint_type>>(std::move(resolved));
       }
     }
@@ -599,28 +605,33 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (hello.empty()) co_return std::nullopt;
 
     asio::steady_timer timer(strand_, deadline);
-    auto wrote = co_await (asio::async_write(socket_, asio::buffer(hello.bytes), asio::as_tuple(asio::use_awaitable)) ||
-                           timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    auto wrote = co_await (
+        asio::async_write(socket_, asio::buffer(hello.bytes), asio::as_tuple(asio::use_awaitable)) ||
+        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (wrote.index() == 1) co_return ConnectFailure{errc::not_connected, "handshake timed out"};
-    if (auto [ec, n] = std::get<0>(wrote); ec) co_return ConnectFailure{errc::not_connected, "handshake write: " + ec.message()};
+    if (auto [ec, n] = std::get<0>(wrote); ec)
+      co_return ConnectFailure{errc::not_connected, "handshake write: " + ec.message()};
 
     std::size_t index = 0;
     while (index < hello.replies) {
       Reply reply;
       const auto status = reader_.next(reply);
-      if (status == Reader::Status::error) co_return ConnectFailure{errc::protocol_error, reader_.error_message()};
+      if (status == Reader::Status::error)
+        co_return ConnectFailure{errc::protocol_error, reader_.error_message()};
       if (status == Reader::Status::reply) {
         if (reply.is_error()) {
           const bool is_auth = !options_.password.empty() && index == 0;
-          std::string what = is_auth ? "AUTH rejected" : "SELECT " + std::to_string(options_.db) + " rejected";
+          std::string what =
+              is_auth ? "AUTH rejected" : "SELECT " + std::to_string(options_.db) + " rejected";
           if (is_auth && !options_.user.empty()) what += " for user '" + options_.user + "'";
           co_return ConnectFailure{errc::auth_failed, what + ": " + reply.str};
         }
         ++index;
         continue;
       }
-      auto got = co_await (socket_.async_read_some(asio::buffer(read_buf_), asio::as_tuple(asio::use_awaitable)) ||
-                           timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+      auto got =
+          co_await (socket_.async_read_some(asio::buffer(read_buf_), asio::as_tuple(asio::use_awaitable)) ||
+                    timer.async_wait(asio::as_tuple(asio::use_awaitable)));
       if (got.index() == 1) co_return ConnectFailure{errc::not_connected, "handshake timed out"};
       auto [ec, n] = std::get<0>(got);
       if (ec) co_return ConnectFailure{errc::not_connected, "handshake read: " + ec.message()};
@@ -633,7 +644,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // Name resolution with a deadline. Asio's resolver cannot be interrupted (getaddrinfo
   // runs to completion in a background thread), so the attempt stops waiting at the
   // deadline and the resolver finishes on its own, holding its state alive.
-  asio::awaitable<std::variant<ConnectFailure, std::vector<Socket::endpoint_type>>> resolve(Clock::time_point deadline) {
+  asio::awaitable<std::variant<ConnectFailure, std::vector<Socket::endpoint_type>>> resolve(
+      Clock::time_point deadline) {
     struct Race {
       explicit Race(const Strand& s) : resolver(s), timer(s) {}
       asio::ip::tcp::resolver resolver;
@@ -661,12 +673,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
             race->timed_out = true;
             race->finish();
           });
-          race->resolver.async_resolve(options_.host, std::to_string(options_.port),
-                                       [race](boost::system::error_code ec, asio::ip::tcp::resolver::results_type r) {
-                                         race->ec = ec;
-                                         for (const auto& entry : r) race->endpoints.emplace_back(entry.endpoint());
-                                         race->finish();
-                                       });
+          race->resolver.async_resolve(
+              options_.host, std::to_string(options_.port),
+              [race](boost::system::error_code ec, asio::ip::tcp::resolver::results_type r) {
+                race->ec = ec;
+                for (const auto& entry : r) race->endpoints.emplace_back(entry.endpoint());
+                race->finish();
+              });
         },
         asio::use_awaitable);
     resolver_.reset();
@@ -760,12 +773,14 @@ class Connection {
     if (request.replies == 0 || request.bytes.empty())
       return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: an empty request")));
     if (timeout < Duration::zero())
-      return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: a negative request timeout")));
+      return fail(
+          std::make_exception_ptr(std::invalid_argument("corocache redis: a negative request timeout")));
     if (request.replies > 0xffffffffu)
-      return fail(std::make_exception_ptr(std::invalid_argument("corocache redis: too many commands in one request")));
-    if (!impl_)
       return fail(std::make_exception_ptr(
-          boost::system::system_error(make_error_code(errc::shut_down), "corocache redis: a moved-from connection")));
+          std::invalid_argument("corocache redis: too many commands in one request")));
+    if (!impl_)
+      return fail(std::make_exception_ptr(boost::system::system_error(
+          make_error_code(errc::shut_down), "corocache redis: a moved-from connection")));
     PendingRef op = PendingRef::adopt(PendingOp::create());
     op->bytes = std::move(request.bytes);
     op->replies = static_cast<std::uint32_t>(request.replies);

@@ -33,8 +33,8 @@ using Clock = std::chrono::steady_clock;
 /// a cancellation task each hold a reference) and allocated through Asio's recycling
 /// allocator, so a steady stream of requests does not hit the heap for it.
 struct PendingOp {
-  using Handler =
-      boost::asio::async_result<boost::asio::use_awaitable_t<>, void(std::exception_ptr, Reply)>::handler_type;
+  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>,
+                                            void(std::exception_ptr, Reply)>::handler_type;
 
   // --- set by exec() before submission, then read on the strand ---
   std::string bytes;           // encoded commands; moved into the write buffer when written
@@ -123,7 +123,7 @@ class PendingRef {
 class ReplyQueue {
  public:
   struct Entry {
-    PendingOp* op = nullptr;       // owning reference; null: abandoned (or a hole)
+    PendingOp* op = nullptr;         // owning reference; null: abandoned (or a hole)
     std::uint32_t replies_left = 0;  // 0 with op == null: a hole (consumes no reply)
   };
 

@@ -10,8 +10,8 @@
 #include <array>
 #include <charconv>
 #include <concepts>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <span>
 #include <stdexcept>
@@ -26,7 +26,7 @@ namespace corocache::detail::redis {
 /// decimal). bool and char are rejected on purpose (ambiguous).
 template <class T>
 concept CommandArg = std::convertible_to<const T&, std::string_view> ||
-                     (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>);
+    (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>);
 
 struct Request {
   std::string bytes;        ///< RESP-encoded commands, in order
@@ -90,18 +90,25 @@ struct Request {
   bool empty() const noexcept { return replies == 0; }
 
  private:
+  // Lengths in a cache's commands are mostly below 100: those take no division.
   static std::size_t digits(std::size_t v) noexcept {
-    std::size_t n = 1;
-    while (v >= 10) {
-      v /= 10;
-      ++n;
-    }
+    if (v < 10) return 1;
+    if (v < 100) return 2;
+    std::size_t n = 3;
+    for (v /= 1000; v != 0; v /= 10) ++n;
     return n;
   }
   // Writes "<type><n>\r\n" (room for it was reserved); returns the end.
   static char* put_header(char* out, char type, std::size_t n) noexcept {
     *out++ = type;
-    out = std::to_chars(out, out + 20, n).ptr;
+    if (n < 10) {
+      *out++ = static_cast<char>('0' + n);
+    } else if (n < 100) {
+      *out++ = static_cast<char>('0' + n / 10);
+      *out++ = static_cast<char>('0' + n % 10);
+    } else {
+      out = std::to_chars(out, out + 20, n).ptr;
+    }
     *out++ = '\r';
     *out++ = '\n';
     return out;
