@@ -87,8 +87,10 @@ struct Tally {
   std::size_t bytes = 0;
   double cpu_ns_per_op = 0;  // process CPU time (all threads) per operation
   void add(const std::optional<std::string>& v) {
-    if (v) bytes += v->size();
-    else ++misses;
+    if (v)
+      bytes += v->size();
+    else
+      ++misses;
   }
   void merge(const Tally& o) {
     misses += o.misses;
@@ -131,8 +133,10 @@ Tally baseline_slice(LockedMap& map, const Workload& w, Op op, std::size_t begin
       case Op::get_miss: t.add(map.get(w.miss_names[k])); break;
       case Op::set: map.set(w.names[k], value); break;
       case Op::mix:
-        if (w.writes[i]) map.set(w.names[k], value);
-        else t.add(map.get(w.names[k]));
+        if (w.writes[i])
+          map.set(w.names[k], value);
+        else
+          t.add(map.get(w.names[k]));
         break;
     }
   }
@@ -146,10 +150,12 @@ double run_baseline(LockedMap& map, const Workload& w, Op op, std::size_t ops, i
   const double cpu_start = corocache::bench::process_cpu_seconds();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { tallies[t] = baseline_slice(map, w, op, ops * t / threads, ops * (t + 1) / threads); });
+    pool.emplace_back(
+        [&, t] { tallies[t] = baseline_slice(map, w, op, ops * t / threads, ops * (t + 1) / threads); });
   for (auto& th : pool) th.join();
   const double s = seconds_since(start);
-  tally.cpu_ns_per_op = (corocache::bench::process_cpu_seconds() - cpu_start) * 1e9 / static_cast<double>(ops);
+  tally.cpu_ns_per_op =
+      (corocache::bench::process_cpu_seconds() - cpu_start) * 1e9 / static_cast<double>(ops);
   for (const auto& t : tallies) tally.merge(t);
   return static_cast<double>(ops) / s;
 }
@@ -159,8 +165,8 @@ double run_baseline(LockedMap& map, const Workload& w, Op op, std::size_t ops, i
 using MemoryCache = corocache::Cache<corocache::MemoryBackend>;
 
 template <class Scope>
-asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std::size_t begin, std::size_t end,
-                                      Tally& t) {
+asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std::size_t begin,
+                                      std::size_t end, Tally& t) {
   for (std::size_t i = begin; i < end; ++i) {
     const std::uint32_t k = w.indices[i];
     switch (op) {
@@ -168,8 +174,10 @@ asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std
       case Op::get_miss: t.add(co_await scope.get_key(w.miss_names[k])); break;
       case Op::set: co_await scope.set_key(w.names[k], value); break;
       case Op::mix:
-        if (w.writes[i]) co_await scope.set_key(w.names[k], value);
-        else t.add(co_await scope.get_key(w.names[k]));
+        if (w.writes[i])
+          co_await scope.set_key(w.names[k], value);
+        else
+          t.add(co_await scope.get_key(w.names[k]));
         break;
     }
   }
@@ -178,8 +186,8 @@ asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std
 /// Spawns `coroutines` slices on `io`, runs it on `threads` threads until all finished
 /// (the backend's sweep timer would keep run() going, hence the stop) and returns ops/s.
 template <class Scope>
-double run_corocache(asio::io_context& io, Scope scope, const Workload& w, Op op, std::size_t ops, int threads,
-                     int coroutines, Tally& tally) {
+double run_corocache(asio::io_context& io, Scope scope, const Workload& w, Op op, std::size_t ops,
+                     int threads, int coroutines, Tally& tally) {
   std::vector<Tally> tallies(coroutines);
   std::atomic<int> left{coroutines};
   std::exception_ptr failure;
@@ -188,21 +196,23 @@ double run_corocache(asio::io_context& io, Scope scope, const Workload& w, Op op
   const auto start = Clock::now();
   const double cpu_start = corocache::bench::process_cpu_seconds();
   for (int c = 0; c < coroutines; ++c) {
-    asio::co_spawn(io, corocache_slice(scope, w, op, ops * c / coroutines, ops * (c + 1) / coroutines, tallies[c]),
-                   [&](std::exception_ptr e) {
-                     if (e) {
-                       std::lock_guard lock(failure_mutex);
-                       failure = e;
-                     }
-                     if (--left == 0) io.stop();
-                   });
+    asio::co_spawn(
+        io, corocache_slice(scope, w, op, ops * c / coroutines, ops * (c + 1) / coroutines, tallies[c]),
+        [&](std::exception_ptr e) {
+          if (e) {
+            std::lock_guard lock(failure_mutex);
+            failure = e;
+          }
+          if (--left == 0) io.stop();
+        });
   }
   std::vector<std::thread> extra;
   for (int t = 1; t < threads; ++t) extra.emplace_back([&] { io.run(); });
   io.run();
   for (auto& th : extra) th.join();
   const double s = seconds_since(start);
-  tally.cpu_ns_per_op = (corocache::bench::process_cpu_seconds() - cpu_start) * 1e9 / static_cast<double>(ops);
+  tally.cpu_ns_per_op =
+      (corocache::bench::process_cpu_seconds() - cpu_start) * 1e9 / static_cast<double>(ops);
   if (failure) std::rethrow_exception(failure);
   for (const auto& t : tallies) tally.merge(t);
   return static_cast<double>(ops) / s;
@@ -279,14 +289,16 @@ double map_bytes_per_entry() {
 double memory_backend_bytes_per_entry() {
   asio::io_context io;
   const long long before = corocache::bench::rss_bytes();
-  corocache::MemoryBackend backend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * footprint_entries});
+  corocache::MemoryBackend backend(io.get_executor(),
+                                   corocache::MemoryOptions{.max_entries = 2 * footprint_entries});
   bool done = false;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         corocache::StoreParams params;
         params.ttl = std::chrono::hours(24 * 7);
-        for (std::size_t i = 0; i < footprint_entries; ++i) co_await backend.set(footprint_key(i), value, params);
+        for (std::size_t i = 0; i < footprint_entries; ++i)
+          co_await backend.set(footprint_key(i), value, params);
       },
       [&](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
@@ -306,16 +318,19 @@ int main(int argc, char** argv) try {
   // and skip the footprint (for profiling one case, e.g. under callgrind).
   std::string filter;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--filter") == 0) filter = argv[i + 1];
-    else throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
+    if (std::strcmp(argv[i], "--filter") == 0)
+      filter = argv[i + 1];
+    else
+      throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
   }
   const bool quick = corocache::bench::quick();
   const std::size_t ops = quick ? 50'000 : 1'000'000;
   const int repeats = quick ? 1 : 3;
   const int coroutines = 8;  // spread over the io_context's threads
-  std::printf("memory_bench: %zu ops per run, best of %d runs, 32-byte values, 16-byte names, corocache on %d "
-              "coroutines\n",
-              ops, repeats, coroutines);
+  std::printf(
+      "memory_bench: %zu ops per run, best of %d runs, 32-byte values, 16-byte names, corocache on %d "
+      "coroutines\n",
+      ops, repeats, coroutines);
 
   // Footprint first, while this process has no threads (the children are forked).
   double map_bpe = NAN, coro_bpe = NAN;
@@ -325,20 +340,22 @@ int main(int argc, char** argv) try {
   }
 
   const double machine_scaling = machine_two_thread_scaling();
-  detail("machine: 2 threads of private arithmetic run %.2fx as fast as 1 (2.00 = two free cores)", machine_scaling);
+  detail("machine: 2 threads of private arithmetic run %.2fx as fast as 1 (2.00 = two free cores)",
+         machine_scaling);
 
   const Op all_ops[] = {Op::get_hit, Op::get_miss, Op::set, Op::mix};
   std::vector<std::string> summaries;
   auto summary = [&](const std::string& name, double x, double y) {
     char line[256];
-    std::snprintf(line, sizeof line, "%s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f", name.c_str(), x, y,
-                  y > 0 ? x / y : 0.0);
+    std::snprintf(line, sizeof line, "%s: corocache %.0f ops/s, baseline %.0f ops/s, ratio %.2f",
+                  name.c_str(), x, y, y > 0 ? x / y : 0.0);
     summaries.emplace_back(line);
   };
 
   const std::string scope = corocache::detail::scope_base(prefix, tenant, ns);
   for (std::size_t keys : {std::size_t{100'000}, std::size_t{1'000'000}}) {
-    const std::string size_tag = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M" : std::to_string(keys / 1000) + "k";
+    const std::string size_tag =
+        keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M" : std::to_string(keys / 1000) + "k";
     auto case_name = [&](Op op) { return std::string("memory ") + op_name(op) + " " + size_tag; };
     if (std::none_of(std::begin(all_ops), std::end(all_ops),
                      [&](Op op) { return case_name(op).find(filter) != std::string::npos; }))
@@ -348,8 +365,9 @@ int main(int argc, char** argv) try {
     LockedMap map(scope);
     for (const auto& n : w.names) map.set(n, value);
     asio::io_context io;
-    MemoryCache cache(corocache::MemoryBackend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * keys}),
-                      corocache::CacheOptions{.prefix = prefix});
+    MemoryCache cache(
+        corocache::MemoryBackend(io.get_executor(), corocache::MemoryOptions{.max_entries = 2 * keys}),
+        corocache::CacheOptions{.prefix = prefix});
     auto sc = cache.tenant(tenant).ns(ns);
     // Fill every key once, in order, through the facade.
     asio::co_spawn(
@@ -382,12 +400,15 @@ int main(int argc, char** argv) try {
       }
       // Same workload, same answers: a get-hit must never miss, a get-miss never hit.
       if (op == Op::get_hit && (tb1.misses || tc1.misses || tb2.misses || tc2.misses))
-        detail("WARNING: get-hit missed (baseline %zu/%zu, corocache %zu/%zu)", tb1.misses, tb2.misses, tc1.misses,
-               tc2.misses);
-      if (op == Op::get_miss && (tb1.bytes || tc1.bytes || tb2.bytes || tc2.bytes)) detail("WARNING: get-miss hit");
-      detail("%s: corocache 1 thread %.0f ops/s (%.0f ns/op), 2 threads %.0f ops/s; baseline 1 thread %.0f ops/s "
-             "(%.0f ns/op), 2 threads %.0f ops/s",
-             name.c_str(), coro1, 1e9 / coro1, coro2, base1, 1e9 / base1, base2);
+        detail("WARNING: get-hit missed (baseline %zu/%zu, corocache %zu/%zu)", tb1.misses, tb2.misses,
+               tc1.misses, tc2.misses);
+      if (op == Op::get_miss && (tb1.bytes || tc1.bytes || tb2.bytes || tc2.bytes))
+        detail("WARNING: get-miss hit");
+      detail(
+          "%s: corocache 1 thread %.0f ops/s (%.0f ns/op), 2 threads %.0f ops/s; baseline 1 thread %.0f "
+          "ops/s "
+          "(%.0f ns/op), 2 threads %.0f ops/s",
+          name.c_str(), coro1, 1e9 / coro1, coro2, base1, 1e9 / base1, base2);
       // CPU per operation does not count waiting for a core, so it stays meaningful on a
       // busy machine; 2-thread CPU/op above 1-thread CPU/op is contention (locks, cache lines).
       detail("%s: CPU per op: corocache %.0f ns (1 thread), %.0f ns (2 threads); baseline %.0f ns, %.0f ns",
@@ -399,13 +420,15 @@ int main(int argc, char** argv) try {
   }
 
   for (const auto& s : summaries) std::printf("%s\n", s.c_str());
-  std::printf("memory machine check: 2 threads of private arithmetic ran %.2fx as fast as 1 (2.00 = two free "
-              "cores; the 2-thread scaling lines cannot exceed it)\n",
-              machine_scaling);
+  std::printf(
+      "memory machine check: 2 threads of private arithmetic ran %.2fx as fast as 1 (2.00 = two free "
+      "cores; the 2-thread scaling lines cannot exceed it)\n",
+      machine_scaling);
   if (filter.empty())
-    std::printf("memory bytes per entry (1M entries, 16-byte keys, 32-byte values): corocache %.1f B, baseline %.1f "
-                "B, ratio %.2f\n",
-                coro_bpe, map_bpe, coro_bpe / map_bpe);
+    std::printf(
+        "memory bytes per entry (1M entries, 16-byte keys, 32-byte values): corocache %.1f B, baseline %.1f "
+        "B, ratio %.2f\n",
+        coro_bpe, map_bpe, coro_bpe / map_bpe);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "memory_bench: %s\n", e.what());

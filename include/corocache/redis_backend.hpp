@@ -22,13 +22,13 @@
 // from the Connection as system_error with their corocache::errc code.
 
 #include <corocache/backend.hpp>
-#include <corocache/errors.hpp>
-#include <corocache/redis_options.hpp>
 #include <corocache/detail/redis/connection.hpp>
 #include <corocache/detail/redis/glob.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/detail/redis/scripts.hpp>
+#include <corocache/errors.hpp>
+#include <corocache/redis_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -54,7 +54,9 @@ namespace detail::redis {
 /// A number written into a caller-owned buffer, viewed without allocating.
 class Decimal {
  public:
-  explicit Decimal(long long v) noexcept { size_ = static_cast<std::size_t>(std::to_chars(buf_, buf_ + sizeof buf_, v).ptr - buf_); }
+  explicit Decimal(long long v) noexcept {
+    size_ = static_cast<std::size_t>(std::to_chars(buf_, buf_ + sizeof buf_, v).ptr - buf_);
+  }
   std::string_view view() const noexcept { return {buf_, size_}; }
   operator std::string_view() const noexcept { return view(); }
 
@@ -108,7 +110,8 @@ inline bool is_plain_store(const StoreParams& params) noexcept {
 }
 
 /// Appends a plain `SET key value PX ttl [NX]`.
-inline void add_plain_store(Request& request, std::string_view key, std::string_view value, const StoreParams& params) {
+inline void add_plain_store(Request& request, std::string_view key, std::string_view value,
+                            const StoreParams& params) {
   const Decimal ttl(params.ttl.count());
   if (params.nx)
     request.add("SET", key, value, "PX", ttl.view(), "NX");
@@ -117,7 +120,8 @@ inline void add_plain_store(Request& request, std::string_view key, std::string_
 }
 
 inline void require_positive_ttl(Duration ttl, const char* what) {
-  if (ttl <= Duration::zero()) throw std::invalid_argument(std::string("corocache: ") + what + " must be > 0");
+  if (ttl <= Duration::zero())
+    throw std::invalid_argument(std::string("corocache: ") + what + " must be > 0");
 }
 
 }  // namespace detail::redis
@@ -172,7 +176,9 @@ class RedisBackend {
   /// One GET; a hashed value (WRONGTYPE) is then read by the read script.
   asio::awaitable<std::optional<std::string>> get(std::string key) { return do_get(state_, std::move(key)); }
   asio::awaitable<bool> erase(std::string key) { return do_erase(state_, std::move(key)); }
-  asio::awaitable<bool> expire(std::string key, Duration ttl) { return do_expire(state_, std::move(key), ttl); }
+  asio::awaitable<bool> expire(std::string key, Duration ttl) {
+    return do_expire(state_, std::move(key), ttl);
+  }
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key) {
     return do_index_members(state_, std::move(index_key));
   }
@@ -194,7 +200,9 @@ class RedisBackend {
   }
   /// SCAN MATCH <escaped prefix>* COUNT 1000 + UNLINK per batch. Throws
   /// std::invalid_argument for an empty prefix (that would be the whole database).
-  asio::awaitable<std::size_t> erase_prefix(std::string prefix) { return do_erase_prefix(state_, std::move(prefix)); }
+  asio::awaitable<std::size_t> erase_prefix(std::string prefix) {
+    return do_erase_prefix(state_, std::move(prefix));
+  }
   /// SCAN as erase_prefix; values are read without consuming reads (peek script) and the
   /// accepted ones deleted only if still unchanged (erase_if_same script).
   asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit) {
@@ -305,7 +313,8 @@ class RedisBackend {
 
   /// eval() of a script taking one key and `args`.
   template <class... Args>
-  static asio::awaitable<Reply> eval_one_key(State& st, const Script& script, std::string_view key, Args... args) {
+  static asio::awaitable<Reply> eval_one_key(State& st, const Script& script, std::string_view key,
+                                             Args... args) {
     return eval(st, script, [key, args...](Request& r, std::string_view verb, std::string_view id) {
       r.add(verb, id, "1", key, args...);
     });
@@ -391,7 +400,8 @@ class RedisBackend {
     co_await exec(st, std::move(request));
   }
 
-  static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key, Duration wait) {
+  static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key,
+                                                            Duration wait) {
     State& st = live(sp);
     if (wait < Duration::zero()) throw std::invalid_argument("corocache: pop wait must not be negative");
     if (wait == Duration::zero()) {
@@ -424,7 +434,8 @@ class RedisBackend {
     detail::redis::throw_unexpected("BLPOP");
   }
 
-  static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token, Duration ttl) {
+  static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token,
+                                           Duration ttl) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "lock ttl");
     const detail::redis::Decimal ms(ttl.count());
@@ -436,7 +447,8 @@ class RedisBackend {
 
   static asio::awaitable<bool> do_unlock(StatePtr sp, std::string lock_key, std::string token) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::unlock, lock_key, std::string_view(token));
+    const Reply reply =
+        co_await eval_one_key(st, detail::redis::scripts::unlock, lock_key, std::string_view(token));
     if (!reply.is_integer()) detail::redis::throw_unexpected("the unlock script");
     co_return reply.integer == 1;
   }
@@ -448,8 +460,8 @@ class RedisBackend {
     std::vector<std::string> keys;  // may repeat keys of earlier steps (SCAN's guarantee)
   };
 
-  static asio::awaitable<ScanBatch> scan_step(
-      State& st, std::string_view cursor, std::string_view pattern, std::string_view prefix) {
+  static asio::awaitable<ScanBatch> scan_step(State& st, std::string_view cursor, std::string_view pattern,
+                                              std::string_view prefix) {
     Request request;
     request.add("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
     Reply reply = co_await exec(st, std::move(request));
@@ -466,7 +478,8 @@ class RedisBackend {
   }
 
   static void require_prefix(std::string_view prefix) {
-    if (prefix.empty()) throw std::invalid_argument("corocache: an empty prefix would match the whole database");
+    if (prefix.empty())
+      throw std::invalid_argument("corocache: an empty prefix would match the whole database");
   }
 
   static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix) {
@@ -518,11 +531,11 @@ class RedisBackend {
                                      argv.insert(argv.end(), keys.begin(), keys.end());
                                      r.add_argv(argv);
                                    });
-      if (!values.is_array() || values.elements.size() != keys.size()) detail::redis::throw_unexpected("the peek script");
+      if (!values.is_array() || values.elements.size() != keys.size())
+        detail::redis::throw_unexpected("the peek script");
       // Choose victims, at most as many as the limit still allows.
       std::vector<std::size_t> chosen;
-      const std::size_t room =
-          limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
+      const std::size_t room = limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
       for (std::size_t i = 0; i < keys.size() && chosen.size() < room; ++i) {
         if (!values.elements[i].is_string()) continue;
         if (predicate(keys[i], values.elements[i].str)) chosen.push_back(i);
@@ -535,7 +548,8 @@ class RedisBackend {
                                           argv.reserve(2 * chosen.size() + 3);
                                           argv.insert(argv.end(), {verb, id, chosen_count.view()});
                                           for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                          for (std::size_t i : chosen) argv.emplace_back(values.elements[i].str);
+                                          for (std::size_t i : chosen)
+                                            argv.emplace_back(values.elements[i].str);
                                           r.add_argv(argv);
                                         });
       if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the erase_if script");
@@ -564,7 +578,8 @@ class RedisBackend {
               if (detail::redis::is_plain_store(o.params))
                 detail::redis::add_plain_store(request, o.key, o.value, o.params);
               else
-                detail::redis::add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value, o.params);
+                detail::redis::add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value,
+                                                o.params);
             } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
               request.add("EVAL", scripts::erase.text, "1", o.key);
             } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {

@@ -76,7 +76,8 @@ class Scope {
   /// Stores `value` under `name` (any bytes). Completes with true when stored, false when
   /// options.nx was set and a live value exists. Throws std::invalid_argument for a
   /// non-positive expiry or a bad index name.
-  asio::awaitable<bool> set_key(std::string_view name, std::string value, const SetOptions& options = {}) const {
+  asio::awaitable<bool> set_key(std::string_view name, std::string value,
+                                const SetOptions& options = {}) const {
     // store_params (which validates) builds the backend's parameter in place: no
     // intermediate StoreParams to move and destroy on this per-call path.
     return guard(core_->backend.set(key(detail::Kind::value, name), std::move(value),
@@ -125,7 +126,8 @@ class Scope {
   /// The names of the live keys whose latest set_key listed `index`, sorted.
   asio::awaitable<std::vector<std::string>> list_keys_by_index(std::string_view index) const {
     detail::validate_segment("index name", index);
-    return guard(list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value)));
+    return guard(
+        list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value)));
   }
 
   // --- queues ----------------------------------------------------------------------------
@@ -137,7 +139,8 @@ class Scope {
 
   /// Removes and returns the oldest element; when the queue is empty, waits up to `wait`
   /// (default: not at all) for a push, then nullopt.
-  asio::awaitable<std::optional<std::string>> pop_from_queue(std::string_view queue, Duration wait = {}) const {
+  asio::awaitable<std::optional<std::string>> pop_from_queue(std::string_view queue,
+                                                             Duration wait = {}) const {
     if (wait < Duration::zero()) throw std::invalid_argument("corocache: wait must not be negative");
     return guard(core_->backend.pop(key(detail::Kind::queue, queue), wait));
   }
@@ -149,7 +152,8 @@ class Scope {
   /// after ttl even if never released.
   asio::awaitable<std::optional<Lock>> attempt_distributed_lock(std::string_view name, Duration ttl) const {
     detail::validate_expiry("lock ttl", ttl);
-    return guard(acquire(core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()), ttl));
+    return guard(acquire(
+        core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()), ttl));
   }
 
   /// Releases `lock` if this acquisition still holds it; false if it expired (and maybe
@@ -179,7 +183,8 @@ class Scope {
                                                                              std::string_view value) {
       return key.size() >= name_offset && predicate(key.substr(name_offset), value);
     };
-    return guard(core_->backend.erase_if(detail::kind_base(base_, detail::Kind::value), std::move(on_keys), limit));
+    return guard(
+        core_->backend.erase_if(detail::kind_base(base_, detail::Kind::value), std::move(on_keys), limit));
   }
 
   /// Empties this namespace of this tenant: values, queues, indices, locks and memoized
@@ -208,7 +213,9 @@ class Scope {
         base_(detail::scope_base(core_->options.prefix, tenant_, ns_)),
         timeout_(timeout) {}
 
-  std::string key(detail::Kind kind, std::string_view name) const { return detail::make_key(base_, kind, name); }
+  std::string key(detail::Kind kind, std::string_view name) const {
+    return detail::make_key(base_, kind, name);
+  }
 
   template <class T>
   asio::awaitable<T> guard(asio::awaitable<T> op) const {

@@ -31,7 +31,8 @@ inline StoreParams store_params(std::string_view scope_base, const SetOptions& o
     }
     // Listing an index twice means nothing more than listing it once.
     std::sort(params.index_keys.begin(), params.index_keys.end());
-    params.index_keys.erase(std::unique(params.index_keys.begin(), params.index_keys.end()), params.index_keys.end());
+    params.index_keys.erase(std::unique(params.index_keys.begin(), params.index_keys.end()),
+                            params.index_keys.end());
   }
   return params;
 }

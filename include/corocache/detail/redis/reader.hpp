@@ -33,7 +33,10 @@ class Reader {
  public:
   enum class Status { reply, need_more, error };
 
-  explicit Reader(ReaderLimits limits = {}) { state_.limits = limits; create(); }
+  explicit Reader(ReaderLimits limits = {}) {
+    state_.limits = limits;
+    create();
+  }
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
   ~Reader() = default;
@@ -86,9 +89,9 @@ class Reader {
  private:
   struct State {
     ReaderLimits limits;
-    Reply root;                // the reply being built (hiredis' root object)
-    std::size_t cost = 0;      // approximate memory of `root` so far
-    std::string limit_error;   // set when a create function refused for a limit
+    Reply root;               // the reply being built (hiredis' root object)
+    std::size_t cost = 0;     // approximate memory of `root` so far
+    std::string limit_error;  // set when a create function refused for a limit
   };
 
   struct ReaderDeleter {
@@ -128,8 +131,9 @@ class Reader {
   static void* create_array(const redisReadTask* task, int elements) {
     auto* st = static_cast<State*>(task->privdata);
     if (elements < 0 || static_cast<std::size_t>(elements) > st->limits.max_elements) {
-      st->limit_error = "array reply of " + std::to_string(elements) + " elements exceeds max_reply_elements (" +
-                        std::to_string(st->limits.max_elements) + ")";
+      st->limit_error = "array reply of " + std::to_string(elements) +
+                        " elements exceeds max_reply_elements (" + std::to_string(st->limits.max_elements) +
+                        ")";
       return nullptr;
     }
     Reply* r = place(task, ReplyType::array, 0);
@@ -146,7 +150,8 @@ class Reader {
   static void free_object(void*) {}  // objects live in State::root; reset() clears it
 
   static redisReplyObjectFunctions* functions() {
-    static redisReplyObjectFunctions fns{create_string, create_array, create_integer, create_nil, free_object};
+    static redisReplyObjectFunctions fns{create_string, create_array, create_integer, create_nil,
+                                         free_object};
     return &fns;
   }
 
@@ -186,7 +191,8 @@ class Reader {
       if (c < '0' || c > '9') break;
       declared = declared * 10 + static_cast<unsigned>(c - '0');
       if (declared > state_.limits.max_bytes) {
-        fail("bulk string reply larger than max_reply_bytes (" + std::to_string(state_.limits.max_bytes) + ")");
+        fail("bulk string reply larger than max_reply_bytes (" + std::to_string(state_.limits.max_bytes) +
+             ")");
         return;
       }
     }
