@@ -15,6 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${COROCACHE_BENCH_BUILD_DIR:-${TMPDIR:-/tmp}/corocache-bench-build}"
 results="$root/benchmarks/results"
 if [[ "${1:-}" == "--quick" ]]; then export COROCACHE_BENCH_QUICK=1; fi
+"$root/scripts/setup-debian.sh"  # libevent (raw hiredis baseline), redis-server, gnuplot, ...
 
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
