@@ -166,7 +166,11 @@ using MemoryCache = corocache::Cache<corocache::MemoryBackend>;
 
 template <class Scope>
 asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std::size_t begin,
-                                      std::size_t end, Tally& t) {
+                                      std::size_t end, Tally& out) {
+  // Count into a frame-local Tally and publish once at the end: the coroutines' Tallies sit
+  // side by side in one vector, and writing them per operation from two threads would make
+  // the benchmark itself bounce a cache line between the cores (false sharing).
+  Tally t;
   for (std::size_t i = begin; i < end; ++i) {
     const std::uint32_t k = w.indices[i];
     switch (op) {
@@ -181,6 +185,7 @@ asio::awaitable<void> corocache_slice(Scope scope, const Workload& w, Op op, std
         break;
     }
   }
+  out.merge(t);
 }
 
 /// Spawns `coroutines` slices on `io`, runs it on `threads` threads until all finished

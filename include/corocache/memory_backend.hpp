@@ -81,7 +81,7 @@ struct MemoryOptions {
   /// How often the sweep reclaims expired values nobody reads; <= 0 disables it (expired
   /// values are then reclaimed only when touched or when room is needed).
   Duration sweep_interval = std::chrono::seconds(1);
-  /// Number of shards (at most 1024), rounded up to a power of two; 0 = automatic (4 per hardware thread,
+  /// Number of shards (at most 1024), rounded up to a power of two; 0 = automatic (32 per hardware thread,
   /// at most 64, fewer when the limits are small: a shard holds at least 64 entries'
   /// share of max_entries and 256 KiB of max_bytes).
   std::size_t shards = 0;

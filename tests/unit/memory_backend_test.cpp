@@ -522,7 +522,8 @@ TEST_CASE("a moved backend keeps its data") {
 
 TEST_CASE("the shard count adapts to the limits") {
   using corocache::detail::memory::choose_shard_count;
-  CHECK(choose_shard_count(0, 0, 0, 2) == 8);
+  CHECK(choose_shard_count(0, 0, 0, 2) == 64);
+  CHECK(choose_shard_count(0, 0, 0, 1) == 32);
   CHECK(choose_shard_count(0, 0, 0, 64) == 64);
   CHECK(choose_shard_count(0, 100, 0, 2) == 1);
   CHECK(choose_shard_count(0, 1000, 0, 2) == 8);
