@@ -10,18 +10,6 @@
 using namespace corocache;
 using namespace corocache::test;
 
-namespace {
-
-/// calls of `command` in INFO commandstats (0 if never run).
-long long command_calls(const RedisServer& server, const std::string& command) {
-  const auto info = server.run({"INFO", "commandstats"});
-  const auto at = info.find("cmdstat_" + command + ":calls=");
-  if (at == std::string::npos) return 0;
-  return std::stoll(info.substr(at + command.size() + 15));
-}
-
-}  // namespace
-
 TEST_CASE("erase_prefix removes every kind of key under the prefix and nothing else", "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto scope = unique_scope();

@@ -33,6 +33,14 @@ inline RedisOptions options_for(const RedisServer& server = shared_redis_server(
   return o;
 }
 
+/// How often `command` ran on `server` (INFO commandstats; 0 if never).
+inline long long command_calls(const RedisServer& server, const std::string& command) {
+  const auto info = server.run({"INFO", "commandstats"});
+  const auto at = info.find("cmdstat_" + command + ":calls=");
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + command.size() + 15));
+}
+
 /// A key scope no other test (or earlier run against the same server) uses, in the
 /// facade's layout: `<unique>:{t:n}:`.
 inline std::string unique_scope() {

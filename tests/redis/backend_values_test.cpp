@@ -39,16 +39,6 @@ TEST_CASE("a plain value is stored as a Redis string with its ttl and read back"
   });
 }
 
-namespace {
-/// calls of `command` in INFO commandstats (0 if never run).
-long long command_calls(const RedisServer& server, const std::string& command) {
-  const auto info = server.run({"INFO", "commandstats"});
-  const auto at = info.find("cmdstat_" + command + ":calls=");
-  if (at == std::string::npos) return 0;
-  return std::stoll(info.substr(at + command.size() + 15));
-}
-}  // namespace
-
 TEST_CASE("a plain set and get are one SET and one GET each, with no script", "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto key = unique_scope() + "v:fast";
