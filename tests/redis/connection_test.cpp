@@ -102,9 +102,13 @@ TEST_CASE("a request of several commands returns the last reply, or the first er
 }
 
 TEST_CASE("many coroutines on several threads share one connection and each gets its own reply") {
+  const auto busy_poll = GENERATE(0us, 200us);
+  INFO("busy_poll " << busy_poll.count() << " us");
   auto& server = corocache::test::shared_redis_server();
   asio::io_context io(4);
-  auto conn = std::make_shared<Connection>(io.get_executor(), options_for(server));
+  auto options = options_for(server);
+  options.busy_poll = busy_poll;
+  auto conn = std::make_shared<Connection>(io.get_executor(), options);
   std::atomic<int> ok{0}, wrong{0};
   constexpr int workers = 64, rounds = 50;
   corocache::test::run_on(
@@ -141,10 +145,36 @@ TEST_CASE("many coroutines on several threads share one connection and each gets
   CHECK(conn->stats().writes < conn->stats().requests);
 }
 
-TEST_CASE("a per-call timeout overrides the default and the connection stays usable") {
+TEST_CASE("replies larger than the read buffer arrive whole, pipelined behind small ones") {
+  const auto busy_poll = GENERATE(0us, 200us);
+  INFO("busy_poll " << busy_poll.count() << " us");
   auto& server = corocache::test::shared_redis_server();
+  auto options = options_for(server);
+  options.busy_poll = busy_poll;
   corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    Connection c(ex, options_for(server));
+    Connection c(ex, options);
+    const std::string big(3 * 1024 * 1024 + 17, 'b');  // ~50 reads of the 64 KiB buffer
+    co_await c.exec(cmd("SET", "conn:big", big));
+    Request both;
+    both.add("GET", "conn:big");
+    both.add("GET", "conn:big");
+    Request small;
+    small.add("PING");
+    using namespace asio::experimental::awaitable_operators;
+    auto [twice, pong] = co_await (c.exec(std::move(both)) && c.exec(std::move(small)));
+    CHECK(twice.str == big);
+    CHECK(pong.str == "PONG");
+  });
+}
+
+TEST_CASE("a per-call timeout overrides the default and the connection stays usable") {
+  const auto busy_poll = GENERATE(0us, 200us);
+  INFO("busy_poll " << busy_poll.count() << " us");
+  auto& server = corocache::test::shared_redis_server();
+  auto options = options_for(server);
+  options.busy_poll = busy_poll;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, options);
     const auto start = std::chrono::steady_clock::now();
     // BLPOP blocks server-side for 2 s; the call gives up after 200 ms.
     auto ec = co_await error_of(c.exec(cmd("BLPOP", "conn:never", "2"), 200ms));
@@ -156,6 +186,14 @@ TEST_CASE("a per-call timeout overrides the default and the connection stays usa
     co_await c.exec(cmd("SET", "conn:after-timeout", "mine"));
     auto r7 = co_await c.exec(cmd("GET", "conn:after-timeout"));
     CHECK(r7.str == "mine");
+    // A call made by a caller that a reply resumed (inside the connection's reply loop, where
+    // deadlines are stamped in bulk when the loop ends) gets its deadline all the same.
+    const auto again = std::chrono::steady_clock::now();
+    auto ec2 = co_await error_of(c.exec(cmd("BLPOP", "conn:never", "2"), 200ms));
+    const auto waited2 = std::chrono::steady_clock::now() - again;
+    CHECK(ec2 == errc::timeout);
+    CHECK(waited2 >= 200ms);
+    CHECK(waited2 < 1500ms);
   });
 }
 

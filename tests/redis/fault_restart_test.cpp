@@ -17,9 +17,13 @@ using corocache::errc;
 using corocache::detail::redis::Connection;
 
 TEST_CASE("1000 concurrent calls survive a server kill and restart, each within its deadline") {
+  // Also with busy polling: the link may drop while the connection polls instead of reading.
+  const auto busy_poll = GENERATE(0us, 200us);
+  INFO("busy_poll " << busy_poll.count() << " us");
   RedisServer server;
   auto opts = fault_options(server);
   opts.request_timeout = 1s;
+  opts.busy_poll = busy_poll;
   constexpr int workers = 1000;
   // Slack for a loaded 2-core machine: a call may finish this much after its deadline.
   constexpr auto slack = 1500ms;

@@ -147,6 +147,8 @@ TEST_CASE("validate names the bad field") {
   CHECK_THAT(bad([](RedisOptions& o) { o.reconnect_max = std::chrono::milliseconds(1); }),
              Catch::Contains("reconnect_max"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_pending = 0; }), Catch::Contains("max_pending"));
+  CHECK_THAT(bad([](RedisOptions& o) { o.busy_poll = std::chrono::microseconds(-1); }),
+             Catch::Contains("busy_poll"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_reply_bytes = 10; }), Catch::Contains("max_reply_bytes"));
   CHECK_THAT(bad([](RedisOptions& o) { o.max_reply_elements = 0; }), Catch::Contains("max_reply_elements"));
   CHECK_THAT(bad([](RedisOptions& o) { o.user = "bob"; }), Catch::Contains("password"));
@@ -170,6 +172,7 @@ TEST_CASE("printed options show every field but mask the password") {
   CHECK_THAT(text, Catch::Contains("port=6379"));
   CHECK_THAT(text, Catch::Contains("user=alice"));
   CHECK_THAT(text, Catch::Contains("request_timeout=2000ms"));
+  CHECK_THAT(text, Catch::Contains("busy_poll=0us"));
   std::ostringstream none;
   none << RedisOptions{};
   CHECK_THAT(none.str(), Catch::Contains("password=(none)"));
