@@ -42,6 +42,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -192,8 +193,18 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (op->ec) done.error = std::make_exception_ptr(boost::system::system_error(op->ec, op->what));
     if (post)  // never inline
       asio::post(std::move(done));
-    else  // inline when the caller's executor is running on this thread
+    else if (on_callers_thread(done.get_executor()))
+      done();  // what dispatch would do, minus wrapping the call in a type-erased function
+    else       // inline when the caller's executor is running on this thread
       asio::dispatch(std::move(done));
+  }
+
+  // True when `ex` is a plain io_context executor whose context runs on this thread: then
+  // dispatching to it runs the handler right here. (Other executors, e.g. strands, go
+  // through asio::dispatch.)
+  static bool on_callers_thread(const asio::any_io_executor& ex) noexcept {
+    const auto* io = ex.target<asio::io_context::executor_type>();
+    return io != nullptr && io->running_in_this_thread();
   }
 
   // Calls an op's handler with its result. Points to the op rather than holding the result,
