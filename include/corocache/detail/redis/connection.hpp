@@ -172,6 +172,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       loop_arrivals_ = true;
     else
       stamp_deadline(op, Clock::now());
+    // In a reply loop the flush comes when the loop ends, in this same handler, so the bytes
+    // can go to the write buffer now, while the caller's freshly encoded request is still in
+    // cache (at the flush, after up to hundreds of other resumptions, it would not be).
+    if (in_reply_loop_ && link_ == Link::up && !write_in_flight_ && queue_.written() + 1 == queue_.size()) {
+      move_to_write_buffer(op);
+      queue_.mark_all_written();
+    }
     if (link_ == Link::idle) start_supervisor();
     if (link_ == Link::up) schedule_flush();
   }
@@ -321,7 +328,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // --- writing ----------------------------------------------------------------------------
 
   void schedule_flush() {
-    if (write_in_flight_ || flush_posted_ || !queue_.has_unwritten()) return;
+    if (write_in_flight_ || flush_posted_ || (!queue_.has_unwritten() && write_buf_.empty())) return;
     if (in_reply_loop_) {
       flush_after_loop_ = true;  // one write for everything the resumed callers queue
       return;
@@ -336,15 +343,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   void start_write() {
     if (write_in_flight_ || link_ != Link::up) return;
-    for (std::size_t i = queue_.written(); i < queue_.size(); ++i) {
-      PendingOp* op = queue_[i].op;
-      if (!op) continue;
-      if (write_buf_.empty() && op->bytes.size() > write_buf_.capacity())
-        write_buf_.swap(op->bytes);  // a large lone request: no copy
-      else
-        write_buf_ += op->bytes;
-      op->written = true;
-    }
+    for (std::size_t i = queue_.written(); i < queue_.size(); ++i)
+      if (PendingOp* op = queue_[i].op) move_to_write_buffer(op);
     queue_.mark_all_written();
     if (write_buf_.empty()) return;
     writes_.fetch_add(1, std::memory_order_relaxed);
@@ -364,6 +364,18 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     asio::async_write(socket_, asio::buffer(write_buf_) + done,
                       [self = shared_from_this(), gen = generation_](
                           boost::system::error_code ec, std::size_t) { self->on_written(gen, ec); });
+  }
+
+  // Appends a request's bytes to the write buffer and frees them (the caller of it marks the
+  // queue written).
+  void move_to_write_buffer(PendingOp* op) {
+    if (write_buf_.empty() && op->bytes.size() > write_buf_.capacity()) {
+      write_buf_.swap(op->bytes);  // a large lone request: no copy
+    } else {
+      write_buf_ += op->bytes;
+      std::string().swap(op->bytes);
+    }
+    op->written = true;
   }
 
   void release_write_buffer() {
@@ -523,6 +535,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     reader_.reset();
     link_ = Link::down;
     last_error_ = why;
+    // Bytes buffered but never written belong to the requests failed below; an async write
+    // in flight still owns the buffer (on_written clears it).
+    if (!write_in_flight_) release_write_buffer();
     const auto message = "corocache redis: " + endpoint_text() + ": " + why;
     fail_written(make_error_code(reason), message);
     wake_timer_.cancel();
@@ -564,6 +579,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     link_ = Link::closed;
     boost::system::error_code ignored;
     socket_.close(ignored);
+    if (!write_in_flight_) release_write_buffer();
     const auto ec = make_error_code(errc::shut_down);
     const std::string message = "corocache redis: the connection was closed";
     fail_written(ec, message);
