@@ -58,6 +58,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -164,7 +165,10 @@ class MemoryBackend {
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params) {
     co_return store_->set(std::move(key), std::move(value), std::move(params));
   }
-  asio::awaitable<std::optional<std::string>> get(std::string key) { co_return store_->get(key); }
+  asio::awaitable<std::optional<std::string>> get(std::string key) {
+    const Lookup lookup{store_.get(), key};
+    co_return lookup;
+  }
   asio::awaitable<bool> erase(std::string key) { co_return store_->erase(key); }
   asio::awaitable<bool> expire(std::string key, Duration ttl) { co_return store_->expire(key, ttl); }
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key) {
@@ -214,6 +218,17 @@ class MemoryBackend {
   }
 
  private:
+  /// Converts to the result of a get by running it. `co_return lookup` lets the promise
+  /// build its result straight from Store::get's return value (asio's return_value does
+  /// `new (&result_) T(std::forward<U>(u))`, which a conversion function returning a
+  /// prvalue initializes in place), where `co_return store_->get(key)` would move the
+  /// optional<string> once more: about 30 instructions per hit (memory_bench get-hit).
+  struct Lookup {
+    detail::memory::Store* store;
+    std::string_view key;
+    operator std::optional<std::string>() const { return store->get(key); }
+  };
+
   /// Parks the pop in the store. Holds the store by raw pointer: the awaiting coroutine
   /// keeps the initiation alive while it waits, and a strong reference there would keep
   /// a destroyed backend's store (and its waiters) alive until the wait ran out.

@@ -19,6 +19,7 @@
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/pop_waiter.hpp>
 #include <corocache/detail/memory/s3fifo.hpp>
+#include <corocache/detail/memory/shard_mutex.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -102,7 +103,12 @@ enum class Removal { erased, expired, evicted, consumed };
 
 /// One shard; aligned to a cache line so two shards' mutexes never share one.
 struct alignas(64) Shard {
-  std::mutex mu;
+  // A get touches only the first cache line of its shard: the lock, its hit or miss counter
+  // and the part of the value table a lookup reads (bucket array, bucket count, first node,
+  // size), so a shard used by two threads in turn moves one line between cores per get.
+  ShardMutex mu;  // see shard_mutex.hpp for why not std::mutex
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
   KeyMap<ValueEntry> values;
   KeyMap<LockEntry> locks;
   KeyMap<QueueEntry> queues;
@@ -113,8 +119,6 @@ struct alignas(64) Shard {
   std::uint64_t evictions = 0;
   std::uint64_t expirations = 0;
   std::uint64_t rejections = 0;
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
   std::uint32_t next_version = 0;
   /// Lower bound of every value's deadline: while now < this, nothing here has expired.
   Nanos earliest_deadline = never;
@@ -149,9 +153,9 @@ struct StoreConfig {
 /// small to be useful (64 entries, 256 KiB), down to 1.
 /// Why so many: a get or set holds its shard's mutex for most of its run (the table lookup
 /// and the value copy are cache misses), so with few shards two threads often want the same
-/// one, and a contended std::mutex sleeps in the kernel (futex wait + wake, microseconds).
-/// memory_bench get-hit 100k on 2 cores: 8 shards scale 1.0-1.3x with CPU per op +30-40%,
-/// 64 shards scale 1.76x with CPU per op +4%.
+/// one, and a contended lock sleeps in the kernel (futex wait + wake, microseconds).
+/// memory_bench get-hit 100k on 2 cores (measured with std::mutex, before ShardMutex): 8 shards
+/// scale 1.0-1.3x with CPU per op +30-40%, 64 shards scale 1.76x with CPU per op +4%.
 inline std::size_t choose_shard_count(std::size_t requested, std::size_t max_entries, std::size_t max_bytes,
                                       unsigned hardware_threads) {
   std::size_t n = requested != 0
@@ -497,7 +501,7 @@ class Store : public std::enable_shared_from_this<Store> {
     }
     std::sort(involved.begin(), involved.end());
     involved.erase(std::unique(involved.begin(), involved.end()), involved.end());
-    std::vector<std::unique_lock<std::mutex>> held;
+    std::vector<std::unique_lock<ShardMutex>> held;
     held.reserve(involved.size());
     for (const std::size_t i : involved) held.emplace_back(shards_[i].mu);
     const Nanos now = now_ns();
