@@ -23,12 +23,12 @@ set multiplot layout 1,2 title 'corocache Cache<RedisBackend> vs raw hiredis (li
 # (same order).
 set title 'GET'
 plot csv skip 1 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc rgb '#d62728' title 'corocache', \
-     ''  skip 1 using 1:5 with linespoints lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e' title 'corocache, busy_poll 200us', \
+     ''  skip 1 using 1:5 with linespoints lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e' title 'corocache, busy-poll 200 us', \
      ''  skip 1 using 1:3 with linespoints lw 2 pt 5 ps 1.2 lc rgb '#1f77b4' title 'raw hiredis async', \
      ''  skip 1 using 1:4 with linespoints lw 2 pt 9 ps 1.3 lc rgb '#2ca02c' dt 2 title 'redis-benchmark'
 set title 'SET (PX 7 days; redis-benchmark: plain SET)'
 plot csv skip 1 using 1:6 with linespoints lw 2 pt 7 ps 1.3 lc rgb '#d62728' title 'corocache', \
-     ''  skip 1 using 1:9 with linespoints lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e' title 'corocache, busy_poll 200us', \
+     ''  skip 1 using 1:9 with linespoints lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e' title 'corocache, busy-poll 200 us', \
      ''  skip 1 using 1:7 with linespoints lw 2 pt 5 ps 1.2 lc rgb '#1f77b4' title 'raw hiredis async', \
      ''  skip 1 using 1:8 with linespoints lw 2 pt 9 ps 1.3 lc rgb '#2ca02c' dt 2 title 'redis-benchmark'
 unset multiplot
