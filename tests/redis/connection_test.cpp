@@ -34,11 +34,12 @@ Request cmd(const A&... args) {
   return r;
 }
 
-RedisOptions options_for(const RedisServer& server) {
+RedisOptions options_for(const RedisServer& server, std::chrono::microseconds busy_poll = {}) {
   RedisOptions o;
   o.port = server.port();
   o.request_timeout = 2s;
   o.connect_timeout = 1s;
+  o.busy_poll = busy_poll;
   return o;
 }
 
@@ -104,11 +105,9 @@ TEST_CASE("a request of several commands returns the last reply, or the first er
 TEST_CASE("many coroutines on several threads share one connection and each gets its own reply") {
   const auto busy_poll = GENERATE(0us, 200us);
   INFO("busy_poll " << busy_poll.count() << " us");
-  auto& server = corocache::test::shared_redis_server();
   asio::io_context io(4);
-  auto options = options_for(server);
-  options.busy_poll = busy_poll;
-  auto conn = std::make_shared<Connection>(io.get_executor(), options);
+  auto conn = std::make_shared<Connection>(io.get_executor(),
+                                           options_for(corocache::test::shared_redis_server(), busy_poll));
   std::atomic<int> ok{0}, wrong{0};
   constexpr int workers = 64, rounds = 50;
   corocache::test::run_on(
@@ -148,9 +147,7 @@ TEST_CASE("many coroutines on several threads share one connection and each gets
 TEST_CASE("replies larger than the read buffer arrive whole, pipelined behind small ones") {
   const auto busy_poll = GENERATE(0us, 200us);
   INFO("busy_poll " << busy_poll.count() << " us");
-  auto& server = corocache::test::shared_redis_server();
-  auto options = options_for(server);
-  options.busy_poll = busy_poll;
+  const auto options = options_for(corocache::test::shared_redis_server(), busy_poll);
   corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     Connection c(ex, options);
     const std::string big(3 * 1024 * 1024 + 17, 'b');  // ~50 reads of the 64 KiB buffer
@@ -170,9 +167,7 @@ TEST_CASE("replies larger than the read buffer arrive whole, pipelined behind sm
 TEST_CASE("a per-call timeout overrides the default and the connection stays usable") {
   const auto busy_poll = GENERATE(0us, 200us);
   INFO("busy_poll " << busy_poll.count() << " us");
-  auto& server = corocache::test::shared_redis_server();
-  auto options = options_for(server);
-  options.busy_poll = busy_poll;
+  const auto options = options_for(corocache::test::shared_redis_server(), busy_poll);
   corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     Connection c(ex, options);
     const auto start = std::chrono::steady_clock::now();
