@@ -10,6 +10,9 @@
 //    flight, or while a batch of replies was being handed out, leaves in ONE write; replies
 //    complete the FIFO's entries in order. Abandoned entries (timed out, cancelled) keep
 //    their place so their late replies are discarded, never given to the next caller.
+//  - A batch is written inline when the socket takes it (async_write only for the rest);
+//    replies are read by an async read, or, with RedisOptions::busy_poll, by non-blocking
+//    reads from posted handlers for a while after each batch.
 //  - One deadline timer per connection (not per request), armed for the earliest deadline
 //    of a deadline-ordered intrusive list; it is re-armed lazily (a request that completes
 //    early does not touch the timer).
@@ -202,7 +205,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       asio::post(std::move(done));
     else if (on_callers_thread(done.get_executor()))
       done();  // what dispatch would do, minus wrapping the call in a type-erased function
-    else       // inline when the caller's executor is running on this thread
+    else       // inline when the caller's executor (e.g. a strand) runs on this thread, else queued
       asio::dispatch(std::move(done));
   }
 
