@@ -1,8 +1,9 @@
 // Redis throughput: GET and SET of 16-byte values with N requests in flight on ONE
-// connection, for corocache (N coroutines on one Cache<RedisBackend>), raw hiredis async
-// (libevent adapter, N requests kept in flight) and redis-benchmark (-c 1 -P N).
+// connection, for corocache (N coroutines on one Cache<RedisBackend>, with default options
+// and with RedisOptions::busy_poll), raw hiredis async (libevent adapter, N requests kept in
+// flight) and redis-benchmark (-c 1 -P N).
 //
-//   redis_bench [--csv PATH] [--ops COUNT]
+//   redis_bench [--csv PATH] [--ops COUNT] [--repeats R] [--filter SUBSTRING]
 //
 // Starts its own redis-server on a free loopback port. Prints one summary line per
 // (op, N, baseline) and writes the CSV that plot_redis.gp draws.
@@ -282,8 +283,9 @@ int main(int argc, char** argv) try {
   std::string csv_path = std::string(COROCACHE_BENCH_SOURCE_DIR) + "/results/redis_throughput.csv";
   std::size_t total = corocache::bench::quick() ? 20'000 : 500'000;
   int repeats = corocache::bench::quick() ? 1 : 2;
-  // --filter SUBSTRING runs only the measurements named like "GET N=256 corocache" that
-  // contain it (for profiling one of them) and writes no CSV.
+  // --filter SUBSTRING runs only the measurements named like "GET N=256 corocache" (the
+  // implementations: corocache, busy-poll, hiredis, redis-benchmark) that contain it (for
+  // profiling one of them) and writes no CSV.
   std::string filter;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--csv") == 0)

@@ -434,8 +434,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (!link_kept) return;
     if (flush_after_loop_) {
       flush_after_loop_ = false;
-      start_write();
-      if (gen != generation_) return;
+      start_write();  // never ends the link: a failed write reports through on_written
     }
     await_replies();
   }
