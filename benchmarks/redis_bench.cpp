@@ -82,6 +82,46 @@ void prefill(std::uint16_t port, const Workload& w) {
 }
 
 // ---------------------------------------------------------------------------------------
+// What the server did during a run, from INFO: its CPU time and how many reads and writes
+// it made. Reads per operation show how well a client batches: redis-benchmark -P N sends
+// N commands per write, a client whose batches fragment makes the server read more often.
+struct ServerCounters {
+  double cpu_seconds = 0;
+  double reads = 0;
+  double writes = 0;
+};
+
+ServerCounters server_counters(std::uint16_t port) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err != 0) throw std::runtime_error("INFO: cannot connect");
+  auto* r = static_cast<redisReply*>(redisCommand(c, "INFO everything"));
+  if (r == nullptr || r->type != REDIS_REPLY_STRING) throw std::runtime_error("INFO failed");
+  const std::string info(r->str, r->len);
+  freeReplyObject(r);
+  redisFree(c);
+  auto field = [&](const char* name) {
+    const std::string head = std::string("\r\n") + name + ":";
+    const std::size_t at = info.find(head);
+    return at == std::string::npos ? NAN : std::stod(info.substr(at + head.size()));
+  };
+  return {field("used_cpu_sys") + field("used_cpu_user"), field("total_reads_processed"),
+          field("total_writes_processed")};
+}
+
+/// Server work per operation between two samples (INFO itself adds one read and write).
+struct ServerPerOp {
+  double cpu_ns = NAN;
+  double reads = NAN;
+  double writes = NAN;
+};
+
+ServerPerOp server_per_op(const ServerCounters& a, const ServerCounters& b, std::size_t ops) {
+  const auto n = static_cast<double>(ops);
+  return {(b.cpu_seconds - a.cpu_seconds) * 1e9 / n, (b.reads - a.reads - 1) / n,
+          (b.writes - a.writes - 1) / n};
+}
+
+// ---------------------------------------------------------------------------------------
 // Baseline (a): raw hiredis async on libevent. A reply callback immediately issues the next
 // command, so exactly `in_flight` requests are outstanding; hiredis coalesces everything the
 // callbacks of one read appended into the next write. Commands go through
@@ -310,6 +350,14 @@ int main(int argc, char** argv) try {
       "redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, best of %d, 16-byte values, %zu keys\n",
       server.port(), total, repeats, key_count);
 
+  // One detail line per measurement: the server's side of it.
+  auto report_server = [&](const char* op, std::size_t n, const char* impl, const ServerCounters& before,
+                           std::size_t ops) {
+    const ServerPerOp s = server_per_op(before, server_counters(server.port()), ops);
+    detail("%s N=%zu %s: server CPU %.0f ns/op, %.4f reads/op, %.4f writes/op", op, n, impl, s.cpu_ns,
+           s.reads, s.writes);
+  };
+
   // corocache as configured by default (sleeps in the reactor while replies are out), and
   // with RedisOptions::busy_poll (polls the socket up to 200 us before sleeping).
   CorocacheBench coro(server.port(), std::chrono::microseconds(0));
@@ -331,17 +379,23 @@ int main(int argc, char** argv) try {
       for (Op op : {Op::set, Op::get}) {
         const int o = static_cast<int>(op);
         if (wanted(op_name(op), n, "corocache")) {
+          const auto before = server_counters(server.port());
           const Measured m = coro.measure(w, op, n, total);
+          report_server(op_name(op), n, "corocache", before, total);
           best(row.coro[o], m.ops_per_s);
           least(row.coro_cpu[o], m.cpu_ns);
         }
         if (wanted(op_name(op), n, "busy-poll")) {
+          const auto before = server_counters(server.port());
           const Measured m = coro_poll.measure(w, op, n, total);
+          report_server(op_name(op), n, "busy-poll", before, total);
           best(row.poll[o], m.ops_per_s);
           least(row.poll_cpu[o], m.cpu_ns);
         }
         if (wanted(op_name(op), n, "hiredis")) {
+          const auto before = server_counters(server.port());
           const Measured m = run_hiredis(server.port(), w, op, n, total);
+          report_server(op_name(op), n, "hiredis", before, total);
           best(row.hiredis[o], m.ops_per_s);
           least(row.hiredis_cpu[o], m.cpu_ns);
         }
@@ -349,7 +403,9 @@ int main(int argc, char** argv) try {
       if (wanted("GET", n, "redis-benchmark") || wanted("SET", n, "redis-benchmark")) {
         // redis-benchmark SETs its own key only, so our GETs keep hitting.
         double cpu = 0;
+        const auto before = server_counters(server.port());
         const auto rb = run_redis_benchmark(server.port(), n, total, cpu);
+        report_server("GET+SET", n, "redis-benchmark", before, 2 * total);
         least(row.rbench_cpu, cpu);
         best(row.rbench[static_cast<int>(Op::get)], rb.at("GET"));
         best(row.rbench[static_cast<int>(Op::set)], rb.at("SET"));

@@ -144,6 +144,47 @@ TEST_CASE("many coroutines on several threads share one connection and each gets
   CHECK(conn->stats().writes < conn->stats().requests);
 }
 
+TEST_CASE("callers resumed by a batch of replies call again at once; each gets its own reply") {
+  // 256 coroutines on one thread: each reply resumes its caller inside the reply loop, and
+  // its next request joins the chunks the loop writes while it runs (consume()).
+  const auto busy_poll = GENERATE(0us, 200us);
+  INFO("busy_poll " << busy_poll.count() << " us");
+  const auto options = options_for(corocache::test::shared_redis_server(), busy_poll);
+  constexpr int workers = 256, rounds = 40;
+  int ok = 0, wrong = 0;
+  std::uint64_t writes = 0, requests = 0;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, options);
+    int finished = 0;
+    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+    for (int w = 0; w < workers; ++w) {
+      asio::co_spawn(
+          ex,
+          [&, w]() -> asio::awaitable<void> {
+            for (int i = 0; i < rounds; ++i) {
+              const auto key = "conn:loop:" + std::to_string(w);
+              const auto value = std::to_string(w) + ":" + std::to_string(i);
+              co_await c.exec(cmd("SET", key, value));
+              auto got = co_await c.exec(cmd("GET", key));
+              (got.str == value ? ok : wrong)++;
+            }
+          },
+          [&](std::exception_ptr e) {
+            if (e) wrong++;
+            if (++finished == workers) all_done.cancel();
+          });
+    }
+    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    writes = c.stats().writes;
+    requests = c.stats().requests;
+  });
+  CHECK(ok == workers * rounds);
+  CHECK(wrong == 0);
+  INFO("writes " << writes << " requests " << requests);
+  CHECK(requests == 2u * workers * rounds);
+  CHECK(writes < requests / 4);  // pipelined: several requests per write
+}
+
 TEST_CASE("replies larger than the read buffer arrive whole, pipelined behind small ones") {
   const auto busy_poll = GENERATE(0us, 200us);
   INFO("busy_poll " << busy_poll.count() << " us");
