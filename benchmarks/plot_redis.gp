@@ -7,7 +7,7 @@ if (!exists("out")) out = 'docs/redis_throughput.png'
 set terminal pngcairo size 1200,520 font 'DejaVu Sans,11'
 set output out
 set datafile separator ','
-set key top left box opaque
+set key bottom right box opaque
 set grid xtics ytics mytics
 set logscale x 2
 set logscale y 10
