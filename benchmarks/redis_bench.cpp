@@ -386,12 +386,15 @@ int main(int argc, char** argv) try {
       "redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, best of %d, 16-byte values, %zu keys\n",
       server.port(), total, repeats, key_count);
 
-  // One detail line per measurement: the server's side of it.
-  auto report_server = [&](const char* op, std::size_t n, const char* impl, const ServerCounters& before,
-                           std::size_t ops) {
+  // Runs one measurement and prints a detail line with the server's side of it.
+  auto with_server_report = [&](const char* op, std::size_t n, const char* impl, std::size_t ops,
+                                auto measure) {
+    const ServerCounters before = server_counters(server.port());
+    auto result = measure();
     const ServerPerOp s = server_per_op(before, server_counters(server.port()), ops);
     detail("%s N=%zu %s: server CPU %.0f ns/op, %.4f reads/op, %.4f writes/op", op, n, impl, s.cpu_ns,
            s.reads, s.writes);
+    return result;
   };
 
   // corocache as configured by default (sleeps in the reactor while replies are out), and
@@ -417,23 +420,20 @@ int main(int argc, char** argv) try {
       for (Op op : {Op::set, Op::get}) {
         const int o = static_cast<int>(op);
         if (wanted(op_name(op), n, "corocache")) {
-          const auto before = server_counters(server.port());
-          const Measured m = coro.measure(w, op, n, total);
-          report_server(op_name(op), n, "corocache", before, total);
+          const Measured m = with_server_report(op_name(op), n, "corocache", total,
+                                                [&] { return coro.measure(w, op, n, total); });
           best(row.coro[o], m.ops_per_s);
           least(row.coro_cpu[o], m.cpu_ns);
         }
         if (wanted(op_name(op), n, "busy-poll")) {
-          const auto before = server_counters(server.port());
-          const Measured m = coro_poll.measure(w, op, n, total);
-          report_server(op_name(op), n, "busy-poll", before, total);
+          const Measured m = with_server_report(op_name(op), n, "busy-poll", total,
+                                                [&] { return coro_poll.measure(w, op, n, total); });
           best(row.poll[o], m.ops_per_s);
           least(row.poll_cpu[o], m.cpu_ns);
         }
         if (wanted(op_name(op), n, "hiredis")) {
-          const auto before = server_counters(server.port());
-          const Measured m = run_hiredis(server.port(), w, op, n, total);
-          report_server(op_name(op), n, "hiredis", before, total);
+          const Measured m = with_server_report(op_name(op), n, "hiredis", total,
+                                                [&] { return run_hiredis(server.port(), w, op, n, total); });
           best(row.hiredis[o], m.ops_per_s);
           least(row.hiredis_cpu[o], m.cpu_ns);
         }
@@ -441,9 +441,8 @@ int main(int argc, char** argv) try {
       if (wanted("GET", n, "redis-benchmark") || wanted("SET", n, "redis-benchmark")) {
         // redis-benchmark SETs its own key only, so our GETs keep hitting.
         double cpu = 0;
-        const auto before = server_counters(server.port());
-        const auto rb = run_redis_benchmark(server.port(), n, total, cpu);
-        report_server("GET+SET", n, "redis-benchmark", before, 2 * total);
+        const auto rb = with_server_report("GET+SET", n, "redis-benchmark", 2 * total,
+                                           [&] { return run_redis_benchmark(server.port(), n, total, cpu); });
         least(row.rbench_cpu, cpu);
         best(row.rbench[static_cast<int>(Op::get)], rb.at("GET"));
         best(row.rbench[static_cast<int>(Op::set)], rb.at("SET"));
@@ -452,9 +451,9 @@ int main(int argc, char** argv) try {
       // less than corocache's commands; this measures the same commands for comparison.
       for (Op op : {Op::set, Op::get}) {
         if (n != 256 || !wanted(op_name(op), n, "redis-benchmark same-commands")) continue;
-        const auto before = server_counters(server.port());
-        const double rate = run_redis_benchmark_same_commands(server.port(), n, total, op);
-        report_server(op_name(op), n, "redis-benchmark same-commands", before, total);
+        const double rate = with_server_report(op_name(op), n, "redis-benchmark same-commands", total, [&] {
+          return run_redis_benchmark_same_commands(server.port(), n, total, op);
+        });
         best(row.rbench_same[static_cast<int>(op)], rate);
       }
     }
