@@ -4,6 +4,7 @@
 #include <corocache/detail/redis/connection.hpp>
 
 #include "support/redis_server.hpp"
+#include "support/run.hpp"  // wait_until
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -56,18 +57,6 @@ inline asio::awaitable<Outcome> outcome_of(asio::awaitable<detail::redis::Reply>
   }
   o.took = std::chrono::steady_clock::now() - start;
   co_return o;
-}
-
-/// Polls `done` every 5 ms until it holds or `limit` passes; returns whether it held.
-inline asio::awaitable<bool> wait_until(std::function<bool()> done, std::chrono::milliseconds limit) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) co_return false;
-    timer.expires_after(5ms);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  co_return true;
 }
 
 /// Sleeps on the coroutine's executor.

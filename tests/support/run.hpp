@@ -2,8 +2,11 @@
 // Runs a test coroutine to completion on a fresh io_context, with a deadline: a test that
 // hangs fails with a message instead of blocking the suite.
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
@@ -43,6 +46,20 @@ template <class Body>
 void run(Body body, int threads = 1, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   asio::io_context io(threads);
   run_on(io, std::move(body), threads, limit);
+}
+
+/// Polls `done` every 5 ms until it holds or `limit` passes; returns whether it held. For
+/// waiting on work that finishes on other threads: nothing but this coroutine touches its
+/// timer (cancelling a timer from another thread races with its owner's wake-up).
+inline asio::awaitable<bool> wait_until(std::function<bool()> done, std::chrono::milliseconds limit) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  co_return true;
 }
 
 }  // namespace corocache::test
