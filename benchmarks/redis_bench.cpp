@@ -269,10 +269,9 @@ std::map<std::string, double> run_redis_benchmark(std::uint16_t port, std::size_
 double run_redis_benchmark_same_commands(std::uint16_t port, std::size_t pipeline, std::size_t total, Op op) {
   const std::string key = corocache::detail::make_key(corocache::detail::scope_base(prefix, tenant, ns),
                                                       corocache::detail::Kind::value, "k000__rand_int__");
-  // As redis-benchmark prints it, and quoted for the shell (the key has braces).
-  const std::string command = op == Op::get ? "GET " + key : "SET " + key + " " + value + " PX " + ttl_ms;
-  const std::string quoted =
-      op == Op::get ? "GET '" + key + "'" : "SET '" + key + "' " + value + " PX " + ttl_ms;
+  const std::string tail = op == Op::get ? "" : " " + value + " PX " + ttl_ms;
+  const std::string command = op_name(op) + (" " + key) + tail;        // as redis-benchmark prints it
+  const std::string quoted = op_name(op) + (" '" + key + "'") + tail;  // the key has braces
   double cpu = 0;
   const std::string out = redis_benchmark(
       port, pipeline, "-n " + std::to_string(total) + " -r " + std::to_string(key_count) + " " + quoted, cpu);
@@ -402,17 +401,18 @@ int main(int argc, char** argv) try {
   CorocacheBench coro(server.port(), std::chrono::microseconds(0));
   CorocacheBench coro_poll(server.port(), std::chrono::microseconds(200));
 
+  // Indexed by Op; NaN = not measured (filtered out).
   struct Row {
-    std::size_t in_flight;
-    double coro[2], poll[2], hiredis[2], rbench[2];
-    double coro_cpu[2], poll_cpu[2], hiredis_cpu[2];
-    double rbench_cpu;      // GET and SET together
-    double rbench_same[2];  // redis-benchmark sending corocache's commands (at N=256 only)
+    std::size_t in_flight = 0;
+    double coro[2] = {NAN, NAN}, poll[2] = {NAN, NAN}, hiredis[2] = {NAN, NAN}, rbench[2] = {NAN, NAN};
+    double coro_cpu[2] = {NAN, NAN}, poll_cpu[2] = {NAN, NAN}, hiredis_cpu[2] = {NAN, NAN};
+    double rbench_cpu = NAN;             // GET and SET together
+    double rbench_same[2] = {NAN, NAN};  // redis-benchmark sending corocache's commands (N=256 only)
   };
   std::vector<Row> rows;
   for (std::size_t n : {1u, 16u, 256u}) {
-    Row row{n,          {NAN, NAN}, {NAN, NAN}, {NAN, NAN}, {NAN, NAN},
-            {NAN, NAN}, {NAN, NAN}, {NAN, NAN}, NAN,        {NAN, NAN}};
+    Row row;
+    row.in_flight = n;
     auto best = [](double& slot, double x) { slot = std::isnan(slot) ? x : std::max(slot, x); };
     auto least = [](double& slot, double x) { slot = std::isnan(slot) ? x : std::min(slot, x); };
     // Interleaved repeats, best of each: the machine is shared, and noise only ever slows.
@@ -464,10 +464,8 @@ int main(int argc, char** argv) try {
         continue;
       detail(
           "%s N=%zu: corocache %.0f, corocache busy-poll %.0f, hiredis %.0f, redis-benchmark %.0f ops/s; "
-          "client "
-          "CPU per op: corocache %.0f ns, busy-poll %.0f ns, hiredis %.0f ns, redis-benchmark %.0f ns "
-          "(GET+SET "
-          "average)",
+          "client CPU per op: corocache %.0f ns, busy-poll %.0f ns, hiredis %.0f ns, "
+          "redis-benchmark %.0f ns (GET+SET average)",
           op_name(op), n, row.coro[o], row.poll[o], row.hiredis[o], row.rbench[o], row.coro_cpu[o],
           row.poll_cpu[o], row.hiredis_cpu[o], row.rbench_cpu);
     }

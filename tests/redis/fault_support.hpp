@@ -12,7 +12,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <functional>
 #include <string>
 
 namespace corocache::test {

@@ -341,7 +341,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   void schedule_flush() {
     if (write_in_flight_ || flush_posted_ || (!queue_.has_unwritten() && write_buf_.empty())) return;
     if (in_reply_loop_) {
-      flush_after_loop_ = true;  // one write for everything the resumed callers queue
+      flush_after_loop_ = true;  // the loop writes in chunks and the rest when it ends
       return;
     }
     // Deferred so requests submitted in the same burst leave in one write.
