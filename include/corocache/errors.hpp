@@ -24,6 +24,8 @@ enum class errc {
   auth_failed,        ///< AUTH/SELECT rejected; not retried in a loop
   capacity_exceeded,  ///< the memory backend is full and configured to reject writes
   shut_down,          ///< the backend was destroyed while the request was pending
+  reply_too_large,    ///< this call's reply exceeded max_reply_bytes / max_reply_elements; the
+                      ///< reply was skipped and the link kept (other callers are unaffected)
 };
 
 namespace detail {
@@ -41,6 +43,7 @@ class error_category_impl final : public boost::system::error_category {
       case errc::auth_failed: return "authentication or database selection failed";
       case errc::capacity_exceeded: return "cache is full";
       case errc::shut_down: return "backend shut down";
+      case errc::reply_too_large: return "reply exceeds the configured size limits";
     }
     return "unknown corocache error";
   }

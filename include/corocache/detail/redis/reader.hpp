@@ -31,7 +31,11 @@ struct ReaderLimits {
 
 class Reader {
  public:
-  enum class Status { reply, need_more, error };
+  /// reply: `out` holds the next reply. need_more: feed more bytes. error: the input is
+  /// invalid (the link must be reset; error_message() says why). too_large: one whole reply
+  /// exceeded the limits and was skipped (its bytes consumed, nothing kept); the stream stays
+  /// usable: the reply belongs to the next request, which alone fails (error_message()).
+  enum class Status { reply, need_more, error, too_large };
 
   explicit Reader(ReaderLimits limits = {}) {
     state_.limits = limits;
