@@ -15,7 +15,9 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -75,6 +77,10 @@ class FakeServer {
   int connections() const { return state_->connections; }
   int closed_by_client() const { return state_->closed_by_client; }
   std::size_t bytes_sent() const { return state_->bytes_sent; }
+  /// Holds back the answers to a read containing a command for which `delay` says so.
+  void delay_answers(std::function<std::chrono::milliseconds(const std::vector<std::string>&)> delay) {
+    state_->delay = std::move(delay);
+  }
 
   /// Options pointing at this server with small limits.
   corocache::RedisOptions options() const {
@@ -95,6 +101,7 @@ class FakeServer {
     asio::ip::tcp::acceptor acceptor;
     std::vector<std::shared_ptr<asio::ip::tcp::socket>> sockets;
     Responder responder;
+    std::function<std::chrono::milliseconds(const std::vector<std::string>&)> delay;
     bool hang_up = false;
     std::atomic<int> connections{0};
     std::atomic<int> closed_by_client{0};
@@ -125,13 +132,16 @@ class FakeServer {
       }
       commands.feed(buf.data(), n);
       std::string answer;
+      std::chrono::milliseconds hold{0};
       Reply command;
       while (commands.next(command) == Reader::Status::reply) {
         std::vector<std::string> argv;
         for (const auto& arg : command.elements) argv.push_back(arg.str);
         answer += st->responder(argv, index, nth++);
+        if (st->delay) hold = std::max(hold, st->delay(argv));
       }
       if (answer.empty()) continue;
+      if (hold > 0ms) co_await sleep_for(hold);
       auto [wec, wn] =
           co_await asio::async_write(*s, asio::buffer(answer), asio::as_tuple(asio::use_awaitable));
       st->bytes_sent += wn;
@@ -420,6 +430,53 @@ TEST_CASE("an oversized value fails only its caller; 200 other calls in flight o
         CHECK(fake.closed_by_client() == 0);
       },
       1, std::chrono::seconds(30));
+}
+
+TEST_CASE("the too-large reply of a request that timed out is discarded; the link stays") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        FakeServer fake(ex, [](const std::vector<std::string>& command, int, int) {
+          const std::string& key = command.back();
+          return key == "big" ? bulk(std::string(256 * 1024, 'B')) : bulk("value-of-" + key);
+        });
+        fake.delay_answers(
+            [](const std::vector<std::string>& command) { return command.back() == "big" ? 300ms : 0ms; });
+        Connection c(ex, fake.options());
+        auto warm = co_await outcome_of(c.exec(cmd("GET", "warm")));
+        CHECK(warm.reply.str == "value-of-warm");
+        auto big = co_await outcome_of(c.exec(cmd("GET", "big"), 100ms));
+        CHECK(big.ec == errc::timeout);
+        auto next = co_await outcome_of(c.exec(cmd("GET", "next")));  // answered after big's reply
+        CHECK_FALSE(next.ec);
+        CHECK(next.reply.str == "value-of-next");
+        CHECK(c.stats().connects == 1);
+        CHECK(fake.connections() == 1);
+      },
+      1, std::chrono::seconds(20));
+}
+
+TEST_CASE("a too-large reply during the handshake fails the link, never a caller's request") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        FakeServer fake(ex, [](const std::vector<std::string>& command, int, int) {
+          return command.front() == "AUTH" ? bulk(std::string(100 * 1024, 'A')) : std::string("+OK\r\n");
+        });
+        auto options = fake.options();
+        options.password = "secret";
+        Connection c(ex, options);
+        std::string what;
+        try {
+          co_await c.exec(cmd("GET", "k"), 300ms);
+        } catch (const boost::system::system_error& e) {
+          CHECK(e.code() == errc::not_connected);
+          what = e.what();
+        }
+        CHECK_THAT(what, Catch::Contains("max_reply_bytes"));
+        CHECK(c.stats().connects == 0);
+        const bool closed = co_await wait_until([&] { return fake.closed_by_client() >= 1; }, 2s);
+        CHECK(closed);
+      },
+      1, std::chrono::seconds(20));
 }
 
 // --- against a real redis-server ------------------------------------------------------------
