@@ -105,7 +105,8 @@ class Reader {
   /// content, so it is safe to put in an exception).
   const std::string& error_message() const noexcept { return message_; }
   /// Bytes fed but not yet consumed. Payloads are consumed as they arrive (into the reply
-  /// or skipped), so this stays below one line's limit plus the last chunk fed.
+  /// or skipped), so when next() runs after every feed this stays below one line's limit
+  /// plus the last chunk fed.
   std::size_t buffered() const noexcept { return buf_.size() - pos_; }
   /// True while the rest of a too_large reply is being skipped.
   bool skipping() const noexcept { return skipping_; }
