@@ -336,6 +336,26 @@ TEST_CASE("an unsolicited reply is never handed to the call made right after the
       1, std::chrono::seconds(20));
 }
 
+TEST_CASE("a reply sent along with the handshake's is never handed to the first caller") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        FakeServer fake(ex, [](const std::vector<std::string>& command, int conn, int) {
+          if (command.front() == "AUTH")
+            return std::string(conn == 0 ? "+OK\r\n$6\r\nforged\r\n" : "+OK\r\n");
+          return bulk("value-of-" + command.back());
+        });
+        auto options = fake.options();
+        options.password = "secret";
+        Connection c(ex, options);
+        auto first = co_await outcome_of(c.exec(cmd("GET", "k")));
+        CHECK_FALSE(first.ec);
+        CHECK(first.reply.str == "value-of-k");
+        CHECK(fake.connections() == 2);  // the first link was dropped during its handshake
+        CHECK(c.stats().connects == 1);
+      },
+      1, std::chrono::seconds(20));
+}
+
 // --- too large, not malformed: only the one call fails, the link stays -----------------------
 
 /// Sends GET k to a fake server whose first answer is `reply` (complete but too large):

@@ -789,6 +789,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       if (ec) co_return ConnectFailure{errc::not_connected, "handshake read: " + ec.message()};
       reader_.feed(read_buf_.data(), n);
     }
+    if (reader_.buffered() > 0)  // more than the handshake's replies: nobody asked for them
+      co_return ConnectFailure{errc::protocol_error, "a reply arrived for no request"};
     link_proven_ = true;  // the server answered
     co_return std::nullopt;
   }
