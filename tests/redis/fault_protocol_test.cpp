@@ -414,7 +414,7 @@ TEST_CASE("a reply_too_large message names the limit") {
       1, std::chrono::seconds(20));
 }
 
-TEST_CASE("an oversized value fails only its caller; 200 other calls in flight on the link succeed") {
+TEST_CASE("an oversized value fails only its caller while 200 other calls in flight on the link succeed") {
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         FakeServer fake(ex, [](const std::vector<std::string>& command, int, int) {
@@ -452,7 +452,7 @@ TEST_CASE("an oversized value fails only its caller; 200 other calls in flight o
       1, std::chrono::seconds(30));
 }
 
-TEST_CASE("the too-large reply of a request that timed out is discarded; the link stays") {
+TEST_CASE("the too-large reply of a request that timed out is discarded and the link stays") {
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         FakeServer fake(ex, [](const std::vector<std::string>& command, int, int) {
