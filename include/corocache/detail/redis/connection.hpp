@@ -449,6 +449,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // overlap less.)
   void consume(std::uint64_t gen, std::size_t n) {
     reader_.feed(read_buf_.data(), n);
+    replies_end_id_ = queue_.front_id() + queue_.written();  // requests sent before these bytes came
     in_reply_loop_ = true;
     loop_chunk_ = 0;
     loop_chunk_limit_ = std::max(min_loop_chunk, queue_.written() / loop_chunks_in_flight);
@@ -475,7 +476,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         link_down(errc::protocol_error, reader_.error_message());
         return false;
       }
-      if (!deliver(std::move(reply))) {
+      if (!deliver(std::move(reply), status == Reader::Status::too_large)) {
         link_down(errc::protocol_error, "a reply arrived for no request");
         return false;
       }
@@ -522,14 +523,19 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   }
 
   // Matches one reply to the front of the queue; false if nothing was waiting for one.
-  bool deliver(Reply&& reply) {
+  // A too_large reply fails its request alone with reply_too_large (the link stays).
+  bool deliver(Reply&& reply, bool too_large = false) {
     drop_front_holes();
-    if (queue_.written() == 0) return false;
+    if (queue_.written() == 0 || queue_.front_id() >= replies_end_id_) return false;
     link_proven_ = true;
     auto& entry = queue_.front();
     --entry.replies_left;
     PendingOp* op = entry.op;
-    if (op) {
+    if (op && too_large && !op->ec) {
+      op->ec = make_error_code(errc::reply_too_large);
+      op->what = "corocache redis: " + reader_.error_message();
+      op->got_error_reply = true;  // the request's later replies change nothing
+    } else if (op) {
       // Multi-command request: keep the first error reply, else the last reply.
       if (!op->got_error_reply) {
         op->got_error_reply = reply.is_error() && entry.replies_left > 0;
@@ -762,7 +768,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     while (index < hello.replies) {
       Reply reply;
       const auto status = reader_.next(reply);
-      if (status == Reader::Status::error)
+      if (status == Reader::Status::error || status == Reader::Status::too_large)
         co_return ConnectFailure{errc::protocol_error, reader_.error_message()};
       if (status == Reader::Status::reply) {
         if (reply.is_error()) {
@@ -783,6 +789,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       if (ec) co_return ConnectFailure{errc::not_connected, "handshake read: " + ec.message()};
       reader_.feed(read_buf_.data(), n);
     }
+    if (reader_.buffered() > 0)  // more than the handshake's replies: nobody asked for them
+      co_return ConnectFailure{errc::protocol_error, "a reply arrived for no request"};
     link_proven_ = true;  // the server answered
     co_return std::nullopt;
   }
@@ -858,6 +866,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::size_t loop_chunk_limit_ = 0;  // ... at which the loop writes them (consume())
   bool loop_arrivals_ = false;        // requests were queued during the current reply loop
   std::uint64_t loop_first_id_ = 0;   // the id the first of them got
+  std::uint64_t replies_end_id_ = 0;  // the bytes being delivered answer only requests below it
   bool link_proven_ = false;          // the current link completed its handshake or gave a reply
   bool auth_failed_ = false;
   std::string auth_error_;
