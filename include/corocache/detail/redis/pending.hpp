@@ -63,8 +63,8 @@ class ReplyQueue {
  public:
   struct Entry {
     PendingOp* op = nullptr;         // null: abandoned, internal (health check) or a hole
-    std::uint32_t replies_left = 0;  // 0 with op == null: a hole (consumes no reply)
     Duration patience{};             // the request's timeout (stall detection allows it)
+    std::uint32_t replies_left = 0;  // replies still to be read for this entry
     bool hole = false;               // abandoned before it was written: never sent
   };
 
@@ -87,7 +87,7 @@ class ReplyQueue {
       op->id = end_id();
       op->queued = true;
     }
-    ring_[(head_ + size_) & (ring_.size() - 1)] = Entry{op, replies, patience};
+    ring_[(head_ + size_) & (ring_.size() - 1)] = Entry{op, patience, replies, false};
     ++size_;
   }
   Entry& operator[](std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
