@@ -330,6 +330,42 @@ TEST_CASE("Duration::max() and huge per-call timeouts mean no deadline, never an
   });
 }
 
+TEST_CASE("the error_code form of exec reports failures without throwing") {
+  auto& server = corocache::test::shared_redis_server();
+  auto opts = options_for(server);
+  opts.max_pending = 1;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, opts);
+    boost::system::error_code ec;
+    auto pong = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK_FALSE(ec);
+    CHECK(pong.is_status("PONG"));
+    std::optional<boost::system::error_code> blocker;
+    asio::co_spawn(ex, error_of(c.exec(cmd("BLPOP", "conn:ec", "0.2"))),
+                   [&](std::exception_ptr, boost::system::error_code e) { blocker = e; });
+    asio::steady_timer t(ex, 20ms);
+    co_await t.async_wait(asio::use_awaitable);
+    auto over = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);  // the one slot is taken
+    CHECK(ec == errc::overloaded);
+    CHECK(over.is_nil());
+    const bool done = co_await corocache::test::wait_until([&] { return blocker.has_value(); }, 3s);
+    REQUIRE(done);
+    CHECK_FALSE(*blocker);
+    auto again = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK_FALSE(ec);
+    CHECK(again.is_status("PONG"));
+  });
+  RedisOptions nowhere;
+  nowhere.port = 1;
+  nowhere.request_timeout = 100ms;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, nowhere);
+    boost::system::error_code ec;
+    co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK(ec == errc::not_connected);
+  });
+}
+
 TEST_CASE("past max_pending a call fails fast with overloaded") {
   RedisServer server;
   auto opts = options_for(server);

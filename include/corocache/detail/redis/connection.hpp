@@ -70,6 +70,29 @@ class Connection {
   /// state, so it may be awaited after the Connection is gone (then: shut_down).
   /// Thread-safe: any thread, any executor.
   asio::awaitable<Reply> exec(Request request, Duration timeout = Duration::zero()) {
+    return start(std::move(request), timeout, nullptr);
+  }
+
+  /// As exec(), but a failure of the call (timeout, overloaded, connection_lost, ...) is
+  /// reported in `ec` (and an empty Reply returned) instead of thrown: no exception is built
+  /// when a call fails, e.g. on the overload path. `ec` is written before the caller resumes
+  /// and must live until then. Invalid input still throws std::invalid_argument.
+  asio::awaitable<Reply> exec(Request request, Duration timeout, boost::system::error_code& ec) {
+    ec = {};
+    return start(std::move(request), timeout, &ec);
+  }
+
+  /// Fails pending requests with errc::shut_down and stops reconnecting. Idempotent.
+  void close() {
+    if (impl_) impl_->close();
+  }
+
+  /// Not on a moved-from Connection.
+  const RedisOptions& options() const { return impl_->options(); }
+  ConnectionStats stats() const { return impl_ ? impl_->stats() : ConnectionStats{}; }
+
+ private:
+  asio::awaitable<Reply> start(Request request, Duration timeout, boost::system::error_code* ec_out) {
     // No coroutine frame of its own: the awaitable is Asio's initiation, whose arguments
     // (the shared state and the op) live until the caller has resumed.
     if (request.replies == 0 || request.bytes.empty())
@@ -88,6 +111,7 @@ class Connection {
     op->replies = static_cast<std::uint32_t>(request.replies);
     op->timeout = timeout > Duration::zero() ? timeout : impl_->options().request_timeout;
     op->owner = impl_.get();
+    op->ec_out = ec_out;
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Reply)>(
         [](auto handler, const std::shared_ptr<ConnectionImpl>& impl, const ExecRef& p) {
           impl->submit(p.get(), std::move(handler));
@@ -95,16 +119,6 @@ class Connection {
         asio::use_awaitable, impl_, std::move(op));
   }
 
-  /// Fails pending requests with errc::shut_down and stops reconnecting. Idempotent.
-  void close() {
-    if (impl_) impl_->close();
-  }
-
-  /// Not on a moved-from Connection.
-  const RedisOptions& options() const { return impl_->options(); }
-  ConnectionStats stats() const { return impl_ ? impl_->stats() : ConnectionStats{}; }
-
- private:
   static asio::awaitable<Reply> fail(std::exception_ptr error) {
     std::rethrow_exception(error);
     co_return Reply{};

@@ -170,7 +170,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // Resumes the caller. `post` for completions in the middle of bookkeeping; replies are
   // dispatched (the caller may resume inline, which the reply loop tolerates).
   void deliver(ExecOp* op, bool post) {
-    if (op->ec) op->what = message_for(op->ec);
+    if (op->ec && !op->ec_out) op->what = message_for(op->ec);
     ExecCompletion done{std::move(*op->handler), op};
     op->handler.reset();
     if (post)

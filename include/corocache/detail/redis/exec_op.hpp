@@ -26,7 +26,8 @@ struct ExecOp : PendingOp {
                                             void(std::exception_ptr, Reply)>::handler_type;
 
   void* owner = nullptr;  // the ConnectionImpl (for the cancellation handler)
-  std::string what;       // the error message, composed when the op fails
+  std::string what;       // the error message, composed when the op fails (and will throw)
+  boost::system::error_code* ec_out = nullptr;  // non-throwing exec(): where the error goes
   // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
   // only ever awaited through use_awaitable): no type erasure, no allocation for it.
   std::optional<Handler> handler;
@@ -96,7 +97,10 @@ struct ExecCompletion {
   using executor_type = boost::asio::associated_executor_t<ExecOp::Handler>;
   executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler); }
   void operator()() {
-    if (op->ec)
+    if (op->ec && op->ec_out) {
+      *op->ec_out = op->ec;
+      std::move(handler)(std::exception_ptr(), Reply{});
+    } else if (op->ec)
       std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Reply{});
     else
       std::move(handler)(std::exception_ptr(), std::move(op->reply));
