@@ -35,7 +35,9 @@ struct RedisOptions {
   Duration connect_timeout = std::chrono::seconds(2);
   /// Default deadline of every request (Connection::exec takes a per-call override).
   Duration request_timeout = std::chrono::seconds(2);
-  /// First reconnect delay; doubles after each failed attempt up to reconnect_max.
+  /// First reconnect delay; doubles after each failed attempt, and after each link that
+  /// dropped within max(reconnect_min, 1s) of its handshake, up to reconnect_max. A link that
+  /// lived longer reconnects after reconnect_min. Never zero: no tight reconnect loop.
   Duration reconnect_min = std::chrono::milliseconds(50);
   /// Largest reconnect delay; also the delay after a rejected AUTH/SELECT.
   Duration reconnect_max = std::chrono::seconds(2);
