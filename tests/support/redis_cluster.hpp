@@ -270,7 +270,8 @@ class RedisCluster {
   /// Step 3: the slot belongs to `to` (SETSLOT NODE on the target, the source, then every
   /// other primary); waits until every running node agrees.
   void finish_slot_migration(int slot, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
-    const auto [from, to] = migration(slot);
+    // Plain locals, not a structured binding: clang 14 cannot capture those in the lambda.
+    const std::size_t from = migration(slot).first, to = migration(slot).second;
     const auto s = std::to_string(slot);
     const auto target_id = node_id(to);
     SyncClient(host_, port(to)).ok({"CLUSTER", "SETSLOT", s, "NODE", target_id});
