@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -77,10 +79,13 @@ class EnvGuard {
 
 /// Files that exist, for TLS validation.
 struct TlsFiles {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / "corocache-topology-options-test";
+  std::filesystem::path dir;
   std::string ca, cert, key;
   TlsFiles() {
-    std::filesystem::create_directories(dir);
+    // A directory of its own: ctest may run several of these cases at once.
+    char pattern[] = "/tmp/corocache-topology-options-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir = pattern;
     ca = (dir / "ca.pem").string();
     cert = (dir / "client.pem").string();
     key = (dir / "client.key").string();
