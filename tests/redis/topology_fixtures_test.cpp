@@ -147,6 +147,17 @@ TEST_CASE("RedisCluster: 3 primaries with a replica each route keys, redirect, m
     CHECK(c.migrate_slot(mslot, from) == 30);
     CHECK(c.owner_of_slot(mslot) == from);
 
+    // redis-cli --cluster reshard moves a block of slots with their keys.
+    for (int i = 0; i < 50; ++i) cluster_cli(c.port(0), {"SET", "r" + std::to_string(i), std::to_string(i)});
+    const int before_from = c.slot_count_of(primaries[0]), before_to = c.slot_count_of(primaries[1]);
+    const auto reshard_start = Clock::now();
+    c.reshard(primaries[0], primaries[1], 100);
+    std::cout << "redis-cli --cluster reshard of 100 slots: " << ms_since(reshard_start) << " ms\n";
+    CHECK(c.slot_count_of(primaries[0]) == before_from - 100);
+    CHECK(c.slot_count_of(primaries[1]) == before_to + 100);
+    for (int i = 0; i < 50; ++i)
+      CHECK(cluster_cli(c.port(2), {"GET", "r" + std::to_string(i)}) == std::to_string(i));
+
     // Kill a primary: its replica takes over its slots; the data written before is there.
     const std::size_t victim = c.owner_of_slot(slot);
     const auto replica = c.replicas_of(victim).at(0);

@@ -297,6 +297,28 @@ class RedisCluster {
         limit, std::chrono::milliseconds(20));
     if (!ok) throw std::runtime_error("RedisCluster: slot " + s + " move not agreed: " + error);
   }
+  /// Moves `slots` slots (with their keys) from primary `from` to primary `to` with
+  /// `redis-cli --cluster reshard`, then waits until every running node agrees.
+  void reshard(std::size_t from, std::size_t to, int slots,
+               std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+    const auto start = std::chrono::steady_clock::now();
+    run_command_ok({"redis-cli", "--cluster", "reshard", address(from), "--cluster-from", node_id(from),
+                    "--cluster-to", node_id(to), "--cluster-slots", std::to_string(slots), "--cluster-yes"},
+                   limit);
+    wait_converged(std::max(limit - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - start),
+                            std::chrono::milliseconds(1000)),
+                   "after redis-cli --cluster reshard");
+  }
+  /// Number of slots primary `i` owns (as a running node sees it).
+  int slot_count_of(std::size_t i) const {
+    int n = 0;
+    for (const auto& v : view())
+      if (v.port == port(i))
+        for (auto [a, b] : v.slots) n += b - a + 1;
+    return n;
+  }
+
   /// The three steps at once; returns the number of keys moved.
   std::size_t migrate_slot(int slot, std::size_t to) {
     begin_slot_migration(slot, to);

@@ -28,7 +28,7 @@ const NodeAddress origin{"127.0.0.1", 7000};
 
 Route route(std::vector<std::string_view> argv) { return route_command(argv); }
 
-/// A CLUSTER SLOTS reply as a 3-primary cluster gives it (recorded from redis-server 7.0).
+/// A CLUSTER SLOTS reply shaped like the one a 3-primary redis-server 7.0 cluster gave.
 Reply three_shard_slots() {
   auto node = [](std::string host, long long port, std::string id) {
     return A({S(host), I(port), S(id), A({})});
