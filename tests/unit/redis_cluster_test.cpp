@@ -293,6 +293,14 @@ TEST_CASE("ASK sends once with ASKING and leaves the map alone") {
   CHECK(fsm.reply().is_error("WRONGTYPE"));
 }
 
+TEST_CASE("after ASK the command is written right behind ASKING, in one request") {
+  Request get;
+  get.add("GET", "{t}k");
+  const auto r = with_asking(get);
+  CHECK(r.replies == 2);
+  CHECK(r.bytes == "*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$4\r\n{t}k\r\n");
+}
+
 TEST_CASE("a redirect loop ends at the redirect limit with the last server error") {
   const auto map = parse_cluster_slots(three_shard_slots(), origin).map;
   const auto t0 = ClusterRequestFsm::Clock::time_point{} + 1h;

@@ -7,6 +7,7 @@
 
 #include <corocache/detail/redis/cluster_slots.hpp>
 #include <corocache/detail/redis/reply.hpp>
+#include <corocache/detail/redis/request.hpp>
 #include <corocache/errors.hpp>
 
 #include <algorithm>
@@ -81,6 +82,16 @@ inline Classified classify_reply(const Reply& reply, const NodeAddress& origin) 
   if (word("TRYAGAIN")) return {ErrorClass::tryagain, std::nullopt};
   if (word("CLUSTERDOWN")) return {ErrorClass::clusterdown, std::nullopt};
   return {ErrorClass::other, std::nullopt};
+}
+
+/// The request to write after an ASK: ASKING immediately followed by `command`, as one unit
+/// (one write, adjacent on the connection: ASKING only covers the next command). It yields
+/// one reply more than `command`; the first (+OK) is the ASKING reply, to be dropped.
+inline Request with_asking(const Request& command) {
+  Request r;
+  r.add("ASKING");
+  r.append(command);
+  return r;
 }
 
 /// Limits of one request's journey through the cluster.
