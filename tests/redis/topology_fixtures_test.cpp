@@ -10,8 +10,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -172,6 +174,58 @@ TEST_CASE("RedisCluster: 3 primaries with a replica each route keys, redirect, m
   }
   for (const auto& d : dirs) CHECK_FALSE(std::filesystem::exists(d));
   std::cout << "cluster test total " << ms_since(started) << " ms\n";
+}
+
+TEST_CASE("RedisCluster over TLS: redis-cli follows redirects on the TLS ports; SHARDS reports them") {
+  const auto started = Clock::now();
+  TempDir dir("cluster-tls");
+  const auto certs = TestCertificates::generate(dir.path());
+  RedisCluster::Options options;
+  options.tls = &certs;
+  RedisCluster c(options);
+  std::cout << "TLS cluster ready in " << ms_since(started) << " ms\n";
+  REQUIRE(c.tls_seeds().size() == 6);
+  auto tls_cli = [&](std::size_t node, std::vector<std::string> args) {
+    std::vector<std::string> cmd = {"redis-cli",   "--tls", "--cacert",
+                                    certs.ca_cert, "-c",    "-h",
+                                    "127.0.0.1",   "-p",    std::to_string(c.tls_port(node))};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    auto out = run_command_ok(cmd, std::chrono::seconds(10));
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  };
+  for (int i = 0; i < 9; ++i)
+    CHECK(tls_cli(static_cast<std::size_t>(i) % 6, {"SET", "t" + std::to_string(i), "x"}) == "OK");
+  for (int i = 0; i < 9; ++i)
+    CHECK(tls_cli(static_cast<std::size_t>(i + 1) % 6, {"GET", "t" + std::to_string(i)}) == "x");
+  // Over a plain connection, CLUSTER SHARDS lists both ports; parsed for TLS, owners are TLS ports.
+  std::vector<std::uint16_t> tls_ports;
+  for (std::size_t i = 0; i < c.size(); ++i) tls_ports.push_back(c.tls_port(i));
+  const auto shards = SyncClient::once(c.port(0), {"CLUSTER", "SHARDS"});
+  std::function<corocache::detail::redis::Reply(const SyncReply&)> to_reply = [&](const SyncReply& r) {
+    using corocache::detail::redis::Reply;
+    switch (r.type) {
+      case REDIS_REPLY_STRING: return Reply::make_string(r.text);
+      case REDIS_REPLY_STATUS: return Reply::make_status(r.text);
+      case REDIS_REPLY_ERROR: return Reply::make_error(r.text);
+      case REDIS_REPLY_INTEGER: return Reply::make_integer(std::stoll(r.text));
+      case REDIS_REPLY_ARRAY: {
+        std::vector<Reply> e;
+        for (const auto& x : r.elements) e.push_back(to_reply(x));
+        return Reply::make_array(std::move(e));
+      }
+      default: return Reply::make_nil();
+    }
+  };
+  const auto map = cluster::parse_cluster_shards(to_reply(shards), {"127.0.0.1", c.port(0)}, /*tls=*/true);
+  REQUIRE(map.ok());
+  CHECK(map.map.complete());
+  for (int slot : {0, 8000, 16383}) {
+    CHECK(map.map.primary_of(slot)->port == c.tls_port(c.owner_of_slot(slot)));
+    CHECK(std::find(tls_ports.begin(), tls_ports.end(), map.map.shard_of(slot)->replicas.at(0).port) !=
+          tls_ports.end());
+  }
+  std::cout << "TLS cluster test total " << ms_since(started) << " ms\n";
 }
 
 TEST_CASE("RedisSentinelGroup: three sentinels fail over to the replica when the primary is killed") {

@@ -10,6 +10,7 @@
 
 #include "redis_process.hpp"
 #include "redis_server.hpp"
+#include "redis_tls.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -87,6 +88,11 @@ class RedisCluster {
     std::vector<std::string> extra_args;
     /// Limit of the whole startup (processes, create, convergence).
     std::chrono::milliseconds startup_limit{45000};
+    /// Non-null: every node also listens with TLS on tls_port(i) with these certificates
+    /// (tls-cluster and tls-replication on: the bus and replication use TLS too, and CLUSTER
+    /// SLOTS/SHARDS over a TLS connection report the TLS ports). The plain port stays open
+    /// for the fixture's own commands. Must outlive the cluster.
+    const TestCertificates* tls = nullptr;
   };
 
   RedisCluster() : RedisCluster(Options{}) {}
@@ -94,20 +100,35 @@ class RedisCluster {
     if (options_.primaries < 3) throw std::invalid_argument("RedisCluster: redis-cli needs >= 3 primaries");
     const auto deadline = std::chrono::steady_clock::now() + options_.startup_limit;
     const int count = options_.primaries * (1 + options_.replicas_per_primary);
-    std::vector<std::uint16_t> bus_ports;
+    std::vector<std::uint16_t> bus_ports;  // and TLS ports: every port handed out so far
     for (int i = 0; i < count; ++i) {
       // The bus port is chosen here (not port+10000, which may pass 65535).
       bus_ports.push_back(free_loopback_port(bus_ports));
+      const auto bus_port = bus_ports.back();
+      std::vector<std::string> tls_args;
+      if (options_.tls) {
+        bus_ports.push_back(free_loopback_port(bus_ports));
+        tls_ports_.push_back(bus_ports.back());
+        const auto& c = *options_.tls;
+        tls_args = {"--tls-port", std::to_string(tls_ports_.back()), "--tls-cert-file", c.server_cert,
+                    "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca_cert, "--tls-auth-clients",
+                    "optional",
+                    // Bus and replication links are outgoing TLS connections: the node presents the
+                    // client certificate (the server one is for serverAuth only).
+                    "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key,
+                    "--tls-cluster", "yes", "--tls-replication", "yes"};
+      }
       std::vector<std::string> args = {"--cluster-enabled",
                                        "yes",
                                        "--cluster-port",
-                                       std::to_string(bus_ports.back()),
+                                       std::to_string(bus_port),
                                        "--cluster-node-timeout",
                                        std::to_string(options_.node_timeout.count()),
                                        "--repl-diskless-sync-delay",
                                        "0",
                                        "--appendonly",
                                        "no"};
+      args.insert(args.end(), tls_args.begin(), tls_args.end());
       args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
       nodes_.push_back(std::make_unique<RedisServer>(std::move(args)));
     }
@@ -126,6 +147,15 @@ class RedisCluster {
   RedisServer& node(std::size_t i) { return *nodes_.at(i); }
   std::uint16_t port(std::size_t i) const { return nodes_.at(i)->port(); }
   std::string address(std::size_t i) const { return "127.0.0.1:" + std::to_string(port(i)); }
+  /// The TLS port of node i (Options::tls set), else 0.
+  std::uint16_t tls_port(std::size_t i) const { return options_.tls ? tls_ports_.at(i) : 0; }
+  /// "127.0.0.1:tls_port" of every node (Options::tls set).
+  std::vector<std::string> tls_seeds() const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < size() && options_.tls; ++i)
+      out.push_back("127.0.0.1:" + std::to_string(tls_port(i)));
+    return out;
+  }
   bool running(std::size_t i) const { return nodes_.at(i)->running() && !paused_.contains(i); }
 
   /// "127.0.0.1:port" of every node (seeds for a client; primaries and replicas).
@@ -410,6 +440,7 @@ class RedisCluster {
   Options options_;
   std::string host_ = "127.0.0.1";
   std::vector<std::unique_ptr<RedisServer>> nodes_;
+  std::vector<std::uint16_t> tls_ports_;
   std::set<std::size_t> paused_;
   std::map<int, std::pair<std::size_t, std::size_t>> migrations_;  // slot -> (from, to)
 };
