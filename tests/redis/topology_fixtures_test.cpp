@@ -264,6 +264,34 @@ TEST_CASE("RedisSentinelGroup: three sentinels fail over to the replica when the
   std::cout << "sentinel test total " << ms_since(started) << " ms\n";
 }
 
+TEST_CASE("RedisSentinelGroup over TLS: sentinels answer on TLS and report the primary's TLS port") {
+  const auto started = Clock::now();
+  TempDir dir("sentinel-tls");
+  const auto certs = TestCertificates::generate(dir.path());
+  RedisSentinelGroup::Options options;
+  options.tls = &certs;
+  RedisSentinelGroup g(options);
+  std::cout << "TLS sentinel group ready in " << ms_since(started) << " ms\n";
+  CHECK(g.tls_url().starts_with("rediss+sentinel://127.0.0.1:"));
+  auto ask_tls = [&](std::size_t sentinel) {
+    auto r = run_command({"redis-cli", "--tls", "--cacert", certs.ca_cert, "-h", "127.0.0.1", "-p",
+                          std::to_string(g.sentinel_tls_port(sentinel)), "SENTINEL",
+                          "GET-MASTER-ADDR-BY-NAME", g.master_name()},
+                         std::chrono::seconds(5));
+    CHECK(r.ok());
+    return r.output;
+  };
+  CHECK(ask_tls(0).find(std::to_string(g.data_tls_port(0))) != std::string::npos);
+  CHECK(g.reported_primary_port() == g.data_tls_port(0));
+  const auto old_port = g.primary_port();
+  CHECK(old_port == g.data_node(0).port());
+  g.kill_primary();
+  const auto took = g.wait_for_failover(old_port);
+  std::cout << "TLS sentinel failover after SIGKILL of the primary: " << took.count() << " ms\n";
+  CHECK(g.primary_index() == 1);
+  CHECK(ask_tls(2).find(std::to_string(g.data_tls_port(1))) != std::string::npos);
+}
+
 TEST_CASE("RedisTlsServer: generated certificates verify, TLS clients are served, plain TCP is refused") {
   const auto started = Clock::now();
   std::string dir;

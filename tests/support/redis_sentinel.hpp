@@ -10,6 +10,7 @@
 
 #include "redis_process.hpp"
 #include "redis_server.hpp"
+#include "redis_tls.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -33,15 +34,31 @@ class RedisSentinelGroup {
     std::chrono::milliseconds down_after{1000};
     std::chrono::milliseconds failover_timeout{3000};
     std::chrono::milliseconds startup_limit{30000};
+    /// Non-null: data nodes and sentinels also listen with TLS (data_tls_port(i),
+    /// sentinel_tls_port(i)); replication and every sentinel link use TLS, so sentinels
+    /// report the primary's TLS port. Plain ports stay open for the fixture's own commands.
+    /// Must outlive the group.
+    const TestCertificates* tls = nullptr;
   };
 
   RedisSentinelGroup() : RedisSentinelGroup(Options{}) {}
   explicit RedisSentinelGroup(Options options) : options_(std::move(options)), dir_("sentinel") {
     const auto deadline = std::chrono::steady_clock::now() + options_.startup_limit;
     const std::vector<std::string> common = {"--repl-diskless-sync-delay", "0", "--appendonly", "no"};
-    data_.push_back(std::make_unique<RedisServer>(common));
-    auto replica_args = common;
-    replica_args.insert(replica_args.end(), {"--replicaof", "127.0.0.1", std::to_string(data_[0]->port())});
+    auto args_of = [&](std::size_t i) {
+      auto args = common;
+      if (!options_.tls) return args;
+      tls_ports_.push_back(free_loopback_port(tls_ports_));
+      const auto& c = *options_.tls;
+      args.insert(args.end(), {"--tls-port", std::to_string(tls_ports_[i]), "--tls-cert-file", c.server_cert,
+                               "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca_cert,
+                               "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key,
+                               "--tls-auth-clients", "optional", "--tls-replication", "yes"});
+      return args;
+    };
+    data_.push_back(std::make_unique<RedisServer>(args_of(0)));
+    auto replica_args = args_of(1);
+    replica_args.insert(replica_args.end(), {"--replicaof", "127.0.0.1", std::to_string(monitored_port(0))});
     data_.push_back(std::make_unique<RedisServer>(replica_args));
     for (int i = 0; i < options_.sentinels; ++i) sentinels_.push_back(start_sentinel(i, remaining(deadline)));
 
@@ -83,6 +100,16 @@ class RedisSentinelGroup {
   const std::string& master_name() const { return options_.master_name; }
   std::size_t sentinel_count() const { return sentinels_.size(); }
   std::uint16_t sentinel_port(std::size_t i) const { return sentinels_.at(i).port; }
+  /// TLS ports (Options::tls set; else 0).
+  std::uint16_t sentinel_tls_port(std::size_t i) const { return sentinels_.at(i).tls_port; }
+  std::uint16_t data_tls_port(std::size_t i) const { return options_.tls ? tls_ports_.at(i) : 0; }
+  /// rediss+sentinel://127.0.0.1:t1,.../<master name> over the sentinels' TLS ports.
+  std::string tls_url() const {
+    std::string u = "rediss+sentinel://";
+    for (std::size_t i = 0; i < sentinels_.size(); ++i)
+      u += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(sentinels_[i].tls_port);
+    return u + "/" + options_.master_name;
+  }
   /// "127.0.0.1:port" of every sentinel.
   std::vector<std::string> sentinel_addresses() const {
     std::vector<std::string> out;
@@ -109,7 +136,8 @@ class RedisSentinelGroup {
       try {
         const auto r =
             SyncClient::once(s.port, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", options_.master_name});
-        if (r.elements.size() == 2) return static_cast<std::uint16_t>(std::stoi(r.elements[1].text));
+        if (r.elements.size() == 2)
+          return data_[index_of_port(static_cast<std::uint16_t>(std::stoi(r.elements[1].text)))]->port();
         error = "no address for " + options_.master_name;
       } catch (const std::exception& e) {
         error = e.what();
@@ -119,6 +147,9 @@ class RedisSentinelGroup {
   }
   /// Index of the data node sentinels report as the primary.
   std::size_t primary_index() const { return index_of_port(primary_port()); }
+
+  /// What sentinels report as the primary's port: its TLS port with Options::tls.
+  std::uint16_t reported_primary_port() const { return monitored_port(primary_index()); }
 
   /// SIGKILLs the current primary; returns its index.
   std::size_t kill_primary() {
@@ -131,7 +162,8 @@ class RedisSentinelGroup {
   void resume_sentinel(std::size_t i) { sentinels_.at(i).process.resume(); }
 
   /// Waits until every running sentinel reports a primary other than the one on
-  /// `old_primary_port` and that node's ROLE is master. Returns the time it took.
+  /// `old_primary_port` (its plain port, as primary_port() gives it) and that node's ROLE is
+  /// master. Returns the time it took.
   std::chrono::milliseconds wait_for_failover(std::uint16_t old_primary_port,
                                               std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     const auto start = std::chrono::steady_clock::now();
@@ -144,7 +176,9 @@ class RedisSentinelGroup {
               if (!s.process.running()) continue;
               const auto r =
                   SyncClient::once(s.port, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", options_.master_name});
-              if (r.elements.size() != 2 || r.elements[1].text == std::to_string(old_primary_port)) {
+              if (r.elements.size() != 2 ||
+                  data_[index_of_port(static_cast<std::uint16_t>(std::stoi(r.elements[1].text)))]->port() ==
+                      old_primary_port) {
                 error = "a sentinel still reports the old primary";
                 return false;
               }
@@ -158,7 +192,8 @@ class RedisSentinelGroup {
               error = "no sentinel running";
               return false;
             }
-            const auto role = SyncClient::once(static_cast<std::uint16_t>(std::stoi(*reported)), {"ROLE"});
+            const auto node = index_of_port(static_cast<std::uint16_t>(std::stoi(*reported)));
+            const auto role = SyncClient::once(data_[node]->port(), {"ROLE"});
             if (role.elements.empty() || role.elements[0].text != "master") {
               error = "the new primary does not say ROLE master yet";
               return false;
@@ -179,6 +214,7 @@ class RedisSentinelGroup {
  private:
   struct Sentinel {
     std::uint16_t port = 0;
+    std::uint16_t tls_port = 0;
     std::string dir;
     ChildProcess process;
   };
@@ -189,9 +225,15 @@ class RedisSentinelGroup {
     return std::max(left, std::chrono::milliseconds(1));
   }
 
+  /// The port sentinels monitor and report for data node i (TLS or plain).
+  std::uint16_t monitored_port(std::size_t i) const {
+    return options_.tls ? tls_ports_.at(i) : data_.at(i)->port();
+  }
+
+  /// Data node by its plain or TLS port.
   std::size_t index_of_port(std::uint16_t p) const {
     for (std::size_t i = 0; i < data_.size(); ++i)
-      if (data_[i]->port() == p) return i;
+      if (data_[i]->port() == p || (options_.tls && tls_ports_.at(i) == p)) return i;
     throw std::runtime_error("RedisSentinelGroup: port " + std::to_string(p) +
                              " is not one of the data nodes");
   }
@@ -204,9 +246,14 @@ class RedisSentinelGroup {
     std::string last_error;
     for (int attempt = 0; attempt < 3; ++attempt) {
       std::vector<std::uint16_t> avoid;
-      for (const auto& s : sentinels_) avoid.push_back(s.port);
+      for (const auto& s : sentinels_) avoid.insert(avoid.end(), {s.port, s.tls_port});
+      avoid.insert(avoid.end(), tls_ports_.begin(), tls_ports_.end());
       Sentinel s;
       s.port = free_loopback_port(avoid);
+      if (options_.tls) {
+        avoid.push_back(s.port);
+        s.tls_port = free_loopback_port(avoid);
+      }
       s.dir = dir;
       const std::string conf = dir + "/sentinel.conf";
       {
@@ -214,10 +261,18 @@ class RedisSentinelGroup {
         const auto& m = options_.master_name;
         out << "port " << s.port << "\nbind 127.0.0.1\ndir " << dir << "\nlogfile " << dir
             << "/sentinel.log\n"
-            << "sentinel monitor " << m << " 127.0.0.1 " << data_[0]->port() << ' ' << options_.quorum << '\n'
+            << "sentinel monitor " << m << " 127.0.0.1 " << monitored_port(0) << ' ' << options_.quorum
+            << '\n'
             << "sentinel down-after-milliseconds " << m << ' ' << options_.down_after.count() << '\n'
             << "sentinel failover-timeout " << m << ' ' << options_.failover_timeout.count() << '\n'
             << "sentinel parallel-syncs " << m << " 1\n";
+        if (options_.tls) {
+          const auto& c = *options_.tls;
+          out << "tls-port " << s.tls_port << "\ntls-cert-file " << c.server_cert << "\ntls-key-file "
+              << c.server_key << "\ntls-ca-cert-file " << c.ca_cert << "\ntls-client-cert-file "
+              << c.client_cert << "\ntls-client-key-file " << c.client_key
+              << "\ntls-auth-clients optional\ntls-replication yes\n";
+        }
         if (!out) throw std::runtime_error("RedisSentinelGroup: cannot write " + conf);
       }
       s.process = ChildProcess({"redis-server", conf, "--sentinel"});
@@ -251,6 +306,7 @@ class RedisSentinelGroup {
   TempDir dir_;
   std::vector<std::unique_ptr<RedisServer>> data_;
   std::vector<Sentinel> sentinels_;
+  std::vector<std::uint16_t> tls_ports_;  // of the data nodes
 };
 
 }  // namespace corocache::test
