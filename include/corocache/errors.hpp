@@ -26,6 +26,9 @@ enum class errc {
   shut_down,          ///< the backend was destroyed while the request was pending
   reply_too_large,    ///< this call's reply exceeded max_reply_bytes / max_reply_elements; the
                       ///< reply was skipped and the link kept (other callers are unaffected)
+  tls_failed,         ///< TLS handshake failed: the server certificate did not verify (the
+                      ///< message names the host and OpenSSL's reason) or the server refused
+                      ///< ours; like auth_failed, not retried in a loop
 };
 
 namespace detail {
@@ -44,6 +47,7 @@ class error_category_impl final : public boost::system::error_category {
       case errc::capacity_exceeded: return "cache is full";
       case errc::shut_down: return "backend shut down";
       case errc::reply_too_large: return "reply exceeds the configured size limits";
+      case errc::tls_failed: return "TLS handshake or certificate verification failed";
     }
     return "unknown corocache error";
   }

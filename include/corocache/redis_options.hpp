@@ -11,12 +11,58 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 namespace corocache {
+
+// --- TLS -----------------------------------------------------------------------------------
+
+/// TLS for every connection of a backend (single server, every cluster node, sentinels and
+/// the primary they name). OpenSSL through Asio's SSL stream; docs/redis_topology.md (TLS).
+struct RedisTlsOptions {
+  /// Off unless the URL scheme is rediss:// (rediss+cluster://, rediss+sentinel://) or
+  /// REDIS_TLS is set; the other fields are refused while it is off.
+  bool enabled = false;
+  /// PEM file of trusted CAs. With ca_dir also empty: the system's default trust store.
+  std::string ca_file;
+  /// Directory of trusted CAs in OpenSSL's hashed form (`openssl rehash`).
+  std::string ca_dir;
+  /// Client certificate (PEM) for servers with tls-auth-clients yes/optional; needs key_file.
+  std::string cert_file;
+  /// Private key of cert_file (PEM, unencrypted).
+  std::string key_file;
+  /// Name sent as SNI and checked against the server certificate; empty: the host
+  /// connected to (for cluster nodes and a primary named by sentinels: their reported host).
+  std::string server_name;
+  /// Verify the server certificate chain and name. Leave on: off accepts any server (a
+  /// man in the middle included) and exists for throwaway test setups only.
+  bool verify_peer = true;
+
+  /// Throws std::invalid_argument naming the first bad field. Checks that the files and the
+  /// directory exist, so a typo fails here rather than as a handshake error per connection.
+  void validate() const;
+  /// REDIS_TLS (1/true/yes/on enables), REDIS_TLS_CA, REDIS_TLS_CA_DIR, REDIS_TLS_CERT,
+  /// REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_VERIFY (0/false/no/off disables),
+  /// applied on top of `base`.
+  static RedisTlsOptions from_env(RedisTlsOptions base);
+  static RedisTlsOptions from_env() { return from_env(RedisTlsOptions{}); }
+
+  friend std::ostream& operator<<(std::ostream& os, const RedisTlsOptions& t) {
+    if (!t.enabled) return os << "tls=off";
+    auto or_default = [](const std::string& s) { return s.empty() ? std::string("(default)") : s; };
+    return os << "tls={ca_file=" << or_default(t.ca_file) << ", ca_dir=" << or_default(t.ca_dir)
+              << ", cert_file=" << or_default(t.cert_file) << ", key_file=" << or_default(t.key_file)
+              << ", server_name=" << or_default(t.server_name)
+              << ", verify_peer=" << (t.verify_peer ? "on" : "OFF") << "}";
+  }
+};
+
+// --- end TLS -------------------------------------------------------------------------------
 
 struct RedisOptions {
   /// Host name or IP address of the server (TCP).
@@ -31,7 +77,9 @@ struct RedisOptions {
   std::string user;
   /// Empty: no AUTH. Never printed, logged or put in an error message.
   std::string password;
-  /// Limit of one connect attempt (name resolution, connect, AUTH and SELECT).
+  /// TLS (rediss://): off by default. Not with unix_socket. See RedisTlsOptions.
+  RedisTlsOptions tls;
+  /// Limit of one connect attempt (name resolution, connect, TLS handshake, AUTH and SELECT).
   Duration connect_timeout = std::chrono::seconds(2);
   /// Default deadline of every request (Connection::exec takes a per-call override).
   Duration request_timeout = std::chrono::seconds(2);
@@ -71,14 +119,17 @@ struct RedisOptions {
   /// URL: health_check_interval_ms.
   Duration health_check_interval = std::chrono::seconds(2);
 
-  /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`; `rediss://` is
-  /// rejected: no TLS yet) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
+  /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`),
+  /// `rediss://...` (TLS on; TLS query parameters: tls_ca_file (or tls_ca), tls_ca_dir,
+  /// tls_cert_file (tls_cert), tls_key_file (tls_key), tls_server_name, tls_verify=0|1,
+  /// values percent-encoded) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
   /// and password may be percent-encoded. Throws std::invalid_argument for a malformed URL;
   /// the message never contains the password.
   static RedisOptions from_url(std::string_view url);
 
   /// REDIS_URL if set (and non-empty); otherwise REDIS_HOST, REDIS_PORT, REDIS_DB,
-  /// REDIS_USER, REDIS_PASSWORD (each optional, defaults as above). Throws
+  /// REDIS_USER, REDIS_PASSWORD (each optional, defaults as above); then the TLS variables
+  /// (RedisTlsOptions::from_env) on top, in both cases. Throws
   /// std::invalid_argument for malformed values (never echoing the password).
   static RedisOptions from_env();
 
@@ -96,7 +147,7 @@ struct RedisOptions {
     else
       os << "unix_socket=" << o.unix_socket;
     os << ", db=" << o.db << ", user=" << (o.user.empty() ? std::string("(default)") : o.user)
-       << ", password=" << (o.password.empty() ? "(none)" : "***")
+       << ", password=" << (o.password.empty() ? "(none)" : "***") << ", " << o.tls
        << ", connect_timeout=" << o.connect_timeout.count() << "ms"
        << ", request_timeout=" << o.request_timeout.count() << "ms"
        << ", reconnect_min=" << o.reconnect_min.count() << "ms"
@@ -156,7 +207,44 @@ inline bool has_control_chars(std::string_view s) {
   return false;
 }
 
-/// Handles `?db=N`, `stall_timeout_ms=N` and `health_check_interval_ms=N` (0 disables).
+/// 1/true/yes/on or 0/false/no/off (any case); empty optional for anything else.
+inline std::optional<bool> parse_bool(std::string_view v) {
+  std::string s(v);
+  for (auto& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+  if (s == "0" || s == "false" || s == "no" || s == "off") return false;
+  return std::nullopt;
+}
+
+/// Applies one `tls_*` URL parameter; nullptr when done, else the error text. `known` says
+/// whether `name` is a TLS parameter at all. Shared with the cluster and sentinel URLs.
+inline const char* apply_tls_param(RedisTlsOptions& tls, std::string_view name, const std::string& value,
+                                   bool& known) {
+  known = true;
+  if (name == "tls_ca_file" || name == "tls_ca")
+    tls.ca_file = value;
+  else if (name == "tls_ca_dir")
+    tls.ca_dir = value;
+  else if (name == "tls_cert_file" || name == "tls_cert")
+    tls.cert_file = value;
+  else if (name == "tls_key_file" || name == "tls_key")
+    tls.key_file = value;
+  else if (name == "tls_server_name")
+    tls.server_name = value;
+  else if (name == "tls_verify") {
+    const auto b = parse_bool(value);
+    if (!b) return "tls_verify must be 0 or 1";
+    tls.verify_peer = *b;
+  } else {
+    known = false;
+    return nullptr;
+  }
+  if (!tls.enabled) return "tls_* URL parameters need a rediss scheme (TLS is off)";
+  return nullptr;
+}
+
+/// Handles `?db=N`, `stall_timeout_ms=N`, `health_check_interval_ms=N` (0 disables) and
+/// the `tls_*` parameters (rediss:// only).
 inline void apply_query(RedisOptions& o, std::string_view query) {
   constexpr long long max_ms = 365LL * 24 * 3600 * 1000;
   while (!query.empty()) {
@@ -170,8 +258,16 @@ inline void apply_query(RedisOptions& o, std::string_view query) {
     else if (param.starts_with("health_check_interval_ms="))
       o.health_check_interval =
           Duration(parse_number(param.substr(25), 0, max_ms, "the URL's health_check_interval_ms"));
-    else if (!param.empty())
-      fail("unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms)");
+    else if (param.starts_with("tls_")) {
+      const auto eq = param.find('=');
+      if (eq == std::string_view::npos) fail("URL query parameter without '=' (expected tls_name=value)");
+      const auto name = param.substr(0, eq);
+      bool known = false;
+      if (const char* error = apply_tls_param(o.tls, name, percent_decode(param.substr(eq + 1), name), known))
+        fail(error);
+      if (!known) fail("unknown TLS URL query parameter '" + std::string(name) + "'");
+    } else if (!param.empty())
+      fail("unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms, tls_*)");
   }
 }
 
@@ -181,10 +277,12 @@ inline RedisOptions RedisOptions::from_url(std::string_view url) {
   namespace u = detail::redis_url;
   RedisOptions o;
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) u::fail("a Redis URL must start with redis:// or unix://");
+  if (scheme_end == std::string_view::npos)
+    u::fail("a Redis URL must start with redis://, rediss:// (TLS) or unix://");
   const auto scheme = url.substr(0, scheme_end);
-  if (scheme == "rediss") u::fail("rediss:// (TLS) is not supported yet");
-  if (scheme != "redis" && scheme != "unix") u::fail("unsupported URL scheme (use redis:// or unix://)");
+  if (scheme != "redis" && scheme != "rediss" && scheme != "unix")
+    u::fail("unsupported URL scheme (use redis://, rediss:// (TLS) or unix://)");
+  o.tls.enabled = scheme == "rediss";
   auto rest = url.substr(scheme_end + 3);
   if (u::has_control_chars(rest)) u::fail("the URL contains control characters");
 
@@ -253,7 +351,11 @@ inline RedisOptions RedisOptions::from_env() {
     const char* v = std::getenv(name);
     return v ? std::string_view(v) : std::string_view{};
   };
-  if (const auto url = env("REDIS_URL"); !url.empty()) return from_url(url);
+  if (const auto url = env("REDIS_URL"); !url.empty()) {
+    auto o = from_url(url);
+    o.tls = RedisTlsOptions::from_env(std::move(o.tls));
+    return o;
+  }
   RedisOptions o;
   if (const auto v = env("REDIS_HOST"); !v.empty()) o.host = std::string(v);
   if (const auto v = env("REDIS_PORT"); !v.empty())
@@ -262,6 +364,7 @@ inline RedisOptions RedisOptions::from_env() {
     o.db = static_cast<int>(u::parse_number(v, 0, INT_MAX, "REDIS_DB"));
   if (const auto v = env("REDIS_USER"); !v.empty()) o.user = std::string(v);
   if (const auto v = env("REDIS_PASSWORD"); !v.empty()) o.password = std::string(v);
+  o.tls = RedisTlsOptions::from_env(std::move(o.tls));
   return o;
 }
 
@@ -298,6 +401,63 @@ inline void RedisOptions::validate() const {
     u::fail("max_reply_elements must be in [1, INT_MAX]");
   if (stall_timeout < Duration::zero()) u::fail("stall_timeout must be >= 0 (0 disables it)");
   if (health_check_interval < Duration::zero()) u::fail("health_check_interval must be >= 0 (0 disables it)");
+  // TLS: the fields of RedisTlsOptions, and no TLS over a unix socket (Redis has none).
+  if (tls.enabled && !unix_socket.empty())
+    u::fail("TLS is not available over a unix socket (tls.enabled with unix_socket)");
+  tls.validate();
 }
+
+// --- TLS -----------------------------------------------------------------------------------
+
+inline void RedisTlsOptions::validate() const {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("corocache::RedisTlsOptions: " + what);
+  };
+  if (!enabled) {
+    if (!ca_file.empty() || !ca_dir.empty() || !cert_file.empty() || !key_file.empty() ||
+        !server_name.empty())
+      fail("TLS fields are set but TLS is off (enabled = false; use a rediss:// URL or REDIS_TLS=1)");
+    return;
+  }
+  std::error_code ec;
+  if (!ca_file.empty() && !std::filesystem::is_regular_file(ca_file, ec))
+    fail("ca_file '" + ca_file + "' is not a readable file");
+  if (!ca_dir.empty() && !std::filesystem::is_directory(ca_dir, ec))
+    fail("ca_dir '" + ca_dir + "' is not a directory");
+  if (cert_file.empty() != key_file.empty()) fail("cert_file and key_file go together (set both or neither)");
+  if (!cert_file.empty() && !std::filesystem::is_regular_file(cert_file, ec))
+    fail("cert_file '" + cert_file + "' is not a readable file");
+  if (!key_file.empty() && !std::filesystem::is_regular_file(key_file, ec))
+    fail("key_file '" + key_file + "' is not a readable file");
+  if (detail::redis_url::has_control_chars(server_name) ||
+      server_name.find_first_of(" /@") != std::string::npos)
+    fail("server_name contains a space, '/', '@' or control characters");
+}
+
+inline RedisTlsOptions RedisTlsOptions::from_env(RedisTlsOptions t) {
+  auto env = [](const char* name) -> std::string_view {
+    const char* v = std::getenv(name);
+    return v ? std::string_view(v) : std::string_view{};
+  };
+  auto flag = [&](const char* name, bool& field) {
+    const auto v = env(name);
+    if (v.empty()) return;
+    const auto b = detail::redis_url::parse_bool(v);
+    if (!b)
+      throw std::invalid_argument("corocache::RedisTlsOptions: " + std::string(name) +
+                                  " must be 1/true/yes/on or 0/false/no/off");
+    field = *b;
+  };
+  flag("REDIS_TLS", t.enabled);
+  if (const auto v = env("REDIS_TLS_CA"); !v.empty()) t.ca_file = std::string(v);
+  if (const auto v = env("REDIS_TLS_CA_DIR"); !v.empty()) t.ca_dir = std::string(v);
+  if (const auto v = env("REDIS_TLS_CERT"); !v.empty()) t.cert_file = std::string(v);
+  if (const auto v = env("REDIS_TLS_KEY"); !v.empty()) t.key_file = std::string(v);
+  if (const auto v = env("REDIS_TLS_SERVER_NAME"); !v.empty()) t.server_name = std::string(v);
+  flag("REDIS_TLS_VERIFY", t.verify_peer);
+  return t;
+}
+
+// --- end TLS -------------------------------------------------------------------------------
 
 }  // namespace corocache

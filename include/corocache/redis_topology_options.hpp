@@ -1,8 +1,8 @@
 #pragma once
-// Configuration of the Redis deployments beyond a single plain-TCP server: TLS
-// (RedisTlsOptions, and `rediss://` for a single server), Redis Cluster
+// Configuration of the Redis deployments beyond a single server: Redis Cluster
 // (RedisClusterOptions, `redis+cluster://`) and Sentinel (RedisSentinelOptions,
-// `redis+sentinel://`). Plain aggregates with a documented default per field, parsing from a
+// `redis+sentinel://`), each with TLS (RedisTlsOptions, defined in redis_options.hpp with
+// the single server's `rediss://`). Plain aggregates with a documented default per field, parsing from a
 // URL or the environment, and validate() that throws std::invalid_argument naming the field
 // before any network I/O. Passwords never appear in a message or a printed config.
 // docs/redis_topology.md describes how the backends use them.
@@ -32,59 +32,6 @@ struct RedisAddress {
   friend std::ostream& operator<<(std::ostream& os, const RedisAddress& a) {
     return a.host.find(':') != std::string::npos ? os << '[' << a.host << "]:" << a.port
                                                  : os << a.host << ':' << a.port;
-  }
-};
-
-/// TLS for every connection of a backend (single server, every cluster node, sentinels and
-/// the primary they name). OpenSSL through Asio's SSL stream.
-struct RedisTlsOptions {
-  /// Off unless the URL scheme is rediss:// (rediss+cluster://, rediss+sentinel://) or
-  /// REDIS_TLS is set; the other fields are refused while it is off.
-  bool enabled = false;
-  /// PEM file of trusted CAs. With ca_dir also empty: the system's default trust store.
-  std::string ca_file;
-  /// Directory of trusted CAs in OpenSSL's hashed form (`openssl rehash`).
-  std::string ca_dir;
-  /// Client certificate (PEM) for servers with tls-auth-clients yes/optional; needs key_file.
-  std::string cert_file;
-  /// Private key of cert_file (PEM, unencrypted).
-  std::string key_file;
-  /// Name sent as SNI and checked against the server certificate; empty: the host
-  /// connected to (for cluster nodes and a primary named by sentinels: their reported host).
-  std::string server_name;
-  /// Verify the server certificate chain and name. Leave on: off accepts any server (a
-  /// man in the middle included) and exists for throwaway test setups only.
-  bool verify_peer = true;
-
-  /// Throws std::invalid_argument naming the first bad field. Checks that the files and the
-  /// directory exist, so a typo fails here rather than as a handshake error per connection.
-  void validate() const;
-  /// REDIS_TLS (1/true/yes/on enables), REDIS_TLS_CA, REDIS_TLS_CA_DIR, REDIS_TLS_CERT,
-  /// REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_VERIFY (0/false/no/off disables),
-  /// applied on top of `base`.
-  static RedisTlsOptions from_env(RedisTlsOptions base);
-  static RedisTlsOptions from_env() { return from_env(RedisTlsOptions{}); }
-
-  friend std::ostream& operator<<(std::ostream& os, const RedisTlsOptions& t) {
-    if (!t.enabled) return os << "tls=off";
-    auto or_default = [](const std::string& s) { return s.empty() ? std::string("(default)") : s; };
-    return os << "tls={ca_file=" << or_default(t.ca_file) << ", ca_dir=" << or_default(t.ca_dir)
-              << ", cert_file=" << or_default(t.cert_file) << ", key_file=" << or_default(t.key_file)
-              << ", server_name=" << or_default(t.server_name)
-              << ", verify_peer=" << (t.verify_peer ? "on" : "OFF") << "}";
-  }
-};
-
-/// A single server over TLS: `rediss://[[user]:password@]host[:port][/db][?tls params]`.
-/// (RedisOptions itself rejects rediss://; the TLS fields live here until the backend takes
-/// them.)
-struct RedisTlsServerOptions {
-  RedisOptions server;
-  RedisTlsOptions tls;
-  static RedisTlsServerOptions from_url(std::string_view url);
-  void validate() const {
-    server.validate();
-    tls.validate();
   }
 };
 
@@ -291,30 +238,12 @@ void each_param(std::string_view type, std::string_view query, F on_param) {
   }
 }
 
-/// Applies a tls_* parameter; false when `name` is not one.
+/// Applies a tls_* parameter (RedisOptions' rules); false when `name` is not one.
 inline bool tls_param(std::string_view type, RedisTlsOptions& tls, std::string_view name,
                       const std::string& value) {
-  if (name == "tls_ca_file")
-    tls.ca_file = value;
-  else if (name == "tls_ca_dir")
-    tls.ca_dir = value;
-  else if (name == "tls_cert_file")
-    tls.cert_file = value;
-  else if (name == "tls_key_file")
-    tls.key_file = value;
-  else if (name == "tls_server_name")
-    tls.server_name = value;
-  else if (name == "tls_verify") {
-    if (is_true(value))
-      tls.verify_peer = true;
-    else if (is_false(value))
-      tls.verify_peer = false;
-    else
-      fail(type, "tls_verify must be 0 or 1");
-  } else
-    return false;
-  if (!tls.enabled) fail(type, "tls_* URL parameters need a rediss scheme (TLS is off)");
-  return true;
+  bool known = false;
+  if (const char* error = detail::redis_url::apply_tls_param(tls, name, value, known)) fail(type, error);
+  return known;
 }
 
 inline Duration millis(std::string_view type, std::string_view v, std::string_view name) {
@@ -347,82 +276,6 @@ inline void validate_addresses(std::string_view type, const std::vector<RedisAdd
 inline const char* hidden(const std::string& password) { return password.empty() ? "(none)" : "***"; }
 
 }  // namespace detail::topology_url
-
-inline void RedisTlsOptions::validate() const {
-  namespace u = detail::topology_url;
-  constexpr std::string_view T = "RedisTlsOptions";
-  if (!enabled) {
-    if (!ca_file.empty() || !ca_dir.empty() || !cert_file.empty() || !key_file.empty() ||
-        !server_name.empty())
-      u::fail(T, "TLS fields are set but TLS is off (enabled = false; use a rediss:// URL or REDIS_TLS=1)");
-    return;
-  }
-  std::error_code ec;
-  if (!ca_file.empty() && !std::filesystem::is_regular_file(ca_file, ec))
-    u::fail(T, "ca_file '" + ca_file + "' is not a readable file");
-  if (!ca_dir.empty() && !std::filesystem::is_directory(ca_dir, ec))
-    u::fail(T, "ca_dir '" + ca_dir + "' is not a directory");
-  if (cert_file.empty() != key_file.empty())
-    u::fail(T, "cert_file and key_file go together (set both or neither)");
-  if (!cert_file.empty() && !std::filesystem::is_regular_file(cert_file, ec))
-    u::fail(T, "cert_file '" + cert_file + "' is not a readable file");
-  if (!key_file.empty() && !std::filesystem::is_regular_file(key_file, ec))
-    u::fail(T, "key_file '" + key_file + "' is not a readable file");
-  if (detail::redis_url::has_control_chars(server_name) ||
-      server_name.find_first_of(" /@") != std::string::npos)
-    u::fail(T, "server_name contains a space, '/', '@' or control characters");
-}
-
-inline RedisTlsOptions RedisTlsOptions::from_env(RedisTlsOptions t) {
-  namespace u = detail::topology_url;
-  constexpr std::string_view T = "RedisTlsOptions";
-  if (const auto v = u::env("REDIS_TLS"); !v.empty()) {
-    if (u::is_true(v))
-      t.enabled = true;
-    else if (u::is_false(v))
-      t.enabled = false;
-    else
-      u::fail(T, "REDIS_TLS must be 1/true/yes/on or 0/false/no/off");
-  }
-  if (const auto v = u::env("REDIS_TLS_CA"); !v.empty()) t.ca_file = std::string(v);
-  if (const auto v = u::env("REDIS_TLS_CA_DIR"); !v.empty()) t.ca_dir = std::string(v);
-  if (const auto v = u::env("REDIS_TLS_CERT"); !v.empty()) t.cert_file = std::string(v);
-  if (const auto v = u::env("REDIS_TLS_KEY"); !v.empty()) t.key_file = std::string(v);
-  if (const auto v = u::env("REDIS_TLS_SERVER_NAME"); !v.empty()) t.server_name = std::string(v);
-  if (const auto v = u::env("REDIS_TLS_VERIFY"); !v.empty()) {
-    if (u::is_true(v))
-      t.verify_peer = true;
-    else if (u::is_false(v))
-      t.verify_peer = false;
-    else
-      u::fail(T, "REDIS_TLS_VERIFY must be 1/true/yes/on or 0/false/no/off");
-  }
-  return t;
-}
-
-inline RedisTlsServerOptions RedisTlsServerOptions::from_url(std::string_view url) {
-  namespace u = detail::topology_url;
-  constexpr std::string_view T = "RedisTlsServerOptions";
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos || url.substr(0, scheme_end) != "rediss")
-    u::fail(T, "a TLS server URL starts with rediss://");
-  RedisTlsServerOptions o;
-  o.tls.enabled = true;
-  // The tls_* parameters are taken out; the rest is a redis:// URL for RedisOptions.
-  std::string rest(url.substr(scheme_end + 3));
-  std::string query;
-  if (const auto q = rest.find('?'); q != std::string::npos) {
-    query = rest.substr(q + 1);
-    rest.resize(q);
-  }
-  std::string kept;
-  u::each_param(T, query, [&](std::string_view name, const std::string& value) {
-    if (!u::tls_param(T, o.tls, name, value))
-      kept += (kept.empty() ? "" : "&") + std::string(name) + "=" + value;
-  });
-  o.server = RedisOptions::from_url("redis://" + rest + (kept.empty() ? "" : "?" + kept));
-  return o;
-}
 
 inline RedisClusterOptions RedisClusterOptions::from_url(std::string_view url) {
   namespace u = detail::topology_url;

@@ -1,9 +1,12 @@
 // RedisOptions: URL and environment parsing, validation, printing; the password is never echoed.
+#include <corocache/detail/redis/tls.hpp>
 #include <corocache/redis_options.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -44,9 +47,40 @@ class EnvGuard {
   static void set(const char* n, const char* v) { ::setenv(n, v, 1); }
 
  private:
-  static constexpr const char* names[] = {"REDIS_URL",  "REDIS_HOST",     "REDIS_PORT", "REDIS_DB",
-                                          "REDIS_USER", "REDIS_PASSWORD", "USE_REDIS"};
+  static constexpr const char* names[] = {"REDIS_URL",
+                                          "REDIS_HOST",
+                                          "REDIS_PORT",
+                                          "REDIS_DB",
+                                          "REDIS_USER",
+                                          "REDIS_PASSWORD",
+                                          "USE_REDIS",
+                                          "REDIS_TLS",
+                                          "REDIS_TLS_CA",
+                                          "REDIS_TLS_CA_DIR",
+                                          "REDIS_TLS_CERT",
+                                          "REDIS_TLS_KEY",
+                                          "REDIS_TLS_SERVER_NAME",
+                                          "REDIS_TLS_VERIFY"};
   std::vector<std::optional<std::string>> saved_;
+};
+
+/// Placeholder files where validate() wants existing paths (their content is never read).
+struct TlsFiles {
+  std::filesystem::path dir;
+  std::string ca, cert, key;
+  TlsFiles() {
+    char pattern[] = "/tmp/corocache-options-tls-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir = pattern;
+    ca = (dir / "ca.pem").string();
+    cert = (dir / "client.pem").string();
+    key = (dir / "client.key").string();
+    for (const auto& f : {ca, cert, key}) std::ofstream(f) << "-----BEGIN TEST-----\n";
+  }
+  ~TlsFiles() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
 };
 
 }  // namespace
@@ -101,7 +135,10 @@ TEST_CASE("a unix URL gives the socket path and db") {
 TEST_CASE("malformed URLs are rejected with a clear message") {
   CHECK_THAT(error_of([] { RedisOptions::from_url("localhost:6379"); }), Catch::Contains("redis://"));
   CHECK_THAT(error_of([] { RedisOptions::from_url("http://h"); }), Catch::Contains("scheme"));
-  CHECK_THAT(error_of([] { RedisOptions::from_url("rediss://h"); }), Catch::Contains("TLS"));
+  CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h?tls_ca=/x"); }), Catch::Contains("rediss"));
+  CHECK_THAT(error_of([] { RedisOptions::from_url("rediss://h?tls_verify=maybe"); }),
+             Catch::Contains("tls_verify"));
+  CHECK_THAT(error_of([] { RedisOptions::from_url("rediss://h?tls_nope=1"); }), Catch::Contains("tls_nope"));
   CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h:0"); }), Catch::Contains("port"));
   CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h:70000"); }), Catch::Contains("port"));
   CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h:abc"); }), Catch::Contains("port"));
@@ -249,4 +286,174 @@ TEST_CASE("stall detection and the health check have defaults, URL parameters an
   printed << o;
   CHECK_THAT(printed.str(), Catch::Contains("stall_timeout=750ms"));
   CHECK_THAT(printed.str(), Catch::Contains("health_check_interval=0ms"));
+}
+
+// --- TLS ---------------------------------------------------------------------------------
+
+TEST_CASE("rediss URLs turn TLS on and carry the TLS fields", "[tls]") {
+  TlsFiles f;
+  auto o = RedisOptions::from_url("rediss://u:pw@cache.internal:6380/2?tls_ca_file=" + f.ca +
+                                  "&tls_cert=" + f.cert + "&tls_key_file=" + f.key +
+                                  "&tls_server_name=redis.example&tls_verify=1");
+  CHECK(o.tls.enabled);
+  CHECK(o.host == "cache.internal");
+  CHECK(o.port == 6380);
+  CHECK(o.db == 2);
+  CHECK(o.tls.ca_file == f.ca);
+  CHECK(o.tls.cert_file == f.cert);
+  CHECK(o.tls.key_file == f.key);
+  CHECK(o.tls.server_name == "redis.example");
+  CHECK(o.tls.verify_peer);
+  o.validate();
+
+  auto d = RedisOptions::from_url("rediss://h?tls_ca=%2Fetc%2Fca.pem&tls_ca_dir=/etc/certs&tls_verify=0");
+  CHECK(d.tls.ca_file == "/etc/ca.pem");
+  CHECK(d.tls.ca_dir == "/etc/certs");
+  CHECK_FALSE(d.tls.verify_peer);
+  CHECK(d.port == 6379);
+
+  CHECK_FALSE(RedisOptions::from_url("redis://h").tls.enabled);
+  CHECK(RedisOptions::from_url("rediss://h").tls.verify_peer);  // verification is on by default
+  CHECK_FALSE(RedisOptions{}.tls.enabled);
+}
+
+TEST_CASE("TLS options are validated before any I/O", "[tls]") {
+  TlsFiles f;
+  RedisOptions o;
+  o.tls.ca_file = f.ca;
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("TLS is off"));
+  o.tls.enabled = true;
+  o.validate();
+  o.tls.ca_file = (f.dir / "missing-ca.pem").string();
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("missing-ca.pem"));
+  o.tls.ca_file = f.ca;
+  o.tls.cert_file = f.cert;
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("cert_file and key_file"));
+  o.tls.key_file = f.key;
+  o.validate();
+  o.tls.ca_dir = f.ca;  // a file, not a directory
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("ca_dir"));
+  o.tls.ca_dir.clear();
+  o.tls.server_name = "bad name";
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("server_name"));
+  o.tls.server_name.clear();
+  o.unix_socket = "/tmp/redis.sock";
+  CHECK_THAT(error_of([&] { o.validate(); }), Catch::Contains("unix socket"));
+}
+
+TEST_CASE("printed options show the TLS fields", "[tls]") {
+  TlsFiles f;
+  auto o = RedisOptions::from_url("rediss://:secret@h?tls_ca_file=" + f.ca + "&tls_verify=off");
+  std::ostringstream os;
+  os << o;
+  CHECK_THAT(os.str(), Catch::Contains("ca_file=" + f.ca));
+  CHECK_THAT(os.str(), Catch::Contains("verify_peer=OFF"));
+  CHECK_THAT(os.str(), !Catch::Contains("secret"));
+  std::ostringstream plain;
+  plain << RedisOptions{};
+  CHECK_THAT(plain.str(), Catch::Contains("tls=off"));
+}
+
+TEST_CASE("the REDIS_TLS variables apply on top of the URL or the REDIS_* variables", "[tls]") {
+  EnvGuard guard;
+  EnvGuard::set("REDIS_HOST", "db.internal");
+  EnvGuard::set("REDIS_TLS", "yes");
+  EnvGuard::set("REDIS_TLS_CA", "/etc/ca.pem");
+  EnvGuard::set("REDIS_TLS_CA_DIR", "/etc/cas");
+  EnvGuard::set("REDIS_TLS_CERT", "/etc/c.pem");
+  EnvGuard::set("REDIS_TLS_KEY", "/etc/c.key");
+  EnvGuard::set("REDIS_TLS_SERVER_NAME", "redis.example");
+  EnvGuard::set("REDIS_TLS_VERIFY", "0");
+  auto o = RedisOptions::from_env();
+  CHECK(o.host == "db.internal");
+  CHECK(o.tls.enabled);
+  CHECK(o.tls.ca_file == "/etc/ca.pem");
+  CHECK(o.tls.ca_dir == "/etc/cas");
+  CHECK(o.tls.cert_file == "/etc/c.pem");
+  CHECK(o.tls.key_file == "/etc/c.key");
+  CHECK(o.tls.server_name == "redis.example");
+  CHECK_FALSE(o.tls.verify_peer);
+
+  EnvGuard::set("REDIS_URL", "rediss://other:6390");
+  ::unsetenv("REDIS_TLS");
+  auto u = RedisOptions::from_env();
+  CHECK(u.tls.enabled);
+  CHECK(u.host == "other");
+  CHECK(u.tls.ca_file == "/etc/ca.pem");
+
+  EnvGuard::set("REDIS_TLS_VERIFY", "sometimes");
+  CHECK_THAT(error_of([] { RedisOptions::from_env(); }), Catch::Contains("REDIS_TLS_VERIFY"));
+}
+
+TEST_CASE("the certificate is checked against server_name, else the host; no SNI for an IP", "[tls]") {
+  using corocache::detail::redis::tls_peer;
+  corocache::RedisTlsOptions t;
+  t.enabled = true;
+  auto by_host = tls_peer(t, "cache.internal");
+  CHECK(by_host.name == "cache.internal");
+  CHECK(by_host.sni == "cache.internal");
+  CHECK_FALSE(by_host.name_is_ip);
+  CHECK(by_host.verify);
+  auto by_ip = tls_peer(t, "127.0.0.1");
+  CHECK(by_ip.name_is_ip);
+  CHECK(by_ip.sni.empty());
+  CHECK(tls_peer(t, "::1").name_is_ip);
+  t.server_name = "redis.example";
+  auto named = tls_peer(t, "127.0.0.1");
+  CHECK(named.name == "redis.example");
+  CHECK(named.sni == "redis.example");
+  CHECK_FALSE(named.name_is_ip);
+  t.verify_peer = false;
+  CHECK_FALSE(tls_peer(t, "h").verify);
+}
+
+TEST_CASE("a TLS handshake failure: certificates and refusals are rejections, the rest retries", "[tls]") {
+  using namespace corocache::detail::redis;
+  using corocache::errc;
+  corocache::RedisTlsOptions t;
+  t.enabled = true;
+  const auto peer = tls_peer(t, "localhost");
+  auto outcome = [](bool ok, bool timed_out, bool tls_error, std::string reason, long verify_result,
+                    std::string verify_error) {
+    TlsHandshakeOutcome o;
+    o.ok = ok;
+    o.timed_out = timed_out;
+    o.tls_error = tls_error;
+    o.reason = std::move(reason);
+    o.verify_result = verify_result;
+    o.verify_error = std::move(verify_error);
+    return o;
+  };
+  CHECK_FALSE(classify_tls_handshake(peer, "localhost:6380", outcome(true, false, false, "", 0, "")));
+
+  const auto bad_cert =
+      outcome(false, false, true, "certificate verify failed", 20, "unable to get local issuer certificate");
+  auto f = classify_tls_handshake(peer, "localhost:6380", bad_cert);
+  REQUIRE(f);
+  CHECK(f->code == errc::tls_failed);
+  CHECK_THAT(f->message, Catch::Contains("localhost:6380") && Catch::Contains("local issuer"));
+  CHECK(is_rejection(f->code));
+
+  const auto refused = outcome(false, false, true, "wrong version number", 0, "");
+  f = classify_tls_handshake(peer, "localhost:6380", refused);
+  REQUIRE(f);
+  CHECK(f->code == errc::tls_failed);
+  CHECK_THAT(f->message, Catch::Contains("wrong version number"));
+
+  f = classify_tls_handshake(peer, "localhost:6380", outcome(false, true, false, "", 0, ""));
+  REQUIRE(f);
+  CHECK(f->code == errc::not_connected);
+  CHECK_FALSE(is_rejection(f->code));
+
+  f = classify_tls_handshake(peer, "localhost:6380",
+                             outcome(false, false, false, "Connection reset by peer", 0, ""));
+  REQUIRE(f);
+  CHECK(f->code == errc::not_connected);
+
+  // Verification off: a verification result alone is no failure reason to name.
+  t.verify_peer = false;
+  f = classify_tls_handshake(tls_peer(t, "localhost"), "localhost:6380",
+                             outcome(false, false, false, "eof", 20, "x"));
+  REQUIRE(f);
+  CHECK(f->code == errc::not_connected);
 }

@@ -260,17 +260,17 @@ TEST_CASE("TLS options are validated before any connection") {
 
 TEST_CASE("rediss:// gives a single-server config with its TLS fields") {
   TlsFiles f;
-  auto o = RedisTlsServerOptions::from_url("rediss://:pw@localhost:6380/2?tls_ca_file=" + f.ca + "&db=3");
+  auto o = RedisOptions::from_url("rediss://:pw@localhost:6380/2?tls_ca_file=" + f.ca + "&db=3");
   CHECK(o.tls.enabled);
   CHECK(o.tls.ca_file == f.ca);
-  CHECK(o.server.host == "localhost");
-  CHECK(o.server.port == 6380);
-  CHECK(o.server.db == 3);
-  CHECK(o.server.password == "pw");
+  CHECK(o.host == "localhost");
+  CHECK(o.port == 6380);
+  CHECK(o.db == 3);
+  CHECK(o.password == "pw");
   o.validate();
-  CHECK(error_of([] { RedisTlsServerOptions::from_url("redis://h"); }).find("rediss://") !=
+  CHECK(error_of([] { RedisOptions::from_url("redis://h?tls_ca_file=/x"); }).find("rediss") !=
         std::string::npos);
-  CHECK_FALSE(error_of([] { RedisTlsServerOptions::from_url("rediss://h?nope=1"); }).empty());
+  CHECK_FALSE(error_of([] { RedisOptions::from_url("rediss://h?nope=1"); }).empty());
 }
 
 TEST_CASE("cluster options from the environment: a URL, or a node list, with TLS on top") {

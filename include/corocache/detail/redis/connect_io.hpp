@@ -2,7 +2,8 @@
 // The I/O steps of establishing a link, as the link state machine (link_fsm.hpp) decides
 // them: resolve the host (bounded), connect to each address in turn with its own timeout
 // (ConnectPlan), and run the AUTH/SELECT handshake (handshake_request +
-// HandshakeClassifier) on the connected socket, bounded by connect_timeout.
+// HandshakeClassifier) on the connected socket or, with TLS, on the TLS stream once its
+// handshake (tls_io.hpp) is done; both bounded by one connect_timeout.
 
 #include <corocache/detail/redis/link_fsm.hpp>
 #include <corocache/detail/redis/pending.hpp>
@@ -139,11 +140,13 @@ inline asio::awaitable<std::optional<LinkFailure>> connect_any(Socket& socket, c
   co_return std::nullopt;
 }
 
-/// AUTH and SELECT on a connected socket, bounded by `deadline`.
-inline asio::awaitable<std::optional<LinkFailure>> handshake(Socket& socket, Reader& reader,
-                                                             std::vector<char>& read_buf,
-                                                             const RedisOptions& options,
-                                                             Clock::time_point deadline) {
+/// AUTH and SELECT on a connected stream (the socket, or the TLS stream after its own
+/// handshake), bounded by `deadline`.
+template <class Stream>
+asio::awaitable<std::optional<LinkFailure>> handshake(Stream& socket, Reader& reader,
+                                                      std::vector<char>& read_buf,
+                                                      const RedisOptions& options,
+                                                      Clock::time_point deadline) {
   using namespace asio::experimental::awaitable_operators;
   Request hello = handshake_request(options);
   if (hello.empty()) co_return std::nullopt;

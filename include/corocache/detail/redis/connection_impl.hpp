@@ -7,6 +7,10 @@
 // backoff). This file owns the socket, the timers, the strand and the resolver, feeds the
 // core its events and carries out what it answers. docs/redis_connection.md has the design.
 //
+// TLS (options.tls.enabled) is a second code path chosen per link, not a layer under the
+// plain one: tls_ is set for a TLS link and every read and write tests it once; plain TCP
+// and unix sockets keep their inline write_some and busy polling untouched.
+//
 // All state is touched only on the strand; exec() may be called from any thread and
 // executor and resumes its caller on the caller's executor.
 
@@ -18,6 +22,8 @@
 #include <corocache/detail/redis/reader.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
+#include <corocache/detail/redis/tls.hpp>
+#include <corocache/detail/redis/tls_io.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 
@@ -72,6 +78,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   ConnectionImpl(asio::any_io_executor ex, RedisOptions options)
       : options_(std::move(options)),
+        tls_context_(options_.tls.enabled ? link_io::make_tls_context(options_.tls) : nullptr),
         strand_(asio::make_strand(ex)),
         socket_(strand_),
         deadline_timer_(strand_),
@@ -143,7 +150,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   void enqueue(ExecOp* op) {
     if (link_ == Link::closed) return fail(op, make_error_code(errc::shut_down));
-    if (auth_failed_ && link_ != Link::up) return fail(op, make_error_code(errc::auth_failed));
+    if (rejected_ && link_ != Link::up) return fail(op, make_error_code(rejected_code_));
     const auto submitted = mux_.submit(op, &ConnectionImpl::now);
     if (submitted == Multiplexer::Submit::overloaded) return fail(op, make_error_code(errc::overloaded));
     op->add_ref();  // the multiplexer's hold, released in finish()
@@ -202,7 +209,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     }
     if (ec == errc::connection_lost || ec == errc::protocol_error)
       return base + endpoint_text() + ": " + last_error_;
-    if (ec == errc::auth_failed) return auth_error_;
+    if (ec == errc::auth_failed || ec == errc::tls_failed) return auth_error_;
     if (ec == errc::overloaded)
       return base + std::to_string(mux_.in_use()) + " requests pending (max_pending " +
              std::to_string(options_.max_pending) + ")";
@@ -274,6 +281,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     const auto bytes = mux_.prepare_write();
     if (bytes.empty()) return;
     writes_.fetch_add(1, std::memory_order_relaxed);
+    if (tls_) return start_tls_write();
     // Try the write now (the socket is non-blocking): a batch usually fits in the socket
     // buffer, and writing inline saves the reactor round trip an async_write costs.
     boost::system::error_code ec;
@@ -283,6 +291,15 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     const auto rest = mux_.unsent();
     asio::async_write(socket_, asio::buffer(rest.data(), rest.size()),
                       [self = shared_from_this(), gen = generation_](
+                          boost::system::error_code ec, std::size_t n) { self->on_written(gen, ec, n); });
+  }
+
+  // A TLS write goes through the reactor: a synchronous SSL write on a non-blocking socket
+  // could leave a half-written record inside OpenSSL. The handler holds the stream alive.
+  void start_tls_write() {
+    const auto rest = mux_.unsent();
+    asio::async_write(*tls_, asio::buffer(rest.data(), rest.size()),
+                      [self = shared_from_this(), gen = generation_, hold = tls_](
                           boost::system::error_code ec, std::size_t n) { self->on_written(gen, ec, n); });
   }
 
@@ -302,12 +319,18 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // --- reading ------------------------------------------------------------------------------
 
   void start_read() {
-    socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this(), gen = generation_](
-                                                         boost::system::error_code ec, std::size_t n) {
+    auto on_read = [self = shared_from_this(), gen = generation_](boost::system::error_code ec,
+                                                                  std::size_t n) {
       if (gen != self->generation_) return;
       if (ec) return self->read_failed(ec);
       self->consume(gen, n);
-    });
+    };
+    if (!tls_) return socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
+    // The handler holds the TLS stream: a new link replaces tls_ while this read may still
+    // be completing inside OpenSSL.
+    tls_->async_read_some(asio::buffer(read_buf_),
+                          [on_read = std::move(on_read), hold = tls_](
+                              boost::system::error_code ec, std::size_t n) mutable { on_read(ec, n); });
   }
 
   void read_failed(boost::system::error_code ec) {
@@ -360,7 +383,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // While written requests await replies and the poll budget lasts, try non-blocking reads
   // from posted handlers instead of sleeping in the reactor.
   void await_replies() {
-    if (options_.busy_poll <= std::chrono::microseconds::zero() || mux_.written() == 0) {
+    if (options_.busy_poll <= std::chrono::microseconds::zero() || mux_.written() == 0 || tls_) {
       start_read();
       return;
     }
@@ -450,12 +473,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         boost::system::error_code ignored;
         self->socket_.close(ignored);
         self->last_error_ = failure->message;
-        if (failure->code == errc::auth_failed) {
-          // Rejected credentials or database: fail waiting requests now with a clear error,
-          // and retry only at the slowest pace (no reconnect storm).
-          self->auth_failed_ = true;
+        if (is_rejection(failure->code)) {
+          // Rejected credentials, database or certificate: fail waiting requests now with a
+          // clear error, and retry only at the slowest pace (no reconnect storm).
+          self->rejected_ = true;
+          self->rejected_code_ = failure->code;
           self->auth_error_ = "corocache redis: " + self->endpoint_text() + ": " + failure->message;
-          self->mux_.fail_queued(make_error_code(errc::auth_failed),
+          self->mux_.fail_queued(make_error_code(failure->code),
                                  [&](PendingOp* op) { self->finish(op, true); });
           end = {LinkEnd::Kind::auth_failed};
         }
@@ -471,12 +495,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   void serve_link() {
     link_ = Link::up;
-    auth_failed_ = false;
+    rejected_ = false;
     last_error_.clear();
     connects_.fetch_add(1, std::memory_order_relaxed);
     // Non-blocking, so start_write() and busy polling can try the socket directly.
     boost::system::error_code ignored;
-    socket_.non_blocking(true, ignored);
+    if (!tls_) socket_.non_blocking(true, ignored);
     mux_.on_link_up();
     start_read();
     start_write();
@@ -490,6 +514,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ignored;
     socket_.close(ignored);
     reader_.reset();
+    tls_.reset();  // a read or write still completing on the old stream holds its own reference
     link_io::Endpoints endpoints;
     if (!options_.unix_socket.empty()) {
       endpoints.list.emplace_back(asio::local::stream_protocol::endpoint(options_.unix_socket));
@@ -516,14 +541,25 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
       socket_.set_option(asio::socket_base::keep_alive(true), ignored);
     }
-    auto rejected = co_await link_io::handshake(socket_, reader_, read_buf_, options_,
-                                                saturating_add(Clock::now(), options_.connect_timeout));
+    // One connect_timeout for the TLS handshake and AUTH/SELECT together.
+    const auto deadline = saturating_add(Clock::now(), options_.connect_timeout);
+    if (!tls_context_) {
+      auto rejected = co_await link_io::handshake(socket_, reader_, read_buf_, options_, deadline);
+      co_return rejected;
+    }
+    tls_ = std::make_shared<link_io::TlsStream>(socket_, *tls_context_);
+    const auto peer = tls_peer(options_.tls, options_.host);
+    auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, endpoint_text(), deadline);
+    if (tls_failure) co_return tls_failure;
+    auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline);
     co_return rejected;
   }
 
   RedisOptions options_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // TLS only: built once, shared by its links
   Strand strand_;
   Socket socket_;
+  std::shared_ptr<link_io::TlsStream> tls_;  // the current link's TLS stream over socket_
   asio::steady_timer deadline_timer_;
   asio::steady_timer check_timer_;  // stall and health checks while the link is up
   asio::steady_timer wake_timer_;   // supervisor: link-drop signal and backoff sleeps
@@ -536,7 +572,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::uint64_t generation_ = 0;  // bumped whenever the socket is replaced or closed
   bool flush_posted_ = false;
   bool flush_after_batch_ = false;
-  bool auth_failed_ = false;
+  bool rejected_ = false;  // the last attempt was rejected (is_rejection): fail new requests at once
+  errc rejected_code_ = errc::auth_failed;
   std::string auth_error_;
   std::string last_error_;
   Clock::time_point poll_until_{};  // end of the current busy poll
