@@ -60,7 +60,9 @@ class Connection {
   /// nothing sent), errc::reply_too_large (this reply exceeded max_reply_bytes or
   /// max_reply_elements; the link stays), errc::protocol_error (invalid or unsolicited
   /// reply; the link is reset), errc::auth_failed (AUTH/SELECT rejected; the message names
-  /// the user, never the password), errc::shut_down (closed).
+  /// the user, never the password), errc::tls_failed (TLS: the server certificate did not
+  /// verify or the server refused the handshake; the message names host:port and the
+  /// reason; like auth_failed, retried only every reconnect_max), errc::shut_down (closed).
   /// Cancellation: asio per-operation cancellation completes at once with
   /// asio::error::operation_aborted: terminal or partial for any request (a written one's
   /// late reply is discarded), total only for a request not yet written (a written one

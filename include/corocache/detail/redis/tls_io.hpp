@@ -4,6 +4,7 @@
 // attempt's deadline. What a failure means is decided by classify_tls_handshake (tls.hpp).
 
 #include <corocache/detail/redis/link_fsm.hpp>
+#include <corocache/detail/redis/pending.hpp>  // Clock
 #include <corocache/detail/redis/tls.hpp>
 #include <corocache/redis_options.hpp>
 
