@@ -549,7 +549,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     }
     tls_ = std::make_shared<link_io::TlsStream>(socket_, *tls_context_);
     const auto peer = tls_peer(options_.tls, options_.host);
-    auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, endpoint_text(), deadline);
+    auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, deadline);
     if (tls_failure) co_return tls_failure;
     auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline);
     co_return rejected;

@@ -49,18 +49,16 @@ struct TlsHandshakeOutcome {
   std::string verify_error;  ///< its text, e.g. "unable to get local issuer certificate"
 };
 
-/// The failure of the attempt (empty when the handshake succeeded). `endpoint` names the
-/// server (host:port) in the message.
-inline std::optional<LinkFailure> classify_tls_handshake(const TlsPeer& peer, const std::string& endpoint,
-                                                         const TlsHandshakeOutcome& o) {
+/// The failure of the attempt (empty when the handshake succeeded). The connection puts
+/// the server's host:port in front of the message.
+inline std::optional<LinkFailure> classify_tls_handshake(const TlsPeer& peer, const TlsHandshakeOutcome& o) {
   if (o.ok) return std::nullopt;
-  if (o.timed_out) return LinkFailure{errc::not_connected, "TLS handshake with " + endpoint + " timed out"};
+  if (o.timed_out) return LinkFailure{errc::not_connected, "TLS handshake timed out"};
   if (peer.verify && o.verify_result != 0)
-    return LinkFailure{errc::tls_failed, "TLS: the certificate of " + endpoint + " does not verify for '" +
-                                             peer.name + "': " + o.verify_error};
-  if (o.tls_error)
-    return LinkFailure{errc::tls_failed, "TLS handshake with " + endpoint + " failed: " + o.reason};
-  return LinkFailure{errc::not_connected, "TLS handshake with " + endpoint + ": " + o.reason};
+    return LinkFailure{errc::tls_failed, "TLS: the server certificate does not verify for '" + peer.name +
+                                             "': " + o.verify_error};
+  if (o.tls_error) return LinkFailure{errc::tls_failed, "TLS handshake failed: " + o.reason};
+  return LinkFailure{errc::not_connected, "TLS handshake: " + o.reason};
 }
 
 /// Failures that retrying soon cannot fix (credentials, database, certificates): waiting

@@ -73,7 +73,6 @@ inline std::shared_ptr<asio::ssl::context> make_tls_context(const RedisTlsOption
 /// Sets the name checks and SNI of `peer` on `stream`, then runs the client handshake until
 /// `deadline`. Empty on success.
 inline asio::awaitable<std::optional<LinkFailure>> tls_handshake(TlsStream& stream, const TlsPeer& peer,
-                                                                 const std::string& endpoint,
                                                                  Clock::time_point deadline) {
   using namespace asio::experimental::awaitable_operators;
   SSL* ssl = stream.native_handle();
@@ -102,7 +101,7 @@ inline asio::awaitable<std::optional<LinkFailure>> tls_handshake(TlsStream& stre
   } else {
     outcome.ok = true;
   }
-  co_return classify_tls_handshake(peer, endpoint, outcome);
+  co_return classify_tls_handshake(peer, outcome);
 }
 
 }  // namespace corocache::detail::redis::link_io
