@@ -84,6 +84,14 @@ class Scope {
                                     detail::store_params(base_, options)));
   }
 
+  /// set_key with default options but this expiry: `co_await s.set_key("k", "v", 10min)`
+  /// (no options object inside the co_await, which g++ 12 needs; README, Compilers).
+  asio::awaitable<bool> set_key(std::string_view name, std::string value, Duration expire) const {
+    SetOptions options;
+    options.expire = expire;
+    return set_key(name, std::move(value), options);
+  }
+
   /// The live value of `name`, or nullopt if it is missing or expired. Consumes one read of
   /// a read-limited key (SetOptions::max_reads).
   asio::awaitable<std::optional<std::string>> get_key(std::string_view name) const {
@@ -104,6 +112,14 @@ class Scope {
   /// Stores `value` encoded as JSON (nlohmann::json's to_json for T).
   template <class T>
   asio::awaitable<bool> set(std::string_view name, const T& value, const SetOptions& options = {}) const {
+    return set_key(name, detail::encode_json(value), options);
+  }
+
+  /// set with default options but this expiry.
+  template <class T>
+  asio::awaitable<bool> set(std::string_view name, const T& value, Duration expire) const {
+    SetOptions options;
+    options.expire = expire;
     return set_key(name, detail::encode_json(value), options);
   }
 
