@@ -116,11 +116,11 @@ class MemoryBackend {
         ex, detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
                                         options.when_full == WhenFull::reject});
     if (options.sweep_interval > Duration::zero()) {
-      auto timer = std::make_shared<asio::steady_timer>(asio::make_strand(ex));
-      sweep_timer_ = timer;
-      sweep_executor_ = timer->get_executor();
+      auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
+      sweep_control_ = control;
+      sweep_executor_ = control->timer.get_executor();
       asio::co_spawn(sweep_executor_,
-                     detail::memory::sweep_loop(store_, std::move(timer), options.sweep_interval),
+                     detail::memory::sweep_loop(store_, std::move(control), options.sweep_interval),
                      asio::detached);
     }
   }
@@ -130,7 +130,7 @@ class MemoryBackend {
     if (this != &other) {
       stop_sweep();
       store_ = std::move(other.store_);
-      sweep_timer_ = std::move(other.sweep_timer_);
+      sweep_control_ = std::move(other.sweep_control_);
       sweep_executor_ = std::move(other.sweep_executor_);
     }
     return *this;
@@ -138,6 +138,12 @@ class MemoryBackend {
   MemoryBackend(const MemoryBackend&) = delete;
   MemoryBackend& operator=(const MemoryBackend&) = delete;
   ~MemoryBackend() { stop_sweep(); }
+
+  /// Stops the background sweep, so that an io_context with nothing else to do returns
+  /// from run() while the backend lives. The backend stays usable: expired values are then
+  /// reclaimed when touched or when room is needed. Waiting pops still end at their wait.
+  /// Idempotent; call it from any thread.
+  void close() noexcept { stop_sweep(); }
 
   /// Counters for tests, users and benchmarks. Locks each shard briefly.
   MemoryStats stats() const {
@@ -243,15 +249,15 @@ class MemoryBackend {
   };
 
   void stop_sweep() noexcept {
-    if (auto timer = sweep_timer_.lock()) {
-      // The timer belongs to the sweep's strand: cancel it there, never from this thread.
-      asio::post(sweep_executor_, [timer] { timer->cancel(); });
+    if (auto control = sweep_control_.lock()) {
+      // The timer belongs to the sweep's strand: stop it there, never from this thread.
+      asio::post(sweep_executor_, [control] { control->stop(); });
     }
-    sweep_timer_.reset();
+    sweep_control_.reset();
   }
 
   std::shared_ptr<detail::memory::Store> store_;
-  std::weak_ptr<asio::steady_timer> sweep_timer_;
+  std::weak_ptr<detail::memory::SweepControl> sweep_control_;
   asio::any_io_executor sweep_executor_;
 };
 
