@@ -21,11 +21,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,12 +36,58 @@
 
 namespace corocache::detail {
 
+/// Append-only text with 192 bytes inline, so the canonical text of ordinary arguments
+/// costs no allocation (it is copied into the key name, or hashed, right after).
+class TextBuffer {
+ public:
+  TextBuffer() noexcept : data_(inline_) {}
+  TextBuffer(const TextBuffer&) = delete;
+  TextBuffer& operator=(const TextBuffer&) = delete;
+
+  void push_back(char c) {
+    if (size_ == capacity_) grow(1);
+    data_[size_++] = c;
+  }
+  void append(const char* s, std::size_t n) {
+    if (n == 0) return;
+    if (capacity_ - size_ < n) grow(n);
+    std::memcpy(data_ + size_, s, n);
+    size_ += n;
+  }
+  void append(std::string_view s) { append(s.data(), s.size()); }
+  std::string_view view() const noexcept { return {data_, size_}; }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  void grow(std::size_t extra) {
+    std::string bigger(std::max(capacity_ * 2, size_ + extra), '\0');
+    std::memcpy(bigger.data(), data_, size_);
+    heap_ = std::move(bigger);
+    data_ = heap_.data();
+    capacity_ = heap_.size();
+  }
+
+  char inline_[192];
+  std::string heap_;
+  char* data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = sizeof inline_;
+};
+
 /// Length of the longest well-formed UTF-8 prefix of `s` (s.size() when all of it is).
 inline std::size_t utf8_valid_prefix(std::string_view s) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const std::size_t n = s.size();
   std::size_t i = 0;
   while (i < n) {
+    // ASCII runs, 8 bytes at a time.
+    while (i + 8 <= n) {
+      std::uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if ((word & 0x8080808080808080ULL) != 0) break;
+      i += 8;
+    }
+    if (i == n) break;
     const unsigned char c = p[i];
     if (c < 0x80) {
       ++i;
@@ -68,8 +117,17 @@ inline std::size_t utf8_valid_prefix(std::string_view s) noexcept {
   return n;
 }
 
+/// Bytes a JSON string must escape: control characters, quote and backslash.
+inline constexpr auto json_escaped = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[static_cast<std::size_t>(c)] = true;
+  table['"'] = true;
+  table['\\'] = true;
+  return table;
+}();
+
 /// Appends `s` as a JSON string the way nlohmann's dump escapes it.
-inline void append_json_string(std::string& out, std::string_view s) {
+inline void append_json_string(TextBuffer& out, std::string_view s) {
   if (utf8_valid_prefix(s) != s.size())
     throw std::invalid_argument("corocache: cannot encode func_cache arguments as JSON: invalid UTF-8");
   static constexpr char hex[] = "0123456789abcdef";
@@ -77,7 +135,7 @@ inline void append_json_string(std::string& out, std::string_view s) {
   std::size_t run = 0;  // start of the bytes not yet copied
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!json_escaped[c]) continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     out.push_back('\\');
@@ -90,7 +148,7 @@ inline void append_json_string(std::string& out, std::string_view s) {
       case '\f': out.push_back('f'); break;
       case '\r': out.push_back('r'); break;
       default:
-        out.append("u00");
+        out.append("u00", 3);
         out.push_back(hex[c >> 4]);
         out.push_back(hex[c & 0xf]);
     }
@@ -105,7 +163,7 @@ inline void append_json_string(std::string& out, std::string_view s) {
 }
 
 /// Appends a finite double the way nlohmann's dump prints it (its own round-trip formatter).
-inline void append_json_double(std::string& out, double x) {
+inline void append_json_double(TextBuffer& out, double x) {
   if (!std::isfinite(x)) reject_non_finite();
   char buffer[64];
   char* end = nlohmann::detail::to_chars(buffer, buffer + sizeof buffer, x);
@@ -129,10 +187,10 @@ inline constexpr bool is_character_v =
 
 /// Appends the canonical JSON of one argument.
 template <class T>
-void append_canonical(std::string& out, const T& value) {
+void append_canonical(TextBuffer& out, const T& value) {
   using U = std::remove_cvref_t<T>;
   if constexpr (std::is_same_v<U, bool>) {
-    out.append(value ? "true" : "false");
+    out.append(value ? std::string_view("true") : std::string_view("false"));
   } else if constexpr (std::is_integral_v<U> && !is_character_v<U>) {
     char buffer[24];
     const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
@@ -148,7 +206,7 @@ void append_canonical(std::string& out, const T& value) {
         throw std::invalid_argument("corocache: a func_cache argument is a null char pointer");
     append_json_string(out, std::string_view(value));
   } else if constexpr (std::is_same_v<U, std::nullptr_t>) {
-    out.append("null");
+    out.append("null", 4);
   } else {
     const nlohmann::json j(value);
     check_finite(j);
@@ -158,7 +216,7 @@ void append_canonical(std::string& out, const T& value) {
 
 /// Appends the canonical JSON array of `args` to `out`.
 template <class... Args>
-void append_canonical_arguments(std::string& out, const Args&... args) {
+void append_canonical_arguments(TextBuffer& out, const Args&... args) {
   out.push_back('[');
   bool first = true;
   [[maybe_unused]] auto one = [&](const auto& arg) {
@@ -173,10 +231,9 @@ void append_canonical_arguments(std::string& out, const Args&... args) {
 /// The canonical JSON array of `args`.
 template <class... Args>
 std::string canonical_arguments(const Args&... args) {
-  std::string out;
-  out.reserve(64);
+  TextBuffer out;
   append_canonical_arguments(out, args...);
-  return out;
+  return std::string(out.view());
 }
 
 /// The same text built through a nlohmann::json tree (the reference the fast path is
@@ -192,23 +249,56 @@ std::string canonical_arguments_via_json(const Args&... args) {
 /// Canonical texts up to this many bytes are kept verbatim in the key; longer ones hashed.
 inline constexpr std::size_t memo_verbatim_max = 64;
 
+/// A memo name, held inline: function names are segments of at most 128 bytes
+/// (keys.hpp), so `<function>:` plus a 65-byte argument part always fits and building one
+/// allocates nothing. Converts to std::string_view.
+class MemoName {
+ public:
+  std::string_view view() const noexcept {
+    return on_heap_ ? std::string_view(heap_) : std::string_view(inline_, size_);
+  }
+  operator std::string_view() const noexcept { return view(); }
+  std::string str() const { return std::string(view()); }
+  std::size_t size() const noexcept { return view().size(); }
+  friend bool operator==(const MemoName& a, std::string_view b) noexcept { return a.view() == b; }
+
+  void append(std::string_view s) {
+    if (!on_heap_ && s.size() <= sizeof inline_ - size_) {
+      if (!s.empty()) std::memcpy(inline_ + size_, s.data(), s.size());
+      size_ += s.size();
+      return;
+    }
+    if (!on_heap_) heap_.assign(inline_, size_);  // only for names longer than keys allow
+    on_heap_ = true;
+    heap_.append(s);
+  }
+
+ private:
+  char inline_[200];
+  std::size_t size_ = 0;
+  bool on_heap_ = false;
+  std::string heap_;
+};
+
 /// `<function>:=<canonical>` or `<function>:#<sha256 hex>` (see the top of this header).
 template <class... Args>
-std::string memo_name(std::string_view function, const Args&... args) {
-  std::string out;
-  out.reserve(function.size() + 2 + memo_verbatim_max);
-  out.append(function).push_back(':');
-  const std::size_t marker = out.size();
-  out.push_back('=');
-  append_canonical_arguments(out, args...);
-  const std::size_t length = out.size() - marker - 1;
-  if (length > memo_verbatim_max) {
+MemoName memo_name(std::string_view function, const Args&... args) {
+  TextBuffer canonical;
+  append_canonical_arguments(canonical, args...);
+  const std::string_view text = canonical.view();
+  MemoName out;
+  out.append(function);
+  if (text.size() <= memo_verbatim_max) {
+    out.append(":=");
+    out.append(text);
+  } else {
     Sha256 hasher;
-    hasher.update(std::string_view(out).substr(marker + 1));
-    const auto digest = hasher.finish();
-    out.resize(marker);
-    out.push_back('#');
-    append_hex(out, digest);
+    hasher.update(text);
+    std::string hex;
+    hex.reserve(66);
+    hex.append(":#");
+    append_hex(hex, hasher.finish());
+    out.append(hex);
   }
   return out;
 }
