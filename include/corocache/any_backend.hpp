@@ -50,8 +50,9 @@ namespace corocache {
 class AnyBackend {
  public:
   /// Takes ownership of `backend` (any type satisfying Backend).
-  template <Backend B>
-  requires(!std::same_as<std::remove_cvref_t<B>, AnyBackend>) explicit AnyBackend(B backend)
+  /// (The same_as test comes first: checking Backend<AnyBackend> itself must not recurse.)
+  template <class B>
+  requires(!std::same_as<std::remove_cvref_t<B>, AnyBackend> && Backend<B>) explicit AnyBackend(B backend)
       : impl_(std::make_unique<detail::any::Model<B>>(std::move(backend))) {}
 
   AnyBackend(AnyBackend&&) noexcept = default;

@@ -266,16 +266,14 @@ void check_same_bits(const std::string& text) {
 }  // namespace
 
 TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
+  // Texts whose json-path conversion is defined for every type checked (nlohmann converts
+  // out-of-range floating values to integers or float with undefined behaviour).
   const std::vector<std::string> numbers{"0",
                                          "-0",
                                          "12",
                                          "-12",
                                          "12.5",
                                          "-0.0",
-                                         "1e16",
-                                         "1E+2",
-                                         "1e-400",
-                                         "1e400",
                                          "01",
                                          "1.",
                                          ".5",
@@ -284,15 +282,14 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
                                          "1 ",
                                          "0x10",
                                          "1e",
-                                         "18446744073709551615",
-                                         "18446744073709551616",
-                                         "-9223372036854775808",
-                                         "-9223372036854775809",
-                                         "3000000000",
+                                         "1E+2",
                                          "true",
                                          "\"1\"",
                                          "null",
-                                         ""};
+                                         "",
+                                         "3000000000",
+                                         "18446744073709551615",
+                                         "-9223372036854775808"};
   for (const auto& t : numbers) {
     check_same_bits<double>(t);
     check_same_bits<float>(t);
@@ -302,13 +299,16 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
     check_same_bits<unsigned>(t);
     check_same_bits<bool>(t);
   }
+  for (const std::string t : {"1e16", "1e400", "1e-400", "18446744073709551616", "-9223372036854775809"})
+    check_same_bits<double>(t);
+  CHECK_THROWS_AS(decode_json<float>("1e300"), corocache::decode_error);
   std::mt19937_64 rng(5);
   for (int i = 0; i < 20000; ++i) {
     const double d = random_double(rng);
     if (!std::isfinite(d)) continue;
     const std::string text = encode_json(d);
     check_same_bits<double>(text);
-    check_same_bits<float>(text);
+    if (std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max())) check_same_bits<float>(text);
     check_same_bits<std::int64_t>(encode_json(static_cast<std::int64_t>(rng())));
   }
   const std::vector<std::string> strings{"\"\"",        "\"plain\"", "\"caf\xc3\xa9\"", "\"a\\nb\"",

@@ -15,6 +15,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,7 +93,14 @@ std::optional<T> decode_plain(std::string_view text) {
     }
     double v = 0;  // nlohmann parses into double (strtod, correctly rounded), then converts
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec == std::errc{} && end == text.data() + text.size() && std::isfinite(v)) return static_cast<T>(v);
+    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v)) return std::nullopt;
+    if constexpr (std::is_same_v<T, float>) {
+      // Converting it would be undefined behaviour (nlohmann's path does it regardless).
+      if (std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()))
+        throw decode_error(
+            "corocache: stored value does not decode as the requested type (float): out of range");
+    }
+    return static_cast<T>(v);
   } else if constexpr (std::is_same_v<T, std::string>) {
     // Only strings with nothing to unescape: no backslash, quote or control byte inside.
     if (text.size() < 2 || text.front() != '"' || text.back() != '"') return std::nullopt;
