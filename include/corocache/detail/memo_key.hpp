@@ -59,7 +59,7 @@ class TextBuffer {
   std::size_t size() const noexcept { return size_; }
 
  private:
-  void grow(std::size_t extra) {
+  [[gnu::noinline, gnu::cold]] void grow(std::size_t extra) {
     std::string bigger(std::max(capacity_ * 2, size_ + extra), '\0');
     std::memcpy(bigger.data(), data_, size_);
     heap_ = std::move(bigger);
