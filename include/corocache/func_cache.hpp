@@ -58,7 +58,7 @@ class FuncCache {
     using Awaitable = std::invoke_result_t<const Fn&, std::decay_t<Args>...>;
     using Result = typename detail::awaitable_value<Awaitable>::type;
     static_assert(!std::is_void_v<Result>, "func_cache needs a function that returns a value");
-    std::string name = state_->name + ":" + detail::sha256_hex(detail::canonical_arguments(args...));
+    const auto name = detail::memo_name(state_->name, args...);
     return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.call_deadline(),
                         std::decay_t<Args>(std::forward<Args>(args))...);
   }
