@@ -7,10 +7,13 @@
 // semantics as the others; tests/conformance runs one suite against each of them.
 //
 // All operations return boost::asio::awaitable and take their arguments by value, so an
-// awaitable stays valid however long it waits before it is awaited.
+// awaitable stays valid however long it waits before it is awaited. Every operation takes a
+// last Deadline argument (default: the backend's own timeout); past it the call throws
+// system_error(errc::timeout).
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -29,6 +32,53 @@ namespace asio = boost::asio;
 /// Every duration in the API (expiry, lock ttl, waits, timeouts) is in milliseconds;
 /// std::chrono literals such as 10s or 5min convert implicitly.
 using Duration = std::chrono::milliseconds;
+
+/// When a call must have completed. Default-constructed it means "the backend's own default"
+/// (on Redis, RedisOptions::request_timeout for each round trip; on memory, no limit).
+/// Scope::with_timeout gives each call one. Arithmetic saturates: a Duration too large to
+/// add to the clock's now (e.g. Duration::max()) is a deadline that never passes.
+class Deadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  constexpr Deadline() noexcept = default;
+  /// `limit` from `now` (limit < 0 counts as 0).
+  static Deadline after(Duration limit, Clock::time_point now = Clock::now()) noexcept {
+    Deadline d;
+    d.set_ = true;
+    const auto room = std::chrono::duration_cast<Duration>(Clock::time_point::max() - now);
+    d.at_ = limit >= room ? Clock::time_point::max() : now + std::max(limit, Duration::zero());
+    return d;
+  }
+  static Deadline never() noexcept { return after(Duration::max()); }
+
+  /// True for the backend's default (no deadline given by the caller).
+  bool is_default() const noexcept { return !set_; }
+  /// True for a deadline that never passes.
+  bool is_never() const noexcept { return set_ && at_ == Clock::time_point::max(); }
+  /// The instant (Clock::time_point::max() for never); meaningless for the default.
+  Clock::time_point at() const noexcept { return at_; }
+  /// Time left from `now`, rounded up to whole milliseconds and never negative;
+  /// Duration::max() for never, `fallback` for the default.
+  Duration remaining(Duration fallback, Clock::time_point now = Clock::now()) const noexcept {
+    if (!set_) return fallback;
+    if (at_ == Clock::time_point::max()) return Duration::max();
+    if (at_ <= now) return Duration::zero();
+    return std::chrono::ceil<Duration>(at_ - now);
+  }
+  /// This deadline moved `extra` later (saturating); the default stays the default.
+  Deadline extended(Duration extra) const noexcept {
+    if (!set_ || at_ == Clock::time_point::max() || extra <= Duration::zero()) return *this;
+    const auto room = std::chrono::duration_cast<Duration>(Clock::time_point::max() - at_);
+    Deadline d = *this;
+    d.at_ = extra >= room ? Clock::time_point::max() : at_ + extra;
+    return d;
+  }
+
+ private:
+  Clock::time_point at_ = Clock::time_point::max();
+  bool set_ = false;
+};
 
 /// What the facade asks a backend to do when it stores a value.
 struct StoreParams {
@@ -84,7 +134,8 @@ using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire,
 ///   itself; returns how many values went.
 /// - push(queue_key, value) -> void: appends to a FIFO queue. Queues do not expire.
 /// - pop(queue_key, wait) -> optional<string>: removes and returns the oldest element;
-///   when empty, waits up to `wait` (0: not at all) for one, then nullopt.
+///   when empty, waits up to `wait` (0: not at all) for one, then nullopt. The deadline
+///   bounds the whole call, the wait included (the facade extends it by the wait).
 /// - try_lock(lock_key, token, ttl) -> bool: takes the lock for ttl if nobody holds it.
 ///   Atomic: of N concurrent attempts exactly one succeeds.
 /// - unlock(lock_key, token) -> bool: releases the lock only if `token` holds it now.
@@ -98,20 +149,20 @@ using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire,
 template <class B>
 concept Backend = std::move_constructible<B> &&
     requires(B& b, std::string s, StoreParams params, Duration d, EntryPredicate pred,
-             std::int64_t limit, std::vector<BatchOp> ops) {
-  { b.set(s, s, params) } -> std::same_as<asio::awaitable<bool>>;
-  { b.get(s) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
-  { b.erase(s) } -> std::same_as<asio::awaitable<bool>>;
-  { b.expire(s, d) } -> std::same_as<asio::awaitable<bool>>;
-  { b.index_members(s) } -> std::same_as<asio::awaitable<std::vector<std::string>>>;
-  { b.erase_index(s) } -> std::same_as<asio::awaitable<std::size_t>>;
-  { b.push(s, s) } -> std::same_as<asio::awaitable<void>>;
-  { b.pop(s, d) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
-  { b.try_lock(s, s, d) } -> std::same_as<asio::awaitable<bool>>;
-  { b.unlock(s, s) } -> std::same_as<asio::awaitable<bool>>;
-  { b.erase_prefix(s) } -> std::same_as<asio::awaitable<std::size_t>>;
-  { b.erase_if(s, pred, limit) } -> std::same_as<asio::awaitable<std::size_t>>;
-  { b.commit(ops) } -> std::same_as<asio::awaitable<void>>;
+             std::int64_t limit, std::vector<BatchOp> ops, Deadline dl) {
+  { b.set(s, s, params, dl) } -> std::same_as<asio::awaitable<bool>>;
+  { b.get(s, dl) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
+  { b.erase(s, dl) } -> std::same_as<asio::awaitable<bool>>;
+  { b.expire(s, d, dl) } -> std::same_as<asio::awaitable<bool>>;
+  { b.index_members(s, dl) } -> std::same_as<asio::awaitable<std::vector<std::string>>>;
+  { b.erase_index(s, dl) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.push(s, s, dl) } -> std::same_as<asio::awaitable<void>>;
+  { b.pop(s, d, dl) } -> std::same_as<asio::awaitable<std::optional<std::string>>>;
+  { b.try_lock(s, s, d, dl) } -> std::same_as<asio::awaitable<bool>>;
+  { b.unlock(s, s, dl) } -> std::same_as<asio::awaitable<bool>>;
+  { b.erase_prefix(s, dl) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.erase_if(s, pred, limit, dl) } -> std::same_as<asio::awaitable<std::size_t>>;
+  { b.commit(ops, dl) } -> std::same_as<asio::awaitable<void>>;
 };
 // clang-format on
 

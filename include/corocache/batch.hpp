@@ -52,24 +52,27 @@ class Batch {
   /// Drops every queued operation (what a rolled-back transaction does).
   void discard() noexcept { ops_.clear(); }
 
-  /// Applies the queued operations together, in order, and empties the batch.
+  /// Applies the queued operations together, in order, and empties the batch, within the
+  /// deadline of the scope that made the batch (Scope::with_timeout), counted from now.
   /// Completes when the backend has applied them; throws the backend's system_error if it
   /// could not (on Redis a transport failure may leave it unknown whether EXEC ran).
   asio::awaitable<void> commit() {
     std::vector<BatchOp> ops = std::exchange(ops_, {});
     if (ops.empty()) return nothing();
-    return core_->backend.commit(std::move(ops));
+    return core_->backend.commit(std::move(ops),
+                                 timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_));
   }
 
  private:
   template <Backend>
   friend class Scope;
-  Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base)
-      : core_(std::move(core)), base_(std::move(base)) {}
+  Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base, Duration timeout)
+      : core_(std::move(core)), base_(std::move(base)), timeout_(timeout) {}
   static asio::awaitable<void> nothing() { co_return; }
 
   std::shared_ptr<detail::CacheCore<B>> core_;
   std::string base_;
+  Duration timeout_;  // the scope's with_timeout (zero: the backend's default)
   std::vector<BatchOp> ops_;
 };
 

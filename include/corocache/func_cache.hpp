@@ -58,15 +58,16 @@ class FuncCache {
     using Awaitable = std::invoke_result_t<const Fn&, std::decay_t<Args>...>;
     using Result = typename detail::awaitable_value<Awaitable>::type;
     static_assert(!std::is_void_v<Result>, "func_cache needs a function that returns a value");
-    std::string name = state_->name + ":" + detail::sha256_hex(detail::canonical_arguments(args...));
-    return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name),
+    const auto name = detail::memo_name(state_->name, args...);
+    return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.call_deadline(),
                         std::decay_t<Args>(std::forward<Args>(args))...);
   }
 
   /// Forgets every result of this function in `scope`; other scopes keep theirs.
   /// Returns how many results went.
   asio::awaitable<std::size_t> cache_clear(const Scope<B>& scope) const {
-    return scope.core_->backend.erase_prefix(scope.key(detail::Kind::memo, state_->name + ":"));
+    return scope.core_->backend.erase_prefix(scope.key(detail::Kind::memo, state_->name + ":"),
+                                             scope.call_deadline());
   }
 
   /// The name given to Cache::func_cache.
@@ -90,8 +91,8 @@ class FuncCache {
   template <class Result, class... Args>
   static asio::awaitable<Result> call(std::shared_ptr<State> state,
                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
-                                      Args... args) {
-    auto cached = co_await core->backend.get(key);
+                                      Deadline deadline, Args... args) {
+    auto cached = co_await core->backend.get(key, deadline);
     if (cached) {
       auto decoded = try_decode<Result>(*cached);
       if (decoded) co_return std::move(*decoded);
@@ -104,7 +105,7 @@ class FuncCache {
     }
     try {
       // A leader that finished between our miss and join() has stored its result.
-      auto stored = co_await core->backend.get(key);
+      auto stored = co_await core->backend.get(key, deadline);
       if (stored) {
         auto decoded = try_decode<Result>(*stored);
         if (decoded) {
@@ -115,7 +116,7 @@ class FuncCache {
       Result result = co_await std::invoke(state->fn, std::move(args)...);
       std::string encoded = detail::encode_json(result);
       StoreParams params{state->options.expire, false, 0, {}};
-      co_await core->backend.set(std::move(key), encoded, std::move(params));
+      co_await core->backend.set(std::move(key), encoded, std::move(params), deadline);
       joined.leader->finish(nullptr, std::move(encoded));
       co_return result;
     } catch (...) {

@@ -42,6 +42,7 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
+#include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -53,6 +54,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -168,22 +170,24 @@ class MemoryBackend {
   // arguments after completion. Semantics: backend.hpp. Capacity errors:
   // system_error(errc::capacity_exceeded).
 
-  asio::awaitable<bool> set(std::string key, std::string value, StoreParams params) {
+  asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline = {}) {
     co_return store_->set(std::move(key), std::move(value), std::move(params));
   }
-  asio::awaitable<std::optional<std::string>> get(std::string key) {
+  asio::awaitable<std::optional<std::string>> get(std::string key, Deadline = {}) {
     const Lookup lookup{store_.get(), key};
     co_return lookup;
   }
-  asio::awaitable<bool> erase(std::string key) { co_return store_->erase(key); }
-  asio::awaitable<bool> expire(std::string key, Duration ttl) { co_return store_->expire(key, ttl); }
-  asio::awaitable<std::vector<std::string>> index_members(std::string index_key) {
+  asio::awaitable<bool> erase(std::string key, Deadline = {}) { co_return store_->erase(key); }
+  asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline = {}) {
+    co_return store_->expire(key, ttl);
+  }
+  asio::awaitable<std::vector<std::string>> index_members(std::string index_key, Deadline = {}) {
     co_return store_->index_members(index_key);
   }
-  asio::awaitable<std::size_t> erase_index(std::string index_key) {
+  asio::awaitable<std::size_t> erase_index(std::string index_key, Deadline = {}) {
     co_return store_->erase_index(index_key);
   }
-  asio::awaitable<void> push(std::string queue_key, std::string value) {
+  asio::awaitable<void> push(std::string queue_key, std::string value, Deadline = {}) {
     store_->push(std::move(queue_key), std::move(value));
     co_return;
   }
@@ -195,30 +199,39 @@ class MemoryBackend {
   /// awaitable operators or parallel_group): a parked pop then leaves the queue and throws
   /// system_error(asio::error::operation_aborted); a value is never lost to a cancelled
   /// pop. Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
-  asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait) {
+  /// The wait is min(wait, what the deadline leaves); errc::timeout when the deadline, not
+  /// the wait, ended an empty wait.
+  asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
+                                                  Deadline deadline = {}) {
     // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
     std::optional<std::string> value = store_->try_pop(queue_key);
-    if (!value && wait > Duration::zero()) {
+    const Duration limit = deadline.remaining(wait);
+    const Duration park = std::min(wait, limit);
+    if (!value && park > Duration::zero()) {
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
-          PopInitiation{store_.get(), &queue_key, wait}, asio::use_awaitable);
+          PopInitiation{store_.get(), &queue_key, park}, asio::use_awaitable);
     }
+    if (!value && limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");
     co_return value;
   }
 
-  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl) {
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
     co_return store_->try_lock(std::move(lock_key), std::move(token), ttl);
   }
-  asio::awaitable<bool> unlock(std::string lock_key, std::string token) {
+  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
     co_return store_->unlock(lock_key, token);
   }
-  asio::awaitable<std::size_t> erase_prefix(std::string prefix) { co_return store_->erase_prefix(prefix); }
+  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
+    co_return store_->erase_prefix(prefix);
+  }
 
   /// The predicate runs on the calling thread without any backend lock held (it may even
   /// use the backend); a value re-stored after the predicate saw it is left alone.
-  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit) {
+  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
+                                        Deadline = {}) {
     co_return store_->erase_if(prefix, predicate, limit);
   }
-  asio::awaitable<void> commit(std::vector<BatchOp> ops) {
+  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
     store_->commit(std::move(ops));
     co_return;
   }

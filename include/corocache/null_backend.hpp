@@ -11,11 +11,13 @@
 // - func_cache therefore runs the function on every call.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,27 +28,34 @@ namespace corocache {
 
 class NullBackend {
  public:
-  asio::awaitable<bool> set(std::string, std::string, StoreParams) { co_return false; }
-  asio::awaitable<std::optional<std::string>> get(std::string) { co_return std::nullopt; }
-  asio::awaitable<bool> erase(std::string) { co_return false; }
-  asio::awaitable<bool> expire(std::string, Duration) { co_return false; }
-  asio::awaitable<std::vector<std::string>> index_members(std::string) {
+  asio::awaitable<bool> set(std::string, std::string, StoreParams, Deadline = {}) { co_return false; }
+  asio::awaitable<std::optional<std::string>> get(std::string, Deadline = {}) { co_return std::nullopt; }
+  asio::awaitable<bool> erase(std::string, Deadline = {}) { co_return false; }
+  asio::awaitable<bool> expire(std::string, Duration, Deadline = {}) { co_return false; }
+  asio::awaitable<std::vector<std::string>> index_members(std::string, Deadline = {}) {
     co_return std::vector<std::string>{};
   }
-  asio::awaitable<std::size_t> erase_index(std::string) { co_return 0; }
-  asio::awaitable<void> push(std::string, std::string) { co_return; }
-  asio::awaitable<std::optional<std::string>> pop(std::string, Duration wait) {
-    if (wait > Duration::zero()) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+  asio::awaitable<std::size_t> erase_index(std::string, Deadline = {}) { co_return 0; }
+  asio::awaitable<void> push(std::string, std::string, Deadline = {}) { co_return; }
+  /// Waits min(wait, what the deadline leaves), then nullopt; errc::timeout when the
+  /// deadline, not the wait, ended it.
+  asio::awaitable<std::optional<std::string>> pop(std::string, Duration wait, Deadline deadline = {}) {
+    const Duration limit = deadline.remaining(wait);
+    const Duration sleep = std::min(wait, limit);
+    if (sleep > Duration::zero()) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, sleep);
       co_await timer.async_wait(asio::use_awaitable);
     }
+    if (limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");
     co_return std::nullopt;
   }
-  asio::awaitable<bool> try_lock(std::string, std::string, Duration) { co_return true; }
-  asio::awaitable<bool> unlock(std::string, std::string) { co_return true; }
-  asio::awaitable<std::size_t> erase_prefix(std::string) { co_return 0; }
-  asio::awaitable<std::size_t> erase_if(std::string, EntryPredicate, std::int64_t) { co_return 0; }
-  asio::awaitable<void> commit(std::vector<BatchOp>) { co_return; }
+  asio::awaitable<bool> try_lock(std::string, std::string, Duration, Deadline = {}) { co_return true; }
+  asio::awaitable<bool> unlock(std::string, std::string, Deadline = {}) { co_return true; }
+  asio::awaitable<std::size_t> erase_prefix(std::string, Deadline = {}) { co_return 0; }
+  asio::awaitable<std::size_t> erase_if(std::string, EntryPredicate, std::int64_t, Deadline = {}) {
+    co_return 0;
+  }
+  asio::awaitable<void> commit(std::vector<BatchOp>, Deadline = {}) { co_return; }
 };
 
 static_assert(Backend<NullBackend>);

@@ -170,48 +170,57 @@ class RedisBackend {
   // --- Backend concept (semantics: backend.hpp) ------------------------------------------
 
   /// Plain values: one SET (PX, and NX for nx). Indexed or read-limited: the store script.
-  asio::awaitable<bool> set(std::string key, std::string value, StoreParams params) {
-    return do_set(state_, std::move(key), std::move(value), std::move(params));
+  asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
+    return do_set(state_, std::move(key), std::move(value), std::move(params), deadline);
   }
   /// One GET; a hashed value (WRONGTYPE) is then read by the read script.
-  asio::awaitable<std::optional<std::string>> get(std::string key) { return do_get(state_, std::move(key)); }
-  asio::awaitable<bool> erase(std::string key) { return do_erase(state_, std::move(key)); }
-  asio::awaitable<bool> expire(std::string key, Duration ttl) {
-    return do_expire(state_, std::move(key), ttl);
+  asio::awaitable<std::optional<std::string>> get(std::string key, Deadline deadline = {}) {
+    return do_get(state_, std::move(key), deadline);
   }
-  asio::awaitable<std::vector<std::string>> index_members(std::string index_key) {
-    return do_index_members(state_, std::move(index_key));
+  asio::awaitable<bool> erase(std::string key, Deadline deadline = {}) {
+    return do_erase(state_, std::move(key), deadline);
   }
-  asio::awaitable<std::size_t> erase_index(std::string index_key) {
-    return do_erase_index(state_, std::move(index_key));
+  asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline deadline = {}) {
+    return do_expire(state_, std::move(key), ttl, deadline);
   }
-  asio::awaitable<void> push(std::string queue_key, std::string value) {
-    return do_push(state_, std::move(queue_key), std::move(value));
+  asio::awaitable<std::vector<std::string>> index_members(std::string index_key, Deadline deadline = {}) {
+    return do_index_members(state_, std::move(index_key), deadline);
+  }
+  asio::awaitable<std::size_t> erase_index(std::string index_key, Deadline deadline = {}) {
+    return do_erase_index(state_, std::move(index_key), deadline);
+  }
+  asio::awaitable<void> push(std::string queue_key, std::string value, Deadline deadline = {}) {
+    return do_push(state_, std::move(queue_key), std::move(value), deadline);
   }
   /// LPOP; with wait > 0 a BLPOP on a separate connection, deadline wait + request_timeout.
-  asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait) {
-    return do_pop(state_, std::move(queue_key), wait);
+  asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
+                                                  Deadline deadline = {}) {
+    return do_pop(state_, std::move(queue_key), wait, deadline);
   }
-  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl) {
-    return do_try_lock(state_, std::move(lock_key), std::move(token), ttl);
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl,
+                                 Deadline deadline = {}) {
+    return do_try_lock(state_, std::move(lock_key), std::move(token), ttl, deadline);
   }
-  asio::awaitable<bool> unlock(std::string lock_key, std::string token) {
-    return do_unlock(state_, std::move(lock_key), std::move(token));
+  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline deadline = {}) {
+    return do_unlock(state_, std::move(lock_key), std::move(token), deadline);
   }
   /// SCAN MATCH <escaped prefix>* COUNT 1000 + UNLINK per batch. Throws
   /// std::invalid_argument for an empty prefix (that would be the whole database).
-  asio::awaitable<std::size_t> erase_prefix(std::string prefix) {
-    return do_erase_prefix(state_, std::move(prefix));
+  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline deadline = {}) {
+    return do_erase_prefix(state_, std::move(prefix), deadline);
   }
   /// SCAN as erase_prefix; values are read without consuming reads (peek script) and the
   /// accepted ones deleted only if still unchanged (erase_if_same script).
-  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit) {
-    return do_erase_if(state_, std::move(prefix), std::move(predicate), limit);
+  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
+                                        Deadline deadline = {}) {
+    return do_erase_if(state_, std::move(prefix), std::move(predicate), limit, deadline);
   }
   /// One MULTI ... EXEC request; scripts inside it go as EVAL (EVALSHA could not fall back).
   /// Throws server_error if any operation failed (the others still applied: Redis does not
   /// roll back).
-  asio::awaitable<void> commit(std::vector<BatchOp> ops) { return do_commit(state_, std::move(ops)); }
+  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline deadline = {}) {
+    return do_commit(state_, std::move(ops), deadline);
+  }
 
  private:
   using Connection = detail::redis::Connection;
@@ -288,8 +297,19 @@ class RedisBackend {
   }
 
   /// Sends one request on the shared connection; an error reply throws server_error.
-  static asio::awaitable<Reply> exec(State& st, Request request) {
-    Reply reply = co_await st.main.exec(std::move(request));
+  /// The timeout of one round trip that must end by `deadline`: the connection's default
+  /// for the default deadline. Throws errc::timeout (before any I/O) once it has passed.
+  static Duration round_trip_timeout(Deadline deadline) {
+    if (deadline.is_default()) return Duration::zero();
+    const Duration left = deadline.remaining(Duration::zero());
+    if (left <= Duration::zero()) throw_error(errc::timeout, "corocache: the call's deadline passed");
+    return std::min(left, forever);
+  }
+  /// Longer than any process lives, short enough that adding it to the clock cannot overflow.
+  static constexpr Duration forever = std::chrono::hours(24 * 365 * 100);
+
+  static asio::awaitable<Reply> exec(State& st, Request request, Deadline deadline) {
+    Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
     detail::redis::throw_if_error(reply);
     co_return reply;
   }
@@ -298,14 +318,14 @@ class RedisBackend {
   /// server does not know it (NOSCRIPT: restarted, or SCRIPT FLUSH). `encode(request, verb,
   /// script_id)` appends the command with the script's KEYS/ARGV. An error reply throws.
   template <class Encode>
-  static asio::awaitable<Reply> eval(State& st, const Script& script, Encode encode) {
+  static asio::awaitable<Reply> eval(State& st, const Script& script, Deadline deadline, Encode encode) {
     Request by_sha;
     encode(by_sha, std::string_view("EVALSHA"), script.sha_view());
-    Reply reply = co_await st.main.exec(std::move(by_sha));
+    Reply reply = co_await st.main.exec(std::move(by_sha), round_trip_timeout(deadline));
     if (reply.is_error("NOSCRIPT")) {
       Request by_text;
       encode(by_text, std::string_view("EVAL"), script.text);
-      reply = co_await st.main.exec(std::move(by_text));
+      reply = co_await st.main.exec(std::move(by_text), round_trip_timeout(deadline));
     }
     detail::redis::throw_if_error(reply);
     co_return reply;
@@ -313,25 +333,26 @@ class RedisBackend {
 
   /// eval() of a script taking one key and `args`.
   template <class... Args>
-  static asio::awaitable<Reply> eval_one_key(State& st, const Script& script, std::string_view key,
-                                             Args... args) {
-    return eval(st, script, [key, args...](Request& r, std::string_view verb, std::string_view id) {
+  static asio::awaitable<Reply> eval_one_key(State& st, const Script& script, Deadline deadline,
+                                             std::string_view key, Args... args) {
+    return eval(st, script, deadline, [key, args...](Request& r, std::string_view verb, std::string_view id) {
       r.add(verb, id, "1", key, args...);
     });
   }
 
-  static asio::awaitable<bool> do_set(StatePtr sp, std::string key, std::string value, StoreParams params) {
+  static asio::awaitable<bool> do_set(StatePtr sp, std::string key, std::string value, StoreParams params,
+                                      Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(params.ttl, "expiry");
     if (detail::redis::is_plain_store(params)) {
       Request request;
       detail::redis::add_plain_store(request, key, value, params);
       // The fast path: straight to the connection, no helper coroutine in between.
-      const Reply reply = co_await st.main.exec(std::move(request));
+      const Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
       detail::redis::throw_if_error(reply);
       co_return !reply.is_nil();  // +OK, or nil when NX found a live value
     }
-    const Reply reply = co_await eval(st, detail::redis::scripts::store_hash,
+    const Reply reply = co_await eval(st, detail::redis::scripts::store_hash, deadline,
                                       [&](Request& r, std::string_view verb, std::string_view id) {
                                         detail::redis::add_store_script(r, verb, id, key, value, params);
                                       });
@@ -339,11 +360,11 @@ class RedisBackend {
     co_return reply.integer == 1;
   }
 
-  static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key) {
+  static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key, Deadline deadline) {
     State& st = live(sp);
     Request request;
     request.add("GET", key);
-    Reply reply = co_await st.main.exec(std::move(request));
+    Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     if (!reply.is_error("WRONGTYPE")) {
@@ -351,31 +372,32 @@ class RedisBackend {
       detail::redis::throw_unexpected("GET");
     }
     // Not a string: a hashed (indexed or read-limited) value.
-    reply = co_await eval_one_key(st, detail::redis::scripts::read_hash, key);
+    reply = co_await eval_one_key(st, detail::redis::scripts::read_hash, deadline, key);
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     detail::redis::throw_unexpected("the read script");
   }
 
-  static asio::awaitable<bool> do_erase(StatePtr sp, std::string key) {
+  static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase, key);
+    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase, deadline, key);
     if (!reply.is_integer()) detail::redis::throw_unexpected("the erase script");
     co_return reply.integer > 0;
   }
 
-  static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl) {
+  static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl, Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "expiry");
     const detail::redis::Decimal ms(ttl.count());
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::expire, key, ms.view());
+    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::expire, deadline, key, ms.view());
     if (!reply.is_integer()) detail::redis::throw_unexpected("the expire script");
     co_return reply.integer == 1;
   }
 
-  static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key) {
+  static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key,
+                                                                    Deadline deadline) {
     State& st = live(sp);
-    Reply reply = co_await eval_one_key(st, detail::redis::scripts::index_members, index_key);
+    Reply reply = co_await eval_one_key(st, detail::redis::scripts::index_members, deadline, index_key);
     if (!reply.is_array()) detail::redis::throw_unexpected("the index listing script");
     std::vector<std::string> keys;
     keys.reserve(reply.elements.size());
@@ -386,40 +408,49 @@ class RedisBackend {
     co_return keys;
   }
 
-  static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key) {
+  static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase_index, index_key);
+    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase_index, deadline, index_key);
     if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the index erase script");
     co_return static_cast<std::size_t>(reply.integer);
   }
 
-  static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value) {
+  static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value,
+                                       Deadline deadline) {
     State& st = live(sp);
     Request request;
     request.add("RPUSH", queue_key, value);
-    co_await exec(st, std::move(request));
+    co_await exec(st, std::move(request), deadline);
   }
 
-  static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key,
-                                                            Duration wait) {
+  static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key, Duration wait,
+                                                            Deadline deadline) {
     State& st = live(sp);
     if (wait < Duration::zero()) throw std::invalid_argument("corocache: pop wait must not be negative");
     if (wait == Duration::zero()) {
       Request request;
       request.add("LPOP", queue_key);
-      Reply reply = co_await exec(st, std::move(request));
+      Reply reply = co_await exec(st, std::move(request), deadline);
       if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
       if (reply.is_nil()) co_return std::nullopt;
       detail::redis::throw_unexpected("LPOP");
     }
     // A BLPOP holds its connection until it is answered, so it never uses the shared one.
     // The server gives up after `wait`; our deadline adds request_timeout for the trip.
+    // The server waits at most what the deadline leaves; the trip gets the rest (by default
+    // request_timeout on top of the wait).
+    const Duration trip = deadline.is_default() ? std::min(wait, forever) + st.options.request_timeout
+                                                : round_trip_timeout(deadline);
+    const Duration server_wait = std::min(wait, trip);
     Request request;
-    request.add("BLPOP", queue_key, detail::redis::blpop_seconds(wait.count()));
+    // BLPOP 0 blocks for ever: what a wait of a year or more means in practice.
+    const bool unbounded = server_wait >= std::chrono::hours(24 * 365);
+    request.add("BLPOP", queue_key,
+                unbounded ? std::string("0") : detail::redis::blpop_seconds(server_wait.count()));
     const auto conn = st.acquire_blocking();
     Reply reply;
     try {
-      reply = co_await conn->exec(std::move(request), wait + st.options.request_timeout);
+      reply = co_await conn->exec(std::move(request), trip);
     } catch (...) {
       // Timed out, cancelled or failed: the BLPOP may still be pending on the server, and
       // the connection must not serve anyone else.
@@ -434,21 +465,22 @@ class RedisBackend {
     detail::redis::throw_unexpected("BLPOP");
   }
 
-  static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token,
-                                           Duration ttl) {
+  static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token, Duration ttl,
+                                           Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "lock ttl");
     const detail::redis::Decimal ms(ttl.count());
     Request request;
     request.add("SET", lock_key, token, "NX", "PX", ms.view());
-    const Reply reply = co_await exec(st, std::move(request));
+    const Reply reply = co_await exec(st, std::move(request), deadline);
     co_return !reply.is_nil();
   }
 
-  static asio::awaitable<bool> do_unlock(StatePtr sp, std::string lock_key, std::string token) {
+  static asio::awaitable<bool> do_unlock(StatePtr sp, std::string lock_key, std::string token,
+                                         Deadline deadline) {
     State& st = live(sp);
-    const Reply reply =
-        co_await eval_one_key(st, detail::redis::scripts::unlock, lock_key, std::string_view(token));
+    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::unlock, deadline, lock_key,
+                                              std::string_view(token));
     if (!reply.is_integer()) detail::redis::throw_unexpected("the unlock script");
     co_return reply.integer == 1;
   }
@@ -461,10 +493,10 @@ class RedisBackend {
   };
 
   static asio::awaitable<ScanBatch> scan_step(State& st, std::string_view cursor, std::string_view pattern,
-                                              std::string_view prefix) {
+                                              std::string_view prefix, Deadline deadline) {
     Request request;
     request.add("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
-    Reply reply = co_await exec(st, std::move(request));
+    Reply reply = co_await exec(st, std::move(request), deadline);
     if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_string() ||
         !reply.elements[1].is_array())
       detail::redis::throw_unexpected("SCAN");
@@ -482,14 +514,14 @@ class RedisBackend {
       throw std::invalid_argument("corocache: an empty prefix would match the whole database");
   }
 
-  static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix) {
+  static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix, Deadline deadline) {
     State& st = live(sp);
     require_prefix(prefix);
     const std::string pattern = detail::redis::prefix_match_pattern(prefix);
     std::string cursor = "0";
     std::size_t removed = 0;
     do {
-      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix);
+      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix, deadline);
       cursor = std::move(batch.cursor);
       const auto& keys = batch.keys;
       if (keys.empty()) continue;
@@ -499,7 +531,7 @@ class RedisBackend {
       argv.insert(argv.end(), keys.begin(), keys.end());
       Request unlink;
       unlink.add_argv(argv);
-      const Reply reply = co_await exec(st, std::move(unlink));
+      const Reply reply = co_await exec(st, std::move(unlink), deadline);
       if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("UNLINK");
       removed += static_cast<std::size_t>(reply.integer);
     } while (cursor != "0");
@@ -507,7 +539,7 @@ class RedisBackend {
   }
 
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
-                                                  std::int64_t limit) {
+                                                  std::int64_t limit, Deadline deadline) {
     State& st = live(sp);
     require_prefix(prefix);
     if (!predicate) throw std::invalid_argument("corocache: erase_if needs a predicate");
@@ -517,13 +549,13 @@ class RedisBackend {
     std::size_t removed = 0;
     const auto quota_left = [&] { return limit < 0 || removed < static_cast<std::size_t>(limit); };
     do {
-      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix);
+      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix, deadline);
       cursor = std::move(batch.cursor);
       const auto& keys = batch.keys;
       if (keys.empty()) continue;
       // Read the batch's values (nil for missing, expired or non-values), without reads.
       const Decimal numkeys(static_cast<long long>(keys.size()));
-      Reply values = co_await eval(st, detail::redis::scripts::peek,
+      Reply values = co_await eval(st, detail::redis::scripts::peek, deadline,
                                    [&](Request& r, std::string_view verb, std::string_view id) {
                                      std::vector<std::string_view> argv;
                                      argv.reserve(keys.size() + 3);
@@ -542,7 +574,7 @@ class RedisBackend {
       }
       if (chosen.empty()) continue;
       const Decimal chosen_count(static_cast<long long>(chosen.size()));
-      const Reply reply = co_await eval(st, detail::redis::scripts::erase_if_same,
+      const Reply reply = co_await eval(st, detail::redis::scripts::erase_if_same, deadline,
                                         [&](Request& r, std::string_view verb, std::string_view id) {
                                           std::vector<std::string_view> argv;
                                           argv.reserve(2 * chosen.size() + 3);
@@ -558,7 +590,7 @@ class RedisBackend {
     co_return removed;
   }
 
-  static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops) {
+  static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
     State& st = live(sp);
     for (const auto& op : ops) {
       if (const auto* store = std::get_if<batch_op::Store>(&op))
@@ -593,7 +625,7 @@ class RedisBackend {
           op);
     }
     request.add("EXEC");
-    const Reply reply = co_await exec(st, std::move(request));
+    const Reply reply = co_await exec(st, std::move(request), deadline);
     if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
     for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
   }

@@ -35,7 +35,9 @@ struct RedisOptions {
   Duration connect_timeout = std::chrono::seconds(2);
   /// Default deadline of every request (Connection::exec takes a per-call override).
   Duration request_timeout = std::chrono::seconds(2);
-  /// First reconnect delay; doubles after each failed attempt up to reconnect_max.
+  /// First reconnect delay; doubles after each failed attempt, and after each link that
+  /// dropped within max(reconnect_min, 1s) of its handshake, up to reconnect_max. A link that
+  /// lived longer reconnects after reconnect_min. Never zero: no tight reconnect loop.
   Duration reconnect_min = std::chrono::milliseconds(50);
   /// Largest reconnect delay; also the delay after a rejected AUTH/SELECT.
   Duration reconnect_max = std::chrono::seconds(2);
@@ -56,6 +58,18 @@ struct RedisOptions {
   /// Elements of one array reply; more: errc::protocol_error. Nesting depth is bounded by
   /// hiredis (7 levels).
   std::size_t max_reply_elements = std::size_t{1} << 20;
+  /// Stall detection: when the oldest written request has waited this long with no byte
+  /// from the server, the link is dropped (written requests fail with
+  /// errc::connection_lost, abandoned ones stop counting against max_pending) and the
+  /// connection reconnects. A request whose own timeout is longer (e.g. a BLPOP's) extends
+  /// the limit while it is the oldest. Noticed within 1.25x the limit. 0 disables it; keep
+  /// it above the longest command the server may run without answering. URL: stall_timeout_ms.
+  Duration stall_timeout = std::chrono::seconds(3);
+  /// While the link is idle (nothing queued, nothing received) for this long, a PING is
+  /// sent; if its reply does not come within stall_timeout (or this interval when stall
+  /// detection is off), the link is dropped and re-established. 0 disables it.
+  /// URL: health_check_interval_ms.
+  Duration health_check_interval = std::chrono::seconds(2);
 
   /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`; `rediss://` is
   /// rejected: no TLS yet) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
@@ -88,7 +102,9 @@ struct RedisOptions {
        << ", reconnect_min=" << o.reconnect_min.count() << "ms"
        << ", reconnect_max=" << o.reconnect_max.count() << "ms"
        << ", max_pending=" << o.max_pending << ", busy_poll=" << o.busy_poll.count() << "us"
-       << ", max_reply_bytes=" << o.max_reply_bytes << ", max_reply_elements=" << o.max_reply_elements << "}";
+       << ", max_reply_bytes=" << o.max_reply_bytes << ", max_reply_elements=" << o.max_reply_elements
+       << ", stall_timeout=" << o.stall_timeout.count() << "ms"
+       << ", health_check_interval=" << o.health_check_interval.count() << "ms}";
     return os;
   }
 };
@@ -140,16 +156,22 @@ inline bool has_control_chars(std::string_view s) {
   return false;
 }
 
-/// Handles `?db=N` (the only query parameter understood).
+/// Handles `?db=N`, `stall_timeout_ms=N` and `health_check_interval_ms=N` (0 disables).
 inline void apply_query(RedisOptions& o, std::string_view query) {
+  constexpr long long max_ms = 365LL * 24 * 3600 * 1000;
   while (!query.empty()) {
     const auto amp = query.find('&');
     const auto param = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (param.starts_with("db="))
       o.db = static_cast<int>(parse_number(param.substr(3), 0, INT_MAX, "the URL's db"));
+    else if (param.starts_with("stall_timeout_ms="))
+      o.stall_timeout = Duration(parse_number(param.substr(17), 0, max_ms, "the URL's stall_timeout_ms"));
+    else if (param.starts_with("health_check_interval_ms="))
+      o.health_check_interval =
+          Duration(parse_number(param.substr(25), 0, max_ms, "the URL's health_check_interval_ms"));
     else if (!param.empty())
-      fail("unknown URL query parameter (only db=N is understood)");
+      fail("unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms)");
   }
 }
 
@@ -274,6 +296,8 @@ inline void RedisOptions::validate() const {
   if (max_reply_bytes < 1024) u::fail("max_reply_bytes must be >= 1024");
   if (max_reply_elements == 0 || max_reply_elements > static_cast<std::size_t>(INT_MAX))
     u::fail("max_reply_elements must be in [1, INT_MAX]");
+  if (stall_timeout < Duration::zero()) u::fail("stall_timeout must be >= 0 (0 disables it)");
+  if (health_check_interval < Duration::zero()) u::fail("health_check_interval must be >= 0 (0 disables it)");
 }
 
 }  // namespace corocache

@@ -11,7 +11,6 @@
 #include <corocache/backend.hpp>
 #include <corocache/batch.hpp>
 #include <corocache/detail/cache_core.hpp>
-#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
 #include <corocache/detail/store_params.hpp>
@@ -58,9 +57,11 @@ class Scope {
     return Scope(core_, tenant_, std::string(name), timeout_);
   }
 
-  /// The same scope, with a deadline on each of its calls (overriding the backend's default
-  /// request timeout): past it, the call throws system_error(errc::timeout) and the backend
-  /// operation is cancelled. Zero restores the backend's default.
+  /// The same scope, with a deadline on each of its calls, longer or shorter than the
+  /// backend's default request timeout, which it replaces: the whole call (every round trip
+  /// of it, batch commits and memoized calls included) must end within `timeout` of the
+  /// call, else it throws system_error(errc::timeout). Zero restores the backend's default;
+  /// Duration::max() means no deadline.
   Scope with_timeout(Duration timeout) const {
     if (timeout < Duration::zero()) throw std::invalid_argument("corocache: timeout must not be negative");
     return Scope(core_, tenant_, ns_, timeout);
@@ -80,8 +81,8 @@ class Scope {
                                 const SetOptions& options = {}) const {
     // store_params (which validates) builds the backend's parameter in place: no
     // intermediate StoreParams to move and destroy on this per-call path.
-    return guard(core_->backend.set(key(detail::Kind::value, name), std::move(value),
-                                    detail::store_params(base_, options)));
+    return core_->backend.set(key(detail::Kind::value, name), std::move(value),
+                              detail::store_params(base_, options), call_deadline());
   }
 
   /// set_key with default options but this expiry: `co_await s.set_key("k", "v", 10min)`
@@ -95,18 +96,18 @@ class Scope {
   /// The live value of `name`, or nullopt if it is missing or expired. Consumes one read of
   /// a read-limited key (SetOptions::max_reads).
   asio::awaitable<std::optional<std::string>> get_key(std::string_view name) const {
-    return guard(core_->backend.get(key(detail::Kind::value, name)));
+    return core_->backend.get(key(detail::Kind::value, name), call_deadline());
   }
 
   /// Removes `name`; true if it held a live value.
   asio::awaitable<bool> delete_key(std::string_view name) const {
-    return guard(core_->backend.erase(key(detail::Kind::value, name)));
+    return core_->backend.erase(key(detail::Kind::value, name), call_deadline());
   }
 
   /// Gives `name` a new expiry from now; false if it is missing. Throws for expire <= 0.
   asio::awaitable<bool> refresh_key(std::string_view name, Duration expire) const {
     detail::validate_expiry("expire", expire);
-    return guard(core_->backend.expire(key(detail::Kind::value, name), expire));
+    return core_->backend.expire(key(detail::Kind::value, name), expire, call_deadline());
   }
 
   /// Stores `value` encoded as JSON (nlohmann::json's to_json for T).
@@ -142,23 +143,24 @@ class Scope {
   /// The names of the live keys whose latest set_key listed `index`, sorted.
   asio::awaitable<std::vector<std::string>> list_keys_by_index(std::string_view index) const {
     detail::validate_segment("index name", index);
-    return guard(
-        list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value)));
+    return list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value),
+                      call_deadline());
   }
 
   // --- queues ----------------------------------------------------------------------------
 
   /// Appends `value` to the FIFO queue `queue` (any bytes). Queues do not expire.
   asio::awaitable<void> push_to_queue(std::string_view queue, std::string value) const {
-    return guard(core_->backend.push(key(detail::Kind::queue, queue), std::move(value)));
+    return core_->backend.push(key(detail::Kind::queue, queue), std::move(value), call_deadline());
   }
 
   /// Removes and returns the oldest element; when the queue is empty, waits up to `wait`
-  /// (default: not at all) for a push, then nullopt.
+  /// (default: not at all) for a push, then nullopt. The wait is the pop's own: on a scope
+  /// with_timeout(t) the call's deadline is `wait + t` (t bounds the trip, not the wait).
   asio::awaitable<std::optional<std::string>> pop_from_queue(std::string_view queue,
                                                              Duration wait = {}) const {
     if (wait < Duration::zero()) throw std::invalid_argument("corocache: wait must not be negative");
-    return guard(core_->backend.pop(key(detail::Kind::queue, queue), wait));
+    return core_->backend.pop(key(detail::Kind::queue, queue), wait, call_deadline().extended(wait));
   }
 
   // --- locks -----------------------------------------------------------------------------
@@ -168,8 +170,8 @@ class Scope {
   /// after ttl even if never released.
   asio::awaitable<std::optional<Lock>> attempt_distributed_lock(std::string_view name, Duration ttl) const {
     detail::validate_expiry("lock ttl", ttl);
-    return guard(acquire(
-        core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()), ttl));
+    return acquire(core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()),
+                   ttl, call_deadline());
   }
 
   /// Releases `lock` if this acquisition still holds it; false if it expired (and maybe
@@ -178,7 +180,7 @@ class Scope {
   asio::awaitable<bool> release_distributed_lock(const Lock& lock) const {
     if (lock.key() != key(detail::Kind::lock, lock.name()))
       throw std::invalid_argument("corocache: lock '" + lock.name() + "' was acquired in another scope");
-    return guard(core_->backend.unlock(lock.key(), lock.token()));
+    return core_->backend.unlock(lock.key(), lock.token(), call_deadline());
   }
 
   // --- invalidation ----------------------------------------------------------------------
@@ -186,7 +188,7 @@ class Scope {
   /// Removes every value of this scope whose name starts with `prefix` (any bytes; glob
   /// characters are literal). Returns how many values went.
   asio::awaitable<std::size_t> invalidate_prefix(std::string_view prefix) const {
-    return guard(core_->backend.erase_prefix(key(detail::Kind::value, prefix)));
+    return core_->backend.erase_prefix(key(detail::Kind::value, prefix), call_deadline());
   }
 
   /// Removes the values of this scope that `predicate(name, value)` accepts, at most
@@ -199,23 +201,23 @@ class Scope {
                                                                              std::string_view value) {
       return key.size() >= name_offset && predicate(key.substr(name_offset), value);
     };
-    return guard(
-        core_->backend.erase_if(detail::kind_base(base_, detail::Kind::value), std::move(on_keys), limit));
+    return core_->backend.erase_if(detail::kind_base(base_, detail::Kind::value), std::move(on_keys), limit,
+                                   call_deadline());
   }
 
   /// Empties this namespace of this tenant: values, queues, indices, locks and memoized
   /// results. Other namespaces and tenants are untouched.
-  asio::awaitable<void> flush() const { return guard(discard_count(core_, base_)); }
+  asio::awaitable<void> flush() const { return discard_count(core_, base_, call_deadline()); }
 
   /// Empties every namespace of this scope's tenant.
   asio::awaitable<void> flush_tenant() const {
-    return guard(discard_count(core_, detail::tenant_base(core_->options.prefix, tenant_)));
+    return discard_count(core_, detail::tenant_base(core_->options.prefix, tenant_), call_deadline());
   }
 
   // --- batches ---------------------------------------------------------------------------
 
   /// An empty batch on this scope; see batch.hpp.
-  Batch<B> batch() const { return Batch<B>(core_, base_); }
+  Batch<B> batch() const { return Batch<B>(core_, base_, timeout_); }
 
  private:
   friend class Cache<B>;
@@ -233,17 +235,17 @@ class Scope {
     return detail::make_key(base_, kind, name);
   }
 
-  template <class T>
-  asio::awaitable<T> guard(asio::awaitable<T> op) const {
-    if (timeout_ == Duration::zero()) return op;
-    return detail::with_deadline(std::move(op), timeout_);
+  /// The deadline of a call made now: the backend's default unless with_timeout set one.
+  Deadline call_deadline() const noexcept {
+    return timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_);
   }
 
   // Coroutines below take the core by value, so they stay valid however long the
   // awaitable waits before being awaited.
   static asio::awaitable<std::vector<std::string>> list_index(std::shared_ptr<detail::CacheCore<B>> core,
-                                                              std::string index_key, std::string value_base) {
-    auto members = co_await core->backend.index_members(std::move(index_key));
+                                                              std::string index_key, std::string value_base,
+                                                              Deadline deadline) {
+    auto members = co_await core->backend.index_members(std::move(index_key), deadline);
     std::vector<std::string> names;
     names.reserve(members.size());
     for (auto& member : members)
@@ -253,9 +255,9 @@ class Scope {
   }
 
   static asio::awaitable<std::optional<Lock>> acquire(std::shared_ptr<detail::CacheCore<B>> core, Lock lock,
-                                                      Duration ttl) {
+                                                      Duration ttl, Deadline deadline) {
     // Written without `if (co_await ...) co_return`, which g++ 12 miscompiles (SIGILL).
-    const bool acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl);
+    const bool acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl, deadline);
     std::optional<Lock> result;
     if (acquired) result.emplace(std::move(lock));
     co_return result;
@@ -268,8 +270,9 @@ class Scope {
     co_return detail::decode_json<T>(*raw);
   }
 
-  static asio::awaitable<void> discard_count(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix) {
-    co_await core->backend.erase_prefix(std::move(prefix));
+  static asio::awaitable<void> discard_count(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix,
+                                             Deadline deadline) {
+    co_await core->backend.erase_prefix(std::move(prefix), deadline);
   }
 
   std::shared_ptr<detail::CacheCore<B>> core_;

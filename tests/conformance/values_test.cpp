@@ -240,18 +240,16 @@ TEMPLATE_LIST_TEST_CASE("a value that cannot be encoded as JSON is rejected befo
   CHECK(w.sync(s.get_key("k")) == std::nullopt);
 }
 
-TEMPLATE_LIST_TEST_CASE("a per-call deadline turns a long wait into a timeout error", "[values][timeout]",
-                        TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a waiting pop waits its own wait on a scope with a shorter timeout",
+                        "[values][timeout]", TestedBackends) {
   World<TestType> w;
-  auto hurried = w.cache.tenant("acme").with_timeout(100ms);
+  auto hurried = w.cache.tenant("acme").with_timeout(1s);
   const auto start = std::chrono::steady_clock::now();
-  try {
-    w.sync(hurried.pop_from_queue("empty", 5s));
-    FAIL("no timeout");
-  } catch (const boost::system::system_error& e) {
-    CHECK(e.code() == errc::timeout);
-  }
-  CHECK(std::chrono::steady_clock::now() - start < 3s);
+  // The scope's timeout bounds the trip (a fresh blocking connection on Redis), not the
+  // wait the pop asked for, which is longer.
+  const auto popped = w.sync(hurried.pop_from_queue("empty", 1500ms));
+  CHECK_FALSE(popped.has_value());
+  CHECK(std::chrono::steady_clock::now() - start >= 1500ms);
   // Fast calls on the same scope are unaffected.
   CHECK(w.sync(hurried.set_key("k", "v")));
   CHECK(w.sync(hurried.get_key("k")) == std::optional<std::string>("v"));

@@ -6,12 +6,14 @@
 #include "support/run.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -277,6 +279,90 @@ TEST_CASE("a cancelled call completes with operation_aborted and its late reply 
       auto r8 = co_await c.exec(cmd("GET", key));
       CHECK(r8.str == std::to_string(i));
     }
+  });
+}
+
+TEST_CASE("total cancellation leaves a written request alone; terminal abandons it") {
+  auto& server = corocache::test::shared_redis_server();
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, options_for(server));
+    co_await c.exec(cmd("PING"));  // connected: the next request is written at once
+    asio::cancellation_signal total, terminal;
+    std::optional<boost::system::error_code> total_seen, terminal_seen;
+    // BLPOP answers nil after 300 ms: "no observable side effects" cannot be promised for a
+    // written request, so total cancellation is ignored and the call gets its reply.
+    asio::co_spawn(
+        ex, error_of(c.exec(cmd("BLPOP", "conn:total", "0.3"))),
+        asio::bind_cancellation_slot(
+            total.slot(), [&](std::exception_ptr, boost::system::error_code ec) { total_seen = ec; }));
+    asio::steady_timer t(ex, 50ms);
+    co_await t.async_wait(asio::use_awaitable);
+    total.emit(asio::cancellation_type::total);
+    asio::co_spawn(
+        ex, error_of(c.exec(cmd("BLPOP", "conn:terminal", "0.3"))),
+        asio::bind_cancellation_slot(
+            terminal.slot(), [&](std::exception_ptr, boost::system::error_code ec) { terminal_seen = ec; }));
+    t.expires_after(50ms);
+    co_await t.async_wait(asio::use_awaitable);
+    terminal.emit(asio::cancellation_type::terminal);
+    const bool both = co_await corocache::test::wait_until([&] { return total_seen && terminal_seen; }, 3s);
+    REQUIRE(both);
+    CHECK(*total_seen == boost::system::error_code{});  // completed with its (nil) reply
+    CHECK(*terminal_seen == asio::error::operation_aborted);
+    auto r = co_await c.exec(cmd("PING"));
+    CHECK(r.is_status("PONG"));
+  });
+}
+
+TEST_CASE("Duration::max() and huge per-call timeouts mean no deadline, never an overflow") {
+  auto& server = corocache::test::shared_redis_server();
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, options_for(server));
+    auto r1 = co_await c.exec(cmd("PING"), corocache::Duration::max());
+    CHECK(r1.is_status("PONG"));
+    const auto centuries =
+        std::chrono::duration_cast<corocache::Duration>(std::chrono::hours(24 * 365 * 300));
+    auto r2 = co_await c.exec(cmd("SET", "conn:forever", "1"), centuries);
+    CHECK(r2.is_status("OK"));
+    // A short call behind them still gets its own deadline.
+    auto ec = co_await error_of(c.exec(cmd("BLPOP", "conn:never4", "1"), 100ms));
+    CHECK(ec == errc::timeout);
+  });
+}
+
+TEST_CASE("the error_code form of exec reports failures without throwing") {
+  auto& server = corocache::test::shared_redis_server();
+  auto opts = options_for(server);
+  opts.max_pending = 1;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, opts);
+    boost::system::error_code ec;
+    auto pong = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK_FALSE(ec);
+    CHECK(pong.is_status("PONG"));
+    std::optional<boost::system::error_code> blocker;
+    asio::co_spawn(ex, error_of(c.exec(cmd("BLPOP", "conn:ec", "0.2"))),
+                   [&](std::exception_ptr, boost::system::error_code e) { blocker = e; });
+    asio::steady_timer t(ex, 20ms);
+    co_await t.async_wait(asio::use_awaitable);
+    auto over = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);  // the one slot is taken
+    CHECK(ec == errc::overloaded);
+    CHECK(over.is_nil());
+    const bool done = co_await corocache::test::wait_until([&] { return blocker.has_value(); }, 3s);
+    REQUIRE(done);
+    CHECK_FALSE(*blocker);
+    auto again = co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK_FALSE(ec);
+    CHECK(again.is_status("PONG"));
+  });
+  RedisOptions nowhere;
+  nowhere.port = 1;
+  nowhere.request_timeout = 100ms;
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, nowhere);
+    boost::system::error_code ec;
+    co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
+    CHECK(ec == errc::not_connected);
   });
 }
 

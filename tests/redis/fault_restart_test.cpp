@@ -1,9 +1,14 @@
-// A redis-server SIGKILLed and restarted on the same port under load.
+// A redis-server SIGKILLed and restarted on the same port under load; a server that accepts
+// the handshake and then closes.
 #include "redis/fault_support.hpp"
 #include "support/run.hpp"
 
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -149,4 +154,54 @@ TEST_CASE(
       1, std::chrono::seconds(30));
   if (restarter.joinable()) restarter.join();
   CHECK(server.run({"GET", "restart:after"}) == "yes");
+}
+
+TEST_CASE("a server that accepts AUTH and then closes gets a growing reconnect delay, not a tight loop") {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  corocache::RedisOptions opts;
+  opts.port = acceptor.local_endpoint().port();
+  opts.password = "pw";
+  opts.reconnect_min = 20ms;
+  opts.reconnect_max = 250ms;
+  opts.connect_timeout = 500ms;
+  opts.request_timeout = 300ms;
+  int accepted = 0;
+  run_on(
+      io,
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        // The fake server: reads the AUTH, answers +OK, closes.
+        asio::co_spawn(
+            ex,
+            [&]() -> asio::awaitable<void> {
+              for (;;) {
+                auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+                if (ec) co_return;
+                ++accepted;
+                char buf[256];
+                auto [rec, n] =
+                    co_await socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+                if (!rec) {
+                  static constexpr char ok[] = "+OK\r\n";
+                  co_await asio::async_write(socket, asio::buffer(ok, 5),
+                                             asio::as_tuple(asio::use_awaitable));
+                }
+                boost::system::error_code ignored;
+                socket.close(ignored);
+              }
+            },
+            asio::detached);
+        Connection c(ex, opts);
+        auto first = co_await outcome_of(c.exec(cmd("PING")));
+        CHECK(first.ec);  // never answered
+        co_await sleep_for(1000ms);
+        const auto stats = c.stats();
+        INFO("accepted " << accepted << ", connects " << stats.connects);
+        CHECK(stats.connects >= 3);  // the handshake succeeded each time...
+        // ...and each short-lived link doubled the delay: 20+40+80+160+250+250 ms fill ~1.3 s.
+        CHECK(accepted <= 12);
+        boost::system::error_code ignored;
+        acceptor.close(ignored);
+      },
+      1, std::chrono::seconds(20));
 }

@@ -222,3 +222,31 @@ TEST_CASE("USE_REDIS switches Redis on with 1, true, yes or on") {
     CHECK_FALSE(RedisOptions::enabled_in_env());
   }
 }
+
+TEST_CASE("stall detection and the health check have defaults, URL parameters and validation") {
+  using namespace std::chrono_literals;
+  RedisOptions d;
+  CHECK(d.stall_timeout == 3s);
+  CHECK(d.health_check_interval == 2s);
+  const auto o = RedisOptions::from_url("redis://h:1/2?stall_timeout_ms=750&health_check_interval_ms=0");
+  CHECK(o.db == 2);
+  CHECK(o.stall_timeout == 750ms);
+  CHECK(o.health_check_interval == 0ms);
+  CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h?stall_timeout_ms=-1"); }),
+             Catch::Contains("stall_timeout_ms"));
+  CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h?health_check_interval_ms=x"); }),
+             Catch::Contains("health_check_interval_ms"));
+  RedisOptions bad = d;
+  bad.stall_timeout = corocache::Duration(-1);
+  CHECK_THAT(error_of([&] { bad.validate(); }), Catch::Contains("stall_timeout"));
+  bad = d;
+  bad.health_check_interval = corocache::Duration(-1);
+  CHECK_THAT(error_of([&] { bad.validate(); }), Catch::Contains("health_check_interval"));
+  RedisOptions off = d;
+  off.stall_timeout = off.health_check_interval = corocache::Duration::zero();
+  CHECK(error_of([&] { off.validate(); }).empty());
+  std::ostringstream printed;
+  printed << o;
+  CHECK_THAT(printed.str(), Catch::Contains("stall_timeout=750ms"));
+  CHECK_THAT(printed.str(), Catch::Contains("health_check_interval=0ms"));
+}

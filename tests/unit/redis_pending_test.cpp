@@ -5,21 +5,22 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <memory>
 #include <vector>
 
 using corocache::detail::redis::Clock;
 using corocache::detail::redis::DeadlineList;
 using corocache::detail::redis::PendingOp;
-using corocache::detail::redis::PendingRef;
 using corocache::detail::redis::ReplyQueue;
+using namespace std::chrono_literals;
 
 namespace {
 
 struct Ops {
-  std::vector<PendingRef> refs;
+  std::vector<std::unique_ptr<PendingOp>> all;
   PendingOp* make(int deadline_ms, std::uint32_t replies = 1) {
-    refs.push_back(PendingRef::adopt(PendingOp::create()));
-    PendingOp* op = refs.back().get();
+    all.push_back(std::make_unique<PendingOp>());
+    PendingOp* op = all.back().get();
     op->replies = replies;
     op->deadline = Clock::time_point{} + std::chrono::milliseconds(deadline_ms);
     return op;
@@ -71,29 +72,47 @@ TEST_CASE("the reply queue finds live requests by id and tracks the written pref
   std::vector<PendingOp*> pushed;
   for (int i = 0; i < 100; ++i) {  // grows past its initial capacity
     auto* op = ops.make(0, 1 + i % 3);
-    op->add_ref();
-    q.push_back(op);
+    q.push_back(op, op->replies, 1s);
     pushed.push_back(op);
   }
   CHECK(q.size() == 100);
   CHECK(q.has_unwritten());
-  for (auto* op : pushed) CHECK(q.find(op, op->id) == &q[static_cast<std::size_t>(op->id - q.front_id())]);
-  CHECK(q.find(pushed[0], pushed[0]->id + 1) == nullptr);  // wrong id
+  for (auto* op : pushed) CHECK(q.find(op) == &q[static_cast<std::size_t>(op->id - q.front_id())]);
   q.mark_all_written();
   CHECK_FALSE(q.has_unwritten());
   CHECK(q.is_written(pushed[99]->id));
   q.pop_front();
   CHECK(q.written() == 99);
-  CHECK(q.find(pushed[0], pushed[0]->id) == nullptr);  // gone
+  CHECK(q.find(pushed[0]) == nullptr);  // gone
   CHECK_FALSE(pushed[0]->queued);
   while (!q.empty()) q.pop_front();
 }
 
-TEST_CASE("a request's state is freed when its last reference goes") {
-  // Two references (caller and queue): either may go first.
-  auto* op = PendingOp::create();
-  op->add_ref();
-  op->release();
-  op->release();  // freed here (ASan would report a leak or double free otherwise)
-  SUCCEED();
+TEST_CASE("holes and abandoned entries: the queue counts what it holds") {
+  Ops ops;
+  ReplyQueue q;
+  auto* a = ops.make(0);
+  auto* b = ops.make(0);
+  auto* c = ops.make(0);
+  for (auto* op : {a, b}) q.push_back(op, 1, 1s);
+  q.mark_all_written();
+  q.push_back(c, 1, 1s);
+  q.abandon_written(*q.find(a));  // written: still owed a reply
+  CHECK_FALSE(a->queued);
+  CHECK(q.holes() == 0);
+  q.make_hole(*q.find(c));  // unwritten: never sent
+  CHECK(q.holes() == 1);
+  CHECK(q.size() - q.holes() == 2);
+  CHECK(q.find(c) == nullptr);
+  while (!q.empty()) q.pop_front();
+  CHECK(q.holes() == 0);
+}
+
+TEST_CASE("saturating_add never overflows") {
+  using corocache::Duration;
+  using corocache::detail::redis::saturating_add;
+  const auto now = Clock::now();
+  CHECK(saturating_add(now, Duration::max()) == Clock::time_point::max());
+  CHECK(saturating_add(now, 5ms) == now + 5ms);
+  CHECK(saturating_add(now, Duration(-5)) == now);
 }

@@ -1,171 +1,126 @@
 #pragma once
-// Bookkeeping of a Connection's requests, free of I/O: the request state (PendingOp), the
-// FIFO that matches replies to requests (ReplyQueue) and the deadline-ordered list that
-// drives the connection's single deadline timer (DeadlineList). Everything here is touched
-// only on the connection's strand, except PendingOp's reference count.
+// Bookkeeping of a connection's requests, free of I/O: the state of one request
+// (PendingOp), the FIFO that matches replies to requests (ReplyQueue) and the
+// deadline-ordered list that drives the connection's single deadline timer (DeadlineList).
+// The multiplexer (multiplexer.hpp) owns these; the I/O layer extends PendingOp with the
+// caller's completion handler. Everything here is touched only on the connection's strand.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/reply.hpp>
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/recycling_allocator.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
-#include <atomic>
-#include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
-#include <new>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace corocache::detail::redis {
 
 using Clock = std::chrono::steady_clock;
 
-/// One request from the moment exec() submits it until its caller has read the result.
-/// Reference counted (the awaiting exec() operation, the reply queue, a cancellation handler and
-/// a cancellation task each hold a reference) and allocated through Asio's recycling
-/// allocator, so a steady stream of requests does not hit the heap for it.
+/// `now + d`, saturated at Clock::time_point::max() (a huge or Duration::max() timeout
+/// means "effectively forever", never a signed overflow).
+inline Clock::time_point saturating_add(Clock::time_point now, Duration d) noexcept {
+  if (d <= Duration::zero()) return now;
+  const auto room = Clock::time_point::max() - now;  // >= 0 for any real `now`
+  if (d >= std::chrono::duration_cast<Duration>(room)) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(d);
+}
+
+/// One request from submission until its result is handed out. The multiplexer never owns
+/// it: it keeps a pointer from submit() until it hands the op back (completed, failed or
+/// abandoned), and the owner keeps the op alive meanwhile.
 struct PendingOp {
-  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>,
-                                            void(std::exception_ptr, Reply)>::handler_type;
+  // --- set before submission ---
+  std::string bytes;          // encoded commands; moved into the write buffer when written
+  std::uint32_t replies = 1;  // replies the commands produce
+  Duration timeout{};         // the request's timeout (> 0)
 
-  // --- set by exec() before submission, then read on the strand ---
-  std::string bytes;           // encoded commands; moved into the write buffer when written
-  std::uint32_t replies = 1;   // replies the commands produce
-  Duration timeout{};          // the request's timeout
-  Clock::time_point deadline;  // when the caller stops waiting (set when queued)
-  void* owner = nullptr;       // the ConnectionImpl (for the cancellation handler)
-
-  // --- strand only ---
-  std::uint64_t id = 0;          // position in the reply queue (ReplyQueue::front_id based)
+  // --- multiplexer state ---
+  Clock::time_point deadline{};  // when the caller stops waiting (stamped when queued)
+  std::uint64_t id = 0;          // position in the reply queue
   bool queued = false;           // live in the reply queue (neither completed nor abandoned)
-  bool written = false;          // its bytes went to a write buffer
+  bool written = false;          // its bytes went to the write buffer
   bool got_error_reply = false;  // an earlier reply of a multi-command request was an error
+  bool in_deadlines = false;
   PendingOp* dl_prev = nullptr;  // DeadlineList links
   PendingOp* dl_next = nullptr;
-  bool in_deadlines = false;
 
-  // --- result: written on the strand, handed to the handler as its arguments ---
+  // --- result ---
   Reply reply;
   boost::system::error_code ec;
-  std::string what;
-
-  // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
-  // only ever awaited through use_awaitable): no type erasure, no allocation for it. It
-  // receives the result by value, so nothing reads the op after it ran.
-  std::optional<Handler> handler;
-
-  static PendingOp* create() {
-    boost::asio::recycling_allocator<PendingOp> alloc;
-    PendingOp* p = alloc.allocate(1);
-    return ::new (static_cast<void*>(p)) PendingOp();
-  }
-  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      boost::asio::recycling_allocator<PendingOp> alloc;
-      this->~PendingOp();
-      alloc.deallocate(this, 1);
-    }
-  }
-
- private:
-  std::atomic<int> refs_{1};
-};
-
-/// Owning reference to a PendingOp.
-class PendingRef {
- public:
-  PendingRef() = default;
-  static PendingRef adopt(PendingOp* p) noexcept {
-    PendingRef r;
-    r.p_ = p;
-    return r;
-  }
-  static PendingRef share(PendingOp* p) noexcept {
-    p->add_ref();
-    return adopt(p);
-  }
-  PendingRef(PendingRef&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-  PendingRef& operator=(PendingRef&& o) noexcept {
-    if (this != &o) {
-      reset();
-      p_ = std::exchange(o.p_, nullptr);
-    }
-    return *this;
-  }
-  PendingRef(const PendingRef&) = delete;
-  PendingRef& operator=(const PendingRef&) = delete;
-  ~PendingRef() { reset(); }
-  void reset() noexcept {
-    if (p_) std::exchange(p_, nullptr)->release();
-  }
-  PendingOp* get() const noexcept { return p_; }
-  PendingOp* operator->() const noexcept { return p_; }
-  explicit operator bool() const noexcept { return p_ != nullptr; }
-
- private:
-  PendingOp* p_ = nullptr;
 };
 
 /// The requests of one connection in the order their bytes go out (= the order replies come
 /// back). A prefix of it has been written; the rest waits for the next write. An entry
 /// whose caller gave up keeps its place: unwritten, it becomes a hole that is never sent;
-/// written, it still owns `replies_left` replies that are read and discarded.
-/// Ids are consecutive, so the entry of a live request is found in O(1).
+/// written, it still owns `replies_left` replies that are read and discarded. Holes are
+/// counted by the queue itself, so "requests in use" (size() - holes()) is derived from its
+/// content. Ids are consecutive, so the entry of a live request is found in O(1).
 class ReplyQueue {
  public:
   struct Entry {
-    PendingOp* op = nullptr;         // owning reference; null: abandoned (or a hole)
-    std::uint32_t replies_left = 0;  // 0 with op == null: a hole (consumes no reply)
+    PendingOp* op = nullptr;         // null: abandoned, internal (health check) or a hole
+    Duration patience{};             // the request's timeout (stall detection allows it)
+    std::uint32_t replies_left = 0;  // replies still to be read for this entry
+    bool hole = false;               // abandoned before it was written: never sent
   };
 
   ReplyQueue() : ring_(16) {}
   ReplyQueue(const ReplyQueue&) = delete;
   ReplyQueue& operator=(const ReplyQueue&) = delete;
-  ~ReplyQueue() {
-    while (!empty()) pop_front();
-  }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   std::size_t written() const noexcept { return written_; }
+  std::size_t holes() const noexcept { return holes_; }
   bool has_unwritten() const noexcept { return written_ < size_; }
   std::uint64_t front_id() const noexcept { return front_id_; }
+  std::uint64_t end_id() const noexcept { return front_id_ + size_; }
 
-  /// Appends (taking over one reference of `op`) and sets op->id.
-  void push_back(PendingOp* op) {
+  /// Appends `op` (null: an internal request that owns `replies` replies) and sets op->id.
+  void push_back(PendingOp* op, std::uint32_t replies, Duration patience) {
     if (size_ == ring_.size()) grow();
-    op->id = front_id_ + size_;
-    op->queued = true;
-    ring_[(head_ + size_) & (ring_.size() - 1)] = Entry{op, op->replies};
+    if (op) {
+      op->id = end_id();
+      op->queued = true;
+    }
+    ring_[(head_ + size_) & (ring_.size() - 1)] = Entry{op, patience, replies, false};
     ++size_;
   }
   Entry& operator[](std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
+  const Entry& operator[](std::size_t i) const noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
   Entry& front() noexcept { return (*this)[0]; }
 
-  /// The entry of a live op, or null if `op` is no longer queued under `id`.
-  Entry* find(const PendingOp* op, std::uint64_t id) noexcept {
+  /// The entry of a live op, or null if `op` is no longer queued under its id.
+  Entry* find(const PendingOp* op) noexcept {
+    const std::uint64_t id = op->id;
     if (id < front_id_ || id - front_id_ >= size_) return nullptr;
     Entry& e = (*this)[static_cast<std::size_t>(id - front_id_)];
     return e.op == op ? &e : nullptr;
   }
   bool is_written(std::uint64_t id) const noexcept { return id - front_id_ < written_; }
 
-  /// Removes the first entry, dropping its reference if it still has one.
+  /// Forgets the op of a written entry: its replies are still read, then discarded.
+  void abandon_written(Entry& e) noexcept {
+    e.op->queued = false;
+    e.op = nullptr;
+  }
+  /// Makes an unwritten live entry a hole.
+  void make_hole(Entry& e) noexcept {
+    if (e.op) e.op->queued = false;
+    e = Entry{};
+    e.hole = true;
+    ++holes_;
+  }
+
+  /// Removes the first entry (the caller has taken its op, if any).
   void pop_front() noexcept {
     Entry& e = front();
-    if (e.op) {
-      e.op->queued = false;
-      e.op->release();
-    }
+    if (e.op) e.op->queued = false;
+    if (e.hole) --holes_;
     e = Entry{};
     head_ = (head_ + 1) & (ring_.size() - 1);
     --size_;
@@ -174,8 +129,6 @@ class ReplyQueue {
   }
   /// Everything queued counts as written from now on.
   void mark_all_written() noexcept { written_ = size_; }
-  /// The written prefix is forgotten after a link drop (its entries are popped first).
-  void reset_written() noexcept { written_ = 0; }
 
  private:
   void grow() {
@@ -189,6 +142,7 @@ class ReplyQueue {
   std::size_t head_ = 0;
   std::size_t size_ = 0;
   std::size_t written_ = 0;
+  std::size_t holes_ = 0;
   std::uint64_t front_id_ = 1;
 };
 
