@@ -57,6 +57,12 @@ struct RedisOptions {
   /// hiredis (7 levels).
   std::size_t max_reply_elements = std::size_t{1} << 20;
 
+  // --- waiting pops ---
+  /// Connections for waiting pops (each BLMOVE holds one until answered), at most this many
+  /// open at once; past it a waiting pop queues (FIFO) for one until its wait ends, then pops
+  /// without waiting. In [1, 65536].
+  std::size_t max_blocking_connections = 16;
+
   /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`; `rediss://` is
   /// rejected: no TLS yet) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
   /// and password may be percent-encoded. Throws std::invalid_argument for a malformed URL;
@@ -274,6 +280,10 @@ inline void RedisOptions::validate() const {
   if (max_reply_bytes < 1024) u::fail("max_reply_bytes must be >= 1024");
   if (max_reply_elements == 0 || max_reply_elements > static_cast<std::size_t>(INT_MAX))
     u::fail("max_reply_elements must be in [1, INT_MAX]");
+
+  // --- waiting pops ---
+  if (max_blocking_connections == 0 || max_blocking_connections > 65536)
+    u::fail("max_blocking_connections must be in [1, 65536]");
 }
 
 }  // namespace corocache
