@@ -27,6 +27,7 @@
 #include <corocache/detail/redis/budget.hpp>
 #include <corocache/detail/redis/commands.hpp>
 #include <corocache/detail/redis/connection.hpp>
+#include <corocache/detail/redis/peek.hpp>
 #include <corocache/detail/redis/pending_keys.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
@@ -116,7 +117,9 @@ class RedisBackend {
   /// The options this backend connects with.
   const RedisOptions& options() const { return state_->options; }
 
+  /// Zeros for a moved-from backend.
   RedisBackendStats stats() const {
+    if (!state_) return {};
     const State& st = *state_;
     const auto pool = st.pool.stats();
     RedisBackendStats s;
@@ -510,35 +513,6 @@ class RedisBackend {
     co_return removed;
   }
 
-  /// Values of `keys` without consuming reads (nil for non-values), in as many peek
-  /// replies as max_reply_bytes needs.
-  static asio::awaitable<std::vector<Reply>> peek(State& st, const std::vector<std::string>& keys,
-                                                  Deadline deadline) {
-    const Decimal budget(
-        static_cast<long long>(detail::redis::max_readable_value(st.options.max_reply_bytes)));
-    const Decimal per_element(256);
-    std::vector<Reply> values;
-    values.reserve(keys.size());
-    while (values.size() < keys.size()) {
-      const std::size_t from = values.size();
-      const Decimal numkeys(static_cast<long long>(keys.size() - from));
-      Reply reply = co_await detail::redis::run_script(
-          st.main, detail::redis::scripts::peek, deadline,
-          [&](Request& r, std::string_view verb, std::string_view id) {
-            std::vector<std::string_view> argv;
-            argv.reserve(keys.size() - from + 5);
-            argv.insert(argv.end(), {verb, id, numkeys.view()});
-            argv.insert(argv.end(), keys.begin() + static_cast<std::ptrdiff_t>(from), keys.end());
-            argv.insert(argv.end(), {budget.view(), per_element.view()});
-            r.add_argv(argv);
-          });
-      if (!reply.is_array() || reply.elements.empty() || reply.elements.size() > keys.size() - from)
-        detail::redis::throw_unexpected("the peek script");
-      for (auto& e : reply.elements) values.push_back(std::move(e));
-    }
-    co_return values;
-  }
-
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
                                                   std::int64_t limit, Deadline deadline) {
     State& st = live(sp);
@@ -548,7 +522,8 @@ class RedisBackend {
     std::size_t removed = 0;
     auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
     auto remove_accepted = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
-      const std::vector<Reply> values = co_await peek(st, keys, deadline);
+      const std::vector<Reply> values =
+          co_await detail::redis::peek_values(st.main, keys, st.options.max_reply_bytes, deadline);
       // Choose victims, at most as many as the limit still allows.
       std::vector<std::size_t> chosen;
       const std::size_t room = limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
@@ -578,44 +553,9 @@ class RedisBackend {
 
   static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
     State& st = live(sp);
-    for (const auto& op : ops) {
-      if (const auto* store = std::get_if<batch_op::Store>(&op)) {
-        detail::redis::require_positive_ttl(store->params.ttl, "expiry");
-        detail::redis::require_readable(store->value.size(), st.options.max_reply_bytes);
-      } else if (const auto* exp = std::get_if<batch_op::Expire>(&op)) {
-        detail::redis::require_positive_ttl(exp->ttl, "expiry");
-      } else if (const auto* push = std::get_if<batch_op::Push>(&op)) {
-        detail::redis::require_readable(push->value.size(), st.options.max_reply_bytes);
-      }
-    }
+    detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;
-    namespace scripts = detail::redis::scripts;
-    Request request;
-    request.add("MULTI");
-    for (const auto& op : ops) {
-      std::visit(
-          [&](const auto& o) {
-            using Op = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<Op, batch_op::Store>) {
-              if (detail::redis::is_plain_store(o.params))
-                detail::redis::add_plain_store(request, o.key, o.value, o.params);
-              else
-                detail::redis::add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value,
-                                                o.params);
-            } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
-              request.add("EVAL", scripts::erase.text, "1", o.key);
-            } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
-              const Decimal ms(detail::redis::px(o.ttl));
-              request.add("EVAL", scripts::expire.text, "1", o.key, ms.view());
-            } else {
-              static_assert(std::is_same_v<Op, batch_op::Push>);
-              request.add("RPUSH", o.queue_key, o.value);
-            }
-          },
-          op);
-    }
-    request.add("EXEC");
-    const Reply reply = co_await exec(st, std::move(request), deadline);
+    const Reply reply = co_await exec(st, detail::redis::encode_batch(ops), deadline);
     if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
     for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
   }

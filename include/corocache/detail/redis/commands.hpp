@@ -1,12 +1,13 @@
 #pragma once
 // Command encoding and reply checks of RedisBackend, without I/O: the store commands (plain
-// SET or the store script), input checks that run before any I/O, and the errors thrown for
-// error replies and replies of an unexpected shape.
+// SET or the store script), batches (MULTI/EXEC), input checks that run before any I/O, and the errors thrown
+// for error replies and replies of an unexpected shape.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/budget.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
+#include <corocache/detail/redis/scripts.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/error.hpp>
@@ -16,6 +17,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace corocache::detail::redis {
@@ -97,6 +100,50 @@ inline void require_readable(std::size_t value_size, std::size_t max_reply_bytes
                               " bytes could not be read back: replies are limited to max_reply_bytes = " +
                               std::to_string(max_reply_bytes) + " (values up to " +
                               std::to_string(max_readable_value(max_reply_bytes)) + " bytes)");
+}
+
+/// Checks a batch before any I/O: positive ttls, values that can be read back.
+inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_bytes) {
+  for (const auto& op : ops) {
+    if (const auto* store = std::get_if<batch_op::Store>(&op)) {
+      require_positive_ttl(store->params.ttl, "expiry");
+      require_readable(store->value.size(), max_reply_bytes);
+    } else if (const auto* exp = std::get_if<batch_op::Expire>(&op)) {
+      require_positive_ttl(exp->ttl, "expiry");
+    } else if (const auto* push = std::get_if<batch_op::Push>(&op)) {
+      require_readable(push->value.size(), max_reply_bytes);
+    }
+  }
+}
+
+/// A batch (not empty) as one MULTI ... EXEC request. Scripts go as EVAL inside it: an
+/// EVALSHA there could not fall back on NOSCRIPT.
+inline Request encode_batch(const std::vector<BatchOp>& ops) {
+  Request request;
+  request.add("MULTI");
+  for (const auto& op : ops) {
+    std::visit(
+        [&](const auto& o) {
+          using Op = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<Op, batch_op::Store>) {
+            if (is_plain_store(o.params))
+              add_plain_store(request, o.key, o.value, o.params);
+            else
+              add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value, o.params);
+          } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
+            request.add("EVAL", scripts::erase.text, "1", o.key);
+          } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
+            const Decimal ms(px(o.ttl));
+            request.add("EVAL", scripts::expire.text, "1", o.key, ms.view());
+          } else {
+            static_assert(std::is_same_v<Op, batch_op::Push>);
+            request.add("RPUSH", o.queue_key, o.value);
+          }
+        },
+        op);
+  }
+  request.add("EXEC");
+  return request;
 }
 
 /// True for a failure after which a request may have run, or may still run, on the server
