@@ -171,8 +171,8 @@ TEST_CASE(
         stop = true;
         const bool consumers_done = co_await wait_until([&] { return running.load() == 0; }, 20s);
         CHECK(consumers_done);
-        const bool settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 60s);
-        CHECK(settled);
+        const bool all_settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 60s);
+        CHECK(all_settled);
         CHECK(b.stats().settle_failed == 0);
         returned = b.stats().returned;
       },
@@ -243,8 +243,8 @@ TEST_CASE(
         stop = true;
         const bool consumers_done = co_await wait_until([&] { return running.load() == 0; }, 30s);
         CHECK(consumers_done);
-        const bool settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 60s);
-        CHECK(settled);
+        const bool all_settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 60s);
+        CHECK(all_settled);
         CHECK(b.stats().settle_failed == 0);
       },
       4, 120s);
@@ -264,8 +264,8 @@ TEST_CASE("a delivered element leaves no ledger; an abandoned pop leaves only an
     CHECK(a == std::optional<std::string>("a"));
     const auto bb = co_await b.pop(queue, 100ms);
     CHECK(bb == std::optional<std::string>("b"));
-    const bool settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 10s);
-    CHECK(settled);
+    const bool all_settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 10s);
+    CHECK(all_settled);
     CHECK(server.run({"KEYS", scope + "p:*"}).empty());
     // Paused: the pop times out, runs after SIGCONT, and its element comes back.
     co_await b.push(queue, "c");
@@ -289,6 +289,11 @@ TEST_CASE("a delivered element leaves no ledger; an abandoned pop leaves only an
     CHECK(ttl <= 3'600'000);
     const auto c = co_await b.pop(queue, 0ms);
     CHECK(c == std::optional<std::string>("c"));
+    co_await settled(b);
+    // A flush of the scope (erase_prefix of its base) takes the records with it.
+    const auto removed = co_await b.erase_prefix(scope);
+    CHECK(removed == 1);  // the tombstone (the queue is empty)
+    CHECK(server.run({"KEYS", scope + "*"}).empty());
   });
 }
 
@@ -308,8 +313,8 @@ TEST_CASE("a lock attempt whose caller gave up never leaves the lock held", "[re
     auto cancelled = co_await (b.try_lock(lock, "cancelled", 60s) || sleep_for(30ms));
     CHECK(cancelled.index() == 1);
     server.resume();
-    const bool settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 20s);
-    CHECK(settled);
+    const bool all_settled = co_await wait_until([&] { return b.stats().settle_pending() == 0; }, 20s);
+    CHECK(all_settled);
     // The timed-out attempt ran after SIGCONT and took the lock; it was released again.
     CHECK(server.run({"GET", lock}) == "(nil)");
     const auto taken = co_await b.try_lock(lock, "next", 60s);
@@ -347,6 +352,7 @@ TEST_CASE("waiting pops share a bounded pool: 300 pops do not open 300 connectio
         co_await run_all(ex, 301, pops);
         CHECK(b.stats().blocking_peak == 16);
         CHECK(b.stats().blocking_open <= 16);
+        co_await settled(b);
       },
       1, 60s);
   CHECK(std::multiset<std::string>(got.values.begin(), got.values.end()) ==
@@ -384,6 +390,7 @@ TEST_CASE("past the pool's bound a waiting pop queues until its wait ends, then 
     CHECK(std::get<1>(results) == std::optional<std::string>("x"));
     CHECK(std::get<2>(results) == std::nullopt);
     CHECK(b.stats().blocking_peak == 1);
+    co_await settled(b);
   });
 }
 
@@ -432,6 +439,7 @@ TEST_CASE("Duration::max() is effectively forever on Redis: expiry, lock ttl and
     CHECK(popped == std::optional<std::string>("one"));
     const auto second = co_await b.pop(q, Duration::max(), Deadline::never());
     CHECK(second == std::optional<std::string>("two"));
+    co_await settled(b);
   });
 }
 
@@ -472,6 +480,7 @@ TEST_CASE("a value that could not be read back is refused before any I/O", "[red
     co_await b.push(scope + "q:largest", largest);
     const auto popped = co_await b.pop(scope + "q:largest", 0ms);
     CHECK(popped == std::optional<std::string>(largest));
+    co_await settled(b);
   });
 }
 
