@@ -107,8 +107,11 @@ TEST_CASE(
   const auto queue = scope + "q:jobs";
   const auto first = element_names(0, 1000);
   const auto later = element_names(1000, 1000);
+  // Pushed right before each pause, so the pops that time out during it find elements.
+  const auto before_pause = element_names(2000, 400);
   auto pushed = first;
   pushed.insert(pushed.end(), later.begin(), later.end());
+  pushed.insert(pushed.end(), before_pause.begin(), before_pause.end());
   push_direct(server, queue, first);
   Received got;
   std::atomic<bool> producing{true};
@@ -158,6 +161,8 @@ TEST_CASE(
         });
         for (int round = 0; round < 2; ++round) {
           co_await sleep_for(150ms);
+          const auto half = before_pause.begin() + 200 * round;
+          push_direct(server, queue, std::vector<std::string>(half, half + 200));
           server.pause();
           co_await sleep_for(400ms);
           server.resume();
