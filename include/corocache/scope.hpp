@@ -17,6 +17,10 @@
 #include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -151,7 +155,12 @@ class Scope {
 
   /// Takes the lock `name` for `ttl` if nobody holds it: a Lock carrying a fresh owner
   /// token, or nullopt. Of N concurrent attempts exactly one succeeds. The lock expires
-  /// after ttl even if never released.
+  /// after ttl even if never released. An attempt that fails (timeout, lost link,
+  /// cancellation: the server may or may not have taken the lock) rethrows its error and
+  /// releases the lock in the background under the attempt's own token (ordered after the
+  /// attempt on the same connection, with the backend's default deadline). What remains:
+  /// a lock the server takes only after that release ran (e.g. the release timed out or
+  /// the link dropped before it was written) stays held until its ttl.
   asio::awaitable<std::optional<Lock>> attempt_distributed_lock(std::string_view name, Duration ttl) const {
     detail::validate_expiry("lock ttl", ttl);
     return acquire(core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()),
@@ -240,8 +249,17 @@ class Scope {
 
   static asio::awaitable<std::optional<Lock>> acquire(std::shared_ptr<detail::CacheCore<B>> core, Lock lock,
                                                       Duration ttl, Deadline deadline) {
+    const auto executor = co_await asio::this_coro::executor;
     // Written without `if (co_await ...) co_return`, which g++ 12 miscompiles (SIGILL).
-    const bool acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl, deadline);
+    bool acquired = false;
+    try {
+      acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl, deadline);
+    } catch (...) {
+      // A timeout, a lost link or a cancellation leaves unknown whether the server took
+      // the lock: release it under this attempt's token, in the background.
+      asio::co_spawn(executor, release_quietly(core, lock), asio::detached);
+      throw;
+    }
     std::optional<Lock> result;
     if (acquired) result.emplace(std::move(lock));
     co_return result;
@@ -252,6 +270,16 @@ class Scope {
     auto raw = co_await std::move(read);
     if (!raw) co_return std::nullopt;
     co_return detail::decode_json<T>(*raw);
+  }
+
+  /// Best-effort unlock of an attempt whose outcome is unknown. Started after the attempt,
+  /// so on Redis it is written after the attempt's SET on the same connection; it has the
+  /// backend's default deadline (RedisOptions::request_timeout) and swallows its errors.
+  static asio::awaitable<void> release_quietly(std::shared_ptr<detail::CacheCore<B>> core, Lock lock) {
+    try {
+      co_await core->backend.unlock(lock.key(), lock.token());
+    } catch (...) {
+    }
   }
 
   static asio::awaitable<void> discard_count(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix,

@@ -240,18 +240,13 @@ TEMPLATE_LIST_TEST_CASE("a value that cannot be encoded as JSON is rejected befo
   CHECK(w.sync(s.get_key("k")) == std::nullopt);
 }
 
-TEMPLATE_LIST_TEST_CASE("a per-call deadline turns a long wait into a timeout error", "[values][timeout]",
-                        TestedBackends) {
+TEMPLATE_LIST_TEST_CASE("a per-call deadline bounds a call but not a waiting pop's own wait",
+                        "[values][timeout]", TestedBackends) {
   World<TestType> w;
   auto hurried = w.cache.tenant("acme").with_timeout(100ms);
   const auto start = std::chrono::steady_clock::now();
-  try {
-    w.sync(hurried.pop_from_queue("empty", 5s));
-    FAIL("no timeout");
-  } catch (const boost::system::system_error& e) {
-    CHECK(e.code() == errc::timeout);
-  }
-  CHECK(std::chrono::steady_clock::now() - start < 3s);
+  CHECK(w.sync(hurried.pop_from_queue("empty", 300ms)) == std::nullopt);  // no timeout error
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
   // Fast calls on the same scope are unaffected.
   CHECK(w.sync(hurried.set_key("k", "v")));
   CHECK(w.sync(hurried.get_key("k")) == std::optional<std::string>("v"));
