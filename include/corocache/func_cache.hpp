@@ -137,7 +137,7 @@ class FuncCache {
                                        detail::SingleFlight::Run run, Args... args) {
     try {
       // A computation that finished between the caller's miss and join() has stored its result.
-      auto stored = co_await core->backend.get(key);
+      auto stored = co_await core->backend.get(key, Deadline());
       std::optional<Result> ready;
       if (stored) ready = try_decode<Result>(*stored);
       std::string encoded;
@@ -147,7 +147,7 @@ class FuncCache {
         Result result = co_await std::invoke(state->fn, std::move(args)...);
         encoded = detail::encode_json(result);
         StoreParams params{state->options.expire, false, 0, {}};
-        co_await core->backend.set(std::move(key), encoded, std::move(params));
+        co_await core->backend.set(std::move(key), encoded, std::move(params), Deadline());
       }
       run.finish(nullptr, std::move(encoded));
     } catch (...) {

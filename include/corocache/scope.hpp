@@ -277,7 +277,7 @@ class Scope {
   /// backend's default deadline (RedisOptions::request_timeout) and swallows its errors.
   static asio::awaitable<void> release_quietly(std::shared_ptr<detail::CacheCore<B>> core, Lock lock) {
     try {
-      co_await core->backend.unlock(lock.key(), lock.token());
+      co_await core->backend.unlock(lock.key(), lock.token(), Deadline());
     } catch (...) {
     }
   }

@@ -3,7 +3,7 @@
 // computation (func_cache spawns it as a coroutine of its own), and every caller, the first
 // included, merely waits for its outcome. A waiter leaves alone: its deadline or a
 // cancellation completes only its own wait, and the computation goes on for the others.
-// docs/single_flight.md has the design and the thread-safety argument.
+// docs/deadlines.md has the design and the thread-safety argument.
 //
 // Thread safety: everything about a flight (its outcome, its waiters, each waiter's timer)
 // is guarded by the flight's mutex. A waiter is completed exactly once, by whichever of
