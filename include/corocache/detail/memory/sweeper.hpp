@@ -5,6 +5,7 @@
 // backend also cancels the timer, so the loop exits at once instead of at its next tick.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/store.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -19,7 +20,7 @@ namespace corocache::detail::memory {
 inline asio::awaitable<void> sweep_loop(std::weak_ptr<Store> weak_store,
                                         std::shared_ptr<asio::steady_timer> timer, Duration interval) {
   for (;;) {
-    timer->expires_after(interval);
+    expire_after(*timer, interval);
     boost::system::error_code ec;
     co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;  // cancelled: the backend is being destroyed
