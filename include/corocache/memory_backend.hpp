@@ -40,6 +40,7 @@
 // context; pending waiting pops then fail with errc::shut_down.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
 #include <corocache/errors.hpp>
@@ -47,11 +48,14 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -195,12 +199,16 @@ class MemoryBackend {
   /// Completes with the oldest element at once if there is one; otherwise, with wait > 0,
   /// suspends until a push hands it a value (each pushed value goes to exactly one
   /// waiter, oldest waiter first) or `wait` passes (nullopt). Resumes on the awaiting
-  /// coroutine's executor. Cancellable (any cancellation type, e.g. a deadline through
+  /// coroutine's executor. Cancellable (any cancellation type, e.g. a timer through
   /// awaitable operators or parallel_group): a parked pop then leaves the queue and throws
-  /// system_error(asio::error::operation_aborted); a value is never lost to a cancelled
-  /// pop. Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
+  /// system_error(asio::error::operation_aborted). A value is never lost to a cancelled
+  /// pop: if cancellation reaches the coroutine after a push handed it a value (before it
+  /// resumed), the value goes back to the head of the queue and the pop throws
+  /// operation_aborted, so a `pop || timer` that the timer won leaves the value queued.
+  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
   /// The wait is min(wait, what the deadline leaves); errc::timeout when the deadline, not
-  /// the wait, ended an empty wait.
+  /// the wait, ended an empty wait. A value handed over is returned even if the deadline
+  /// passed in the same instant (the hand-over and the timer are decided under one lock).
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
     // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
@@ -208,8 +216,16 @@ class MemoryBackend {
     const Duration limit = deadline.remaining(wait);
     const Duration park = std::min(wait, limit);
     if (!value && park > Duration::zero()) {
+      // Weak: the backend (and `this`) may be destroyed while the pop is parked.
+      const std::weak_ptr<detail::memory::Store> weak_store = store_;
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
           PopInitiation{store_.get(), &queue_key, park}, asio::use_awaitable);
+      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      if (value && state.cancelled() != asio::cancellation_type::none) {
+        if (const auto store = weak_store.lock())
+          store->return_to_head(std::move(queue_key), std::move(*value));
+        throw boost::system::system_error(asio::error::operation_aborted);
+      }
     }
     if (!value && limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");
     co_return value;
@@ -257,7 +273,7 @@ class MemoryBackend {
     Duration wait;
     template <class Handler>
     void operator()(Handler&& handler) const {
-      store->pop_or_wait(std::move(*queue_key), wait, std::forward<Handler>(handler));
+      store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
     }
   };
 

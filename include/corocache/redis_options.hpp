@@ -71,6 +71,12 @@ struct RedisOptions {
   /// URL: health_check_interval_ms.
   Duration health_check_interval = std::chrono::seconds(2);
 
+  // --- waiting pops ---
+  /// Connections for waiting pops (each BLMOVE holds one until answered), at most this many
+  /// open at once; past it a waiting pop queues (FIFO) for one until its wait ends, then pops
+  /// without waiting. In [1, 65536].
+  std::size_t max_blocking_connections = 16;
+
   /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`; `rediss://` is
   /// rejected: no TLS yet) or `unix://[[user]:password@]/path/to/socket[?db=N]`. The user
   /// and password may be percent-encoded. Throws std::invalid_argument for a malformed URL;
@@ -298,6 +304,10 @@ inline void RedisOptions::validate() const {
     u::fail("max_reply_elements must be in [1, INT_MAX]");
   if (stall_timeout < Duration::zero()) u::fail("stall_timeout must be >= 0 (0 disables it)");
   if (health_check_interval < Duration::zero()) u::fail("health_check_interval must be >= 0 (0 disables it)");
+
+  // --- waiting pops ---
+  if (max_blocking_connections == 0 || max_blocking_connections > 65536)
+    u::fail("max_blocking_connections must be in [1, 65536]");
 }
 
 }  // namespace corocache

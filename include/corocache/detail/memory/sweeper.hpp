@@ -7,6 +7,7 @@
 // when a timer cancel alone would have nothing to cancel.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/store.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -34,7 +35,7 @@ struct SweepControl {
 inline asio::awaitable<void> sweep_loop(std::weak_ptr<Store> weak_store,
                                         std::shared_ptr<SweepControl> control, Duration interval) {
   while (!control->stopped) {
-    control->timer.expires_after(interval);
+    expire_after(control->timer, interval);
     boost::system::error_code ec;
     co_await control->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec || control->stopped) co_return;  // stopped: the backend was destroyed or closed
