@@ -258,7 +258,7 @@ TEST_CASE(
   check_accounted(server, scope, queue, pushed, got.values);
 }
 
-TEST_CASE("a delivered element leaves no ledger; an abandoned pop leaves only an expiring tombstone",
+TEST_CASE("a delivered element leaves no ledger, an abandoned pop leaves only an expiring tombstone",
           "[redis][queue-safety]") {
   RedisServer server;
   const auto scope = unique_scope();

@@ -75,7 +75,7 @@ TEST_CASE("a value too large to read back is refused with its size and the limit
   }
 }
 
-TEST_CASE("settling backs off from 50 ms to 2 s; unknown outcomes are told apart", "[unit][redis]") {
+TEST_CASE("settling backs off from 50 ms to 2 s, unknown outcomes are told apart", "[unit][redis]") {
   CHECK(settle_delay(0) == 50ms);
   CHECK(settle_delay(1) == 100ms);
   CHECK(settle_delay(5) == 1600ms);
