@@ -10,8 +10,8 @@
 //   requests, so yesterday's hot keys cool down.
 // Cache sizes are 0.1%, 1% and 10% of the distinct hot keys, counted in entries.
 
-#include <corocache/detail/memory/lru.hpp>
 #include <corocache/detail/memory/s3fifo.hpp>
+#include "support/lru.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -9,6 +9,7 @@ set -euo pipefail
 
 packages=(
   g++ clang-14 libclang-rt-14-dev clang-format   # compilers, sanitizer runtimes, formatter
+  clang-19 libclang-rt-19-dev                    # the recommended compiler; ThreadSanitizer runtime
   cmake ninja-build pkg-config git               # build tools (.ci/run lists files with git)
   libboost1.81-dev libhiredis-dev nlohmann-json3-dev   # the library's dependencies
   catch2 redis-server redis-tools                # tests

@@ -69,7 +69,7 @@ class Cache {
     return options;
   }
   static asio::awaitable<void> discard(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix) {
-    co_await core->backend.erase_prefix(std::move(prefix));
+    co_await core->backend.erase_prefix(std::move(prefix), Deadline());
   }
 
   std::shared_ptr<detail::CacheCore<B>> core_;

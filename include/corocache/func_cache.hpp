@@ -19,6 +19,11 @@
 #include <corocache/options.hpp>
 #include <corocache/scope.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -53,12 +58,23 @@ class FuncCache {
   /// as system_error; exceptions from the function propagate and cache nothing.
   /// Concurrent calls with the same arguments in one process share one run of the function
   /// (and its exception, if it throws).
+  ///
+  /// Deadlines and cancellation: the scope's with_timeout bounds the whole call, the
+  /// computation included: past it the call throws system_error(errc::timeout). The
+  /// function runs as a coroutine of its own on the first caller's executor; each caller,
+  /// the first included, only waits for it, and may be cancelled (any cancellation type;
+  /// it then throws system_error(asio::error::operation_aborted)). A caller that times
+  /// out or is cancelled leaves alone: the computation goes on for the others, and it
+  /// completes and stores its result even when every caller has left, so the next call
+  /// finds it cached. The computation is never cancelled (a function that never completes
+  /// keeps its arguments' flight busy: give it a deadline of its own). A result that is
+  /// ready is returned even if the deadline passes in the same instant.
   template <class... Args>
   auto operator()(const Scope<B>& scope, Args&&... args) const {
     using Awaitable = std::invoke_result_t<const Fn&, std::decay_t<Args>...>;
     using Result = typename detail::awaitable_value<Awaitable>::type;
     static_assert(!std::is_void_v<Result>, "func_cache needs a function that returns a value");
-    std::string name = state_->name + ":" + detail::sha256_hex(detail::canonical_arguments(args...));
+    const auto name = detail::memo_name(state_->name, args...);
     return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.call_deadline(),
                         std::decay_t<Args>(std::forward<Args>(args))...);
   }
@@ -93,35 +109,49 @@ class FuncCache {
                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
                                       Deadline deadline, Args... args) {
     auto cached = co_await core->backend.get(key, deadline);
-    if (cached) {
-      auto decoded = try_decode<Result>(*cached);
-      if (decoded) co_return std::move(*decoded);
+    std::optional<Result> result;
+    if (cached) result = try_decode<Result>(*cached);
+    if (!result) {
+      // Concurrent misses of the same key in this process share one computation, which
+      // runs as a coroutine of its own; every caller only waits for it, within its deadline.
+      const auto executor = co_await asio::this_coro::executor;
+      auto joined =
+          detail::SingleFlight::join(std::shared_ptr<detail::SingleFlight>(state, &state->flights), key);
+      if (joined.run)
+        asio::co_spawn(executor,
+                       compute<Result>(state, core, key, std::move(*joined.run), std::move(args)...),
+                       asio::detached);
+      const std::string encoded = co_await joined.flight->async_wait(executor, deadline, asio::use_awaitable);
+      result.emplace(detail::decode_json<Result>(encoded));
     }
-    // Concurrent misses of the same key in this process wait for one computation.
-    auto joined = state->flights.join(key);
-    if (joined.flight) {
-      const std::string encoded = co_await joined.flight->wait();
-      co_return detail::decode_json<Result>(encoded);
-    }
+    co_return std::move(*result);
+  }
+
+  /// The shared computation: runs the function and stores its result, then publishes the
+  /// outcome to the callers still waiting. Not bounded by any caller's deadline and never
+  /// cancelled by them: it completes (and caches its result) even if every caller left.
+  /// Its own backend calls use the backend's default deadline.
+  template <class Result, class... Args>
+  static asio::awaitable<void> compute(std::shared_ptr<State> state,
+                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
+                                       detail::SingleFlight::Run run, Args... args) {
     try {
-      // A leader that finished between our miss and join() has stored its result.
-      auto stored = co_await core->backend.get(key, deadline);
-      if (stored) {
-        auto decoded = try_decode<Result>(*stored);
-        if (decoded) {
-          joined.leader->finish(nullptr, std::move(*stored));
-          co_return std::move(*decoded);
-        }
+      // A computation that finished between the caller's miss and join() has stored its result.
+      auto stored = co_await core->backend.get(key, Deadline());
+      std::optional<Result> ready;
+      if (stored) ready = try_decode<Result>(*stored);
+      std::string encoded;
+      if (ready) {
+        encoded = std::move(*stored);
+      } else {
+        Result result = co_await std::invoke(state->fn, std::move(args)...);
+        encoded = detail::encode_json(result);
+        StoreParams params{state->options.expire, false, 0, {}};
+        co_await core->backend.set(std::move(key), encoded, std::move(params), Deadline());
       }
-      Result result = co_await std::invoke(state->fn, std::move(args)...);
-      std::string encoded = detail::encode_json(result);
-      StoreParams params{state->options.expire, false, 0, {}};
-      co_await core->backend.set(std::move(key), encoded, std::move(params), deadline);
-      joined.leader->finish(nullptr, std::move(encoded));
-      co_return result;
+      run.finish(nullptr, std::move(encoded));
     } catch (...) {
-      joined.leader->finish(std::current_exception(), {});
-      throw;
+      run.finish(std::current_exception(), {});
     }
   }
 

@@ -40,6 +40,7 @@
 // context; pending waiting pops then fail with errc::shut_down.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
 #include <corocache/errors.hpp>
@@ -47,11 +48,14 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -118,11 +122,11 @@ class MemoryBackend {
         ex, detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
                                         options.when_full == WhenFull::reject});
     if (options.sweep_interval > Duration::zero()) {
-      auto timer = std::make_shared<asio::steady_timer>(asio::make_strand(ex));
-      sweep_timer_ = timer;
-      sweep_executor_ = timer->get_executor();
+      auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
+      sweep_control_ = control;
+      sweep_executor_ = control->timer.get_executor();
       asio::co_spawn(sweep_executor_,
-                     detail::memory::sweep_loop(store_, std::move(timer), options.sweep_interval),
+                     detail::memory::sweep_loop(store_, std::move(control), options.sweep_interval),
                      asio::detached);
     }
   }
@@ -132,7 +136,7 @@ class MemoryBackend {
     if (this != &other) {
       stop_sweep();
       store_ = std::move(other.store_);
-      sweep_timer_ = std::move(other.sweep_timer_);
+      sweep_control_ = std::move(other.sweep_control_);
       sweep_executor_ = std::move(other.sweep_executor_);
     }
     return *this;
@@ -140,6 +144,12 @@ class MemoryBackend {
   MemoryBackend(const MemoryBackend&) = delete;
   MemoryBackend& operator=(const MemoryBackend&) = delete;
   ~MemoryBackend() { stop_sweep(); }
+
+  /// Stops the background sweep, so that an io_context with nothing else to do returns
+  /// from run() while the backend lives. The backend stays usable: expired values are then
+  /// reclaimed when touched or when room is needed. Waiting pops still end at their wait.
+  /// Idempotent; call it from any thread.
+  void close() noexcept { stop_sweep(); }
 
   /// Counters for tests, users and benchmarks. Locks each shard briefly.
   MemoryStats stats() const {
@@ -189,12 +199,16 @@ class MemoryBackend {
   /// Completes with the oldest element at once if there is one; otherwise, with wait > 0,
   /// suspends until a push hands it a value (each pushed value goes to exactly one
   /// waiter, oldest waiter first) or `wait` passes (nullopt). Resumes on the awaiting
-  /// coroutine's executor. Cancellable (any cancellation type, e.g. a deadline through
+  /// coroutine's executor. Cancellable (any cancellation type, e.g. a timer through
   /// awaitable operators or parallel_group): a parked pop then leaves the queue and throws
-  /// system_error(asio::error::operation_aborted); a value is never lost to a cancelled
-  /// pop. Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
+  /// system_error(asio::error::operation_aborted). A value is never lost to a cancelled
+  /// pop: if cancellation reaches the coroutine after a push handed it a value (before it
+  /// resumed), the value goes back to the head of the queue and the pop throws
+  /// operation_aborted, so a `pop || timer` that the timer won leaves the value queued.
+  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
   /// The wait is min(wait, what the deadline leaves); errc::timeout when the deadline, not
-  /// the wait, ended an empty wait.
+  /// the wait, ended an empty wait. A value handed over is returned even if the deadline
+  /// passed in the same instant (the hand-over and the timer are decided under one lock).
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
     // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
@@ -202,8 +216,16 @@ class MemoryBackend {
     const Duration limit = deadline.remaining(wait);
     const Duration park = std::min(wait, limit);
     if (!value && park > Duration::zero()) {
+      // Weak: the backend (and `this`) may be destroyed while the pop is parked.
+      const std::weak_ptr<detail::memory::Store> weak_store = store_;
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
           PopInitiation{store_.get(), &queue_key, park}, asio::use_awaitable);
+      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      if (value && state.cancelled() != asio::cancellation_type::none) {
+        if (const auto store = weak_store.lock())
+          store->return_to_head(std::move(queue_key), std::move(*value));
+        throw boost::system::system_error(asio::error::operation_aborted);
+      }
     }
     if (!value && limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");
     co_return value;
@@ -251,20 +273,20 @@ class MemoryBackend {
     Duration wait;
     template <class Handler>
     void operator()(Handler&& handler) const {
-      store->pop_or_wait(std::move(*queue_key), wait, std::forward<Handler>(handler));
+      store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
     }
   };
 
   void stop_sweep() noexcept {
-    if (auto timer = sweep_timer_.lock()) {
-      // The timer belongs to the sweep's strand: cancel it there, never from this thread.
-      asio::post(sweep_executor_, [timer] { timer->cancel(); });
+    if (auto control = sweep_control_.lock()) {
+      // The timer belongs to the sweep's strand: stop it there, never from this thread.
+      asio::post(sweep_executor_, [control] { control->stop(); });
     }
-    sweep_timer_.reset();
+    sweep_control_.reset();
   }
 
   std::shared_ptr<detail::memory::Store> store_;
-  std::weak_ptr<asio::steady_timer> sweep_timer_;
+  std::weak_ptr<detail::memory::SweepControl> sweep_control_;
   asio::any_io_executor sweep_executor_;
 };
 

@@ -11,6 +11,7 @@
 // - func_cache therefore runs the function on every call.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -43,7 +44,8 @@ class NullBackend {
     const Duration limit = deadline.remaining(wait);
     const Duration sleep = std::min(wait, limit);
     if (sleep > Duration::zero()) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, sleep);
+      asio::steady_timer timer(co_await asio::this_coro::executor);
+      detail::expire_after(timer, sleep);
       co_await timer.async_wait(asio::use_awaitable);
     }
     if (limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");

@@ -1,43 +1,55 @@
 #pragma once
 // RedisBackend: the Backend concept over a Redis server (data model in README, "Redis data
-// model"; scripts in detail/redis/scripts.hpp).
+// model"; scripts in detail/redis/scripts.hpp; queues in docs/redis_queues.md).
 //
 // - A plain value (no indices, no read limit) is a Redis string: SET key value PX ttl [NX],
 //   read with a plain GET. This is the fast path: one command, no script.
 // - A value with indices and/or max_reads is a hash {v, r, i} written and read by scripts,
 //   atomically; index keys are sets of value keys, pruned of stale members when listed.
-// - Queues are lists (RPUSH / LPOP; a waiting pop is a BLPOP on a connection of its own),
-//   locks are strings holding their owner's token.
+// - Queues are lists. A pop moves the element into a ledger of its own (a script, or BLMOVE
+//   for a waiting pop on a pooled blocking connection) and deletes the ledger once its caller
+//   has the element; when the caller is gone, a background job puts it back (never lost).
+// - Locks are strings holding their owner's token; an abandoned attempt is released.
 // - Prefix removal walks SCAN MATCH with the prefix's glob characters escaped and deletes
 //   with UNLINK in batches: never KEYS, never FLUSHDB.
 //
 // Threads: every operation may be called from any thread, concurrently. All commands share
-// one automatically pipelined Connection; only waiting pops use extra connections (one per
-// concurrent waiting pop, kept idle for reuse afterwards).
+// one automatically pipelined Connection; only waiting pops use a bounded pool of others.
 //
-// Errors: bad backend-specific input (ttl <= 0, negative wait, empty prefix) throws
-// std::invalid_argument when awaited, before any I/O; an error reply from the server throws
-// boost::system::system_error(errc::server_error) whose what() holds the server's message;
-// transport failures (timeout, connection_lost, not_connected, overloaded, ...) propagate
-// from the Connection as system_error with their corocache::errc code.
+// Errors: bad backend-specific input (ttl <= 0, negative wait, empty prefix, a value too
+// large to read back) throws std::invalid_argument when awaited, before any I/O; an error
+// reply throws boost::system::system_error(errc::server_error) whose what() holds the server's
+// message; transport failures (timeout, connection_lost, not_connected, overloaded, ...)
+// propagate from the Connection as system_error with their corocache::errc code.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/redis/blocking_pool.hpp>
+#include <corocache/detail/redis/budget.hpp>
+#include <corocache/detail/redis/commands.hpp>
 #include <corocache/detail/redis/connection.hpp>
-#include <corocache/detail/redis/glob.hpp>
+#include <corocache/detail/redis/peek.hpp>
+#include <corocache/detail/redis/pending_keys.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
+#include <corocache/detail/redis/scan.hpp>
+#include <corocache/detail/redis/script_runner.hpp>
 #include <corocache/detail/redis/scripts.hpp>
+#include <corocache/detail/redis/settle.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 
-#include <charconv>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -49,94 +61,32 @@
 
 namespace corocache {
 
-namespace detail::redis {
-
-/// A number written into a caller-owned buffer, viewed without allocating.
-class Decimal {
- public:
-  explicit Decimal(long long v) noexcept {
-    size_ = static_cast<std::size_t>(std::to_chars(buf_, buf_ + sizeof buf_, v).ptr - buf_);
-  }
-  std::string_view view() const noexcept { return {buf_, size_}; }
-  operator std::string_view() const noexcept { return view(); }
-
- private:
-  char buf_[24];
-  std::size_t size_ = 0;
+/// Counters of a RedisBackend (for tests and monitoring).
+struct RedisBackendStats {
+  detail::redis::ConnectionStats connection;  ///< the shared connection
+  std::size_t blocking_open = 0;              ///< blocking connections open (busy + idle)
+  std::size_t blocking_peak = 0;              ///< most blocking connections ever open at once
+  std::size_t blocking_waiting = 0;           ///< waiting pops queued for a blocking connection
+  std::uint64_t settle_started = 0;           ///< background settling jobs started
+  std::uint64_t settle_done = 0;              ///< ... that succeeded
+  std::uint64_t settle_failed = 0;            ///< ... that gave up (element left in its ledger)
+  std::uint64_t returned = 0;                 ///< popped elements put back into their queue
+  /// Jobs still running: 0 once every abandoned pop and lock attempt is settled.
+  std::uint64_t settle_pending() const noexcept { return settle_started - settle_done - settle_failed; }
 };
-
-/// A BLPOP timeout: `ms` milliseconds as decimal seconds ("1.5", "0.001"), which Redis >= 6
-/// accepts. `ms` > 0.
-inline std::string blpop_seconds(long long ms) {
-  std::string out = std::to_string(ms / 1000);
-  const long long frac = ms % 1000;
-  if (frac != 0) {
-    out.push_back('.');
-    out.push_back(static_cast<char>('0' + frac / 100));
-    out.push_back(static_cast<char>('0' + frac / 10 % 10));
-    out.push_back(static_cast<char>('0' + frac % 10));
-  }
-  return out;
-}
-
-/// Throws system_error(errc::server_error) carrying the server's message for an error reply.
-inline void throw_if_error(const Reply& reply) {
-  if (reply.is_error()) throw_error(errc::server_error, "corocache: redis: " + reply.str);
-}
-
-/// A reply of an unexpected shape (e.g. a proxy answering oddly): a protocol error.
-[[noreturn]] inline void throw_unexpected(std::string_view command) {
-  throw_error(errc::protocol_error, "corocache: redis: unexpected reply to " + std::string(command));
-}
-
-/// Appends `EVAL <text>` (or `EVALSHA <sha>`, chosen by `verb`) with the store script's
-/// KEYS/ARGV for `key`, `value` and `params` to `request`.
-inline void add_store_script(Request& request, std::string_view verb, std::string_view script_id,
-                             std::string_view key, std::string_view value, const StoreParams& params) {
-  const Decimal numkeys(static_cast<long long>(params.index_keys.size() + 1));
-  const Decimal ttl(params.ttl.count());
-  const Decimal reads(params.max_reads);
-  std::vector<std::string_view> argv;
-  argv.reserve(params.index_keys.size() + 8);
-  argv.insert(argv.end(), {verb, script_id, numkeys.view(), key});
-  for (const auto& index_key : params.index_keys) argv.emplace_back(index_key);
-  argv.insert(argv.end(), {value, ttl.view(), params.nx ? "1" : "0", reads.view()});
-  request.add_argv(argv);
-}
-
-/// True when a store can be a plain SET (no hash needed).
-inline bool is_plain_store(const StoreParams& params) noexcept {
-  return params.index_keys.empty() && params.max_reads == 0;
-}
-
-/// Appends a plain `SET key value PX ttl [NX]`.
-inline void add_plain_store(Request& request, std::string_view key, std::string_view value,
-                            const StoreParams& params) {
-  const Decimal ttl(params.ttl.count());
-  if (params.nx)
-    request.add("SET", key, value, "PX", ttl.view(), "NX");
-  else
-    request.add("SET", key, value, "PX", ttl.view());
-}
-
-inline void require_positive_ttl(Duration ttl, const char* what) {
-  if (ttl <= Duration::zero())
-    throw std::invalid_argument(std::string("corocache: ") + what + " must be > 0");
-}
-
-}  // namespace detail::redis
 
 /// The Redis backend. Move-only; moving is cheap (one shared pointer).
 ///
 /// Lifetime: an operation's awaitable keeps the backend's connections alive by itself, so
 /// it may be awaited after the RedisBackend object was moved. Destroying (or move-assigning
 /// over) a RedisBackend closes its connections: requests still pending then fail with
-/// errc::shut_down.
+/// errc::shut_down, and settling jobs still pending stop (their elements stay in ledgers).
 ///
 /// Cancellation: every operation supports Asio per-operation cancellation (e.g. through
 /// awaitable_operators `||` or a Scope timeout); a cancelled operation completes with
-/// asio::error::operation_aborted and its late reply is discarded. A cancelled multi-step
-/// operation (erase_prefix, erase_if) may have done part of its work.
+/// asio::error::operation_aborted and its late reply is discarded (a popped element goes
+/// back to its queue, a lock taken is released). A cancelled multi-step operation
+/// (erase_prefix, erase_if) may have done part of its work.
 class RedisBackend {
  public:
   /// Creates the backend; connects lazily in the background (the first requests wait for
@@ -167,9 +117,29 @@ class RedisBackend {
   /// The options this backend connects with.
   const RedisOptions& options() const { return state_->options; }
 
+  /// Zeros for a moved-from backend.
+  RedisBackendStats stats() const {
+    if (!state_) return {};
+    const State& st = *state_;
+    const auto pool = st.pool.stats();
+    RedisBackendStats s;
+    s.connection = st.main.stats();
+    s.blocking_open = pool.open;
+    s.blocking_peak = pool.peak;
+    s.blocking_waiting = pool.waiting;
+    // Read `done`/`failed` before `started`, so pending never looks negative.
+    s.settle_done = st.settle.done.load(std::memory_order_acquire);
+    s.settle_failed = st.settle.failed.load(std::memory_order_acquire);
+    s.returned = st.settle.returned.load(std::memory_order_acquire);
+    s.settle_started = st.settle.started.load(std::memory_order_acquire);
+    return s;
+  }
+
   // --- Backend concept (semantics: backend.hpp) ------------------------------------------
 
   /// Plain values: one SET (PX, and NX for nx). Indexed or read-limited: the store script.
+  /// A ttl beyond a century is stored as a century. A value larger than max_reply_bytes
+  /// minus 1 KiB (no read could return it) throws std::invalid_argument.
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
     return do_set(state_, std::move(key), std::move(value), std::move(params), deadline);
   }
@@ -192,11 +162,15 @@ class RedisBackend {
   asio::awaitable<void> push(std::string queue_key, std::string value, Deadline deadline = {}) {
     return do_push(state_, std::move(queue_key), std::move(value), deadline);
   }
-  /// LPOP; with wait > 0 a BLPOP on a separate connection, deadline wait + request_timeout.
+  /// A pop through a ledger (docs/redis_queues.md): the pop script; with wait > 0, BLMOVE on
+  /// a pooled blocking connection (default deadline: wait + request_timeout). Queue keys
+  /// must have the facade's layout `<prefix>:{<tenant>:<ns>}:<kind>:<name>`.
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
     return do_pop(state_, std::move(queue_key), wait, deadline);
   }
+  /// SET NX PX through the lock attempt script; an attempt whose caller is gone (timeout,
+  /// cancellation, lost link) is released in the background.
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl,
                                  Deadline deadline = {}) {
     return do_try_lock(state_, std::move(lock_key), std::move(token), ttl, deadline);
@@ -209,8 +183,9 @@ class RedisBackend {
   asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline deadline = {}) {
     return do_erase_prefix(state_, std::move(prefix), deadline);
   }
-  /// SCAN as erase_prefix; values are read without consuming reads (peek script) and the
-  /// accepted ones deleted only if still unchanged (erase_if_same script).
+  /// SCAN as erase_prefix; values are read without consuming reads (peek script, in replies
+  /// within max_reply_bytes) and the accepted ones deleted only if still unchanged
+  /// (erase_if_same script).
   asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
                                         Deadline deadline = {}) {
     return do_erase_if(state_, std::move(prefix), std::move(predicate), limit, deadline);
@@ -227,66 +202,29 @@ class RedisBackend {
   using Reply = detail::redis::Reply;
   using Request = detail::redis::Request;
   using Script = detail::redis::Script;
+  using SettleJob = detail::redis::SettleJob;
+  using Decimal = detail::redis::Decimal;
+  using Clock = std::chrono::steady_clock;
 
   struct State {
     RedisOptions options;
     asio::any_io_executor executor;
     Connection main;
-
-    std::mutex mutex;  // guards the members below
-    bool closed = false;
-    /// Connections for waiting pops: idle ones wait here for reuse; busy ones are listed
-    /// so close() reaches them too.
-    std::vector<std::shared_ptr<Connection>> idle_blocking;
-    std::vector<std::shared_ptr<Connection>> busy_blocking;
-    /// Idle blocking connections kept for reuse; more are closed when returned.
-    static constexpr std::size_t max_idle_blocking = 4;
+    detail::redis::BlockingPool pool;
+    detail::redis::PendingIds ids;
+    detail::redis::SettleCounters settle;
+    std::atomic<bool> closed{false};
 
     State(asio::any_io_executor ex, RedisOptions opts)
-        : options(std::move(opts)), executor(std::move(ex)), main(executor, options) {}
+        : options(std::move(opts)),
+          executor(std::move(ex)),
+          main(executor, options),
+          pool(executor, options) {}
 
     void close() noexcept {
-      std::vector<std::shared_ptr<Connection>> all;
-      {
-        std::lock_guard lock(mutex);
-        if (closed) return;
-        closed = true;
-        all.swap(idle_blocking);
-        all.insert(all.end(), busy_blocking.begin(), busy_blocking.end());
-        busy_blocking.clear();
-      }
+      if (closed.exchange(true)) return;
       main.close();
-      for (auto& c : all) c->close();
-    }
-
-    /// An idle blocking connection, or a new one; listed as busy until released.
-    std::shared_ptr<Connection> acquire_blocking() {
-      std::lock_guard lock(mutex);
-      if (closed) throw_error(errc::shut_down, "corocache: redis backend closed");
-      std::shared_ptr<Connection> conn;
-      if (!idle_blocking.empty()) {
-        conn = std::move(idle_blocking.back());
-        idle_blocking.pop_back();
-      } else {
-        conn = std::make_shared<Connection>(executor, options);
-      }
-      busy_blocking.push_back(conn);
-      return conn;
-    }
-
-    /// Returns a blocking connection: kept for reuse when `reusable` (its BLPOP answered, so
-    /// nothing is left in flight on it), else closed.
-    void release_blocking(const std::shared_ptr<Connection>& conn, bool reusable) noexcept {
-      bool keep = false;
-      {
-        std::lock_guard lock(mutex);
-        std::erase(busy_blocking, conn);
-        if (reusable && !closed && idle_blocking.size() < max_idle_blocking) {
-          idle_blocking.push_back(conn);
-          keep = true;
-        }
-      }
-      if (!keep) conn->close();
+      pool.close();
     }
   };
   using StatePtr = std::shared_ptr<State>;
@@ -297,65 +235,51 @@ class RedisBackend {
   }
 
   /// Sends one request on the shared connection; an error reply throws server_error.
-  /// The timeout of one round trip that must end by `deadline`: the connection's default
-  /// for the default deadline. Throws errc::timeout (before any I/O) once it has passed.
-  static Duration round_trip_timeout(Deadline deadline) {
-    if (deadline.is_default()) return Duration::zero();
-    const Duration left = deadline.remaining(Duration::zero());
-    if (left <= Duration::zero()) throw_error(errc::timeout, "corocache: the call's deadline passed");
-    return std::min(left, forever);
-  }
-  /// Longer than any process lives, short enough that adding it to the clock cannot overflow.
-  static constexpr Duration forever = std::chrono::hours(24 * 365 * 100);
-
   static asio::awaitable<Reply> exec(State& st, Request request, Deadline deadline) {
-    Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
+    Reply reply = co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
     detail::redis::throw_if_error(reply);
     co_return reply;
   }
 
-  /// Runs `script` by EVALSHA, falling back to EVAL (which also caches it again) when the
-  /// server does not know it (NOSCRIPT: restarted, or SCRIPT FLUSH). `encode(request, verb,
-  /// script_id)` appends the command with the script's KEYS/ARGV. An error reply throws.
-  template <class Encode>
-  static asio::awaitable<Reply> eval(State& st, const Script& script, Deadline deadline, Encode encode) {
-    Request by_sha;
-    encode(by_sha, std::string_view("EVALSHA"), script.sha_view());
-    Reply reply = co_await st.main.exec(std::move(by_sha), round_trip_timeout(deadline));
-    if (reply.is_error("NOSCRIPT")) {
-      Request by_text;
-      encode(by_text, std::string_view("EVAL"), script.text);
-      reply = co_await st.main.exec(std::move(by_text), round_trip_timeout(deadline));
-    }
-    detail::redis::throw_if_error(reply);
-    co_return reply;
+  /// Starts a settling job in the background (docs/redis_queues.md); never blocks the caller.
+  static void settle(const StatePtr& sp, SettleJob job) {
+    State& st = *sp;
+    st.settle.started.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(st.executor, detail::redis::run_settle(sp, st.main, st.settle, st.closed, std::move(job)),
+                   asio::detached);
   }
 
-  /// eval() of a script taking one key and `args`.
-  template <class... Args>
-  static asio::awaitable<Reply> eval_one_key(State& st, const Script& script, Deadline deadline,
-                                             std::string_view key, Args... args) {
-    return eval(st, script, deadline, [key, args...](Request& r, std::string_view verb, std::string_view id) {
-      r.add(verb, id, "1", key, args...);
-    });
+  // A caller's cancellation state, read with `co_await asio::this_coro::cancellation_state`.
+  // After a reply that moved or took something, nothing may be co_awaited before it is
+  // settled: with the state cancelled, Asio throws operation_aborted at the next co_await.
+  using CancelState = asio::cancellation_state;
+  /// True when cancellation was requested since `before` was read (the caller is gone).
+  static bool cancelled_since(const CancelState& state, asio::cancellation_type_t before) noexcept {
+    return before == asio::cancellation_type::none && state.cancelled() != asio::cancellation_type::none;
+  }
+  [[noreturn]] static void throw_aborted() {
+    throw boost::system::system_error(asio::error::operation_aborted, "corocache: cancelled");
   }
 
   static asio::awaitable<bool> do_set(StatePtr sp, std::string key, std::string value, StoreParams params,
                                       Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(params.ttl, "expiry");
+    detail::redis::require_readable(value.size(), st.options.max_reply_bytes);
     if (detail::redis::is_plain_store(params)) {
       Request request;
       detail::redis::add_plain_store(request, key, value, params);
       // The fast path: straight to the connection, no helper coroutine in between.
-      const Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
+      const Reply reply =
+          co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
       detail::redis::throw_if_error(reply);
       co_return !reply.is_nil();  // +OK, or nil when NX found a live value
     }
-    const Reply reply = co_await eval(st, detail::redis::scripts::store_hash, deadline,
-                                      [&](Request& r, std::string_view verb, std::string_view id) {
-                                        detail::redis::add_store_script(r, verb, id, key, value, params);
-                                      });
+    const Reply reply =
+        co_await detail::redis::run_script(st.main, detail::redis::scripts::store_hash, deadline,
+                                           [&](Request& r, std::string_view verb, std::string_view id) {
+                                             detail::redis::add_store_script(r, verb, id, key, value, params);
+                                           });
     if (!reply.is_integer()) detail::redis::throw_unexpected("the store script");
     co_return reply.integer == 1;
   }
@@ -364,7 +288,7 @@ class RedisBackend {
     State& st = live(sp);
     Request request;
     request.add("GET", key);
-    Reply reply = co_await st.main.exec(std::move(request), round_trip_timeout(deadline));
+    Reply reply = co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     if (!reply.is_error("WRONGTYPE")) {
@@ -372,7 +296,8 @@ class RedisBackend {
       detail::redis::throw_unexpected("GET");
     }
     // Not a string: a hashed (indexed or read-limited) value.
-    reply = co_await eval_one_key(st, detail::redis::scripts::read_hash, deadline, key);
+    reply =
+        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::read_hash, deadline, key);
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     detail::redis::throw_unexpected("the read script");
@@ -380,7 +305,8 @@ class RedisBackend {
 
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase, deadline, key);
+    const Reply reply =
+        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::erase, deadline, key);
     if (!reply.is_integer()) detail::redis::throw_unexpected("the erase script");
     co_return reply.integer > 0;
   }
@@ -388,8 +314,9 @@ class RedisBackend {
   static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl, Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "expiry");
-    const detail::redis::Decimal ms(ttl.count());
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::expire, deadline, key, ms.view());
+    const Decimal ms(detail::redis::px(ttl));
+    const Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::expire,
+                                                                  deadline, key, ms.view());
     if (!reply.is_integer()) detail::redis::throw_unexpected("the expire script");
     co_return reply.integer == 1;
   }
@@ -397,7 +324,8 @@ class RedisBackend {
   static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key,
                                                                     Deadline deadline) {
     State& st = live(sp);
-    Reply reply = co_await eval_one_key(st, detail::redis::scripts::index_members, deadline, index_key);
+    Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::index_members,
+                                                            deadline, index_key);
     if (!reply.is_array()) detail::redis::throw_unexpected("the index listing script");
     std::vector<std::string> keys;
     keys.reserve(reply.elements.size());
@@ -410,7 +338,8 @@ class RedisBackend {
 
   static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::erase_index, deadline, index_key);
+    const Reply reply = co_await detail::redis::run_script_on_key(
+        st.main, detail::redis::scripts::erase_index, deadline, index_key);
     if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the index erase script");
     co_return static_cast<std::size_t>(reply.integer);
   }
@@ -418,219 +347,218 @@ class RedisBackend {
   static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value,
                                        Deadline deadline) {
     State& st = live(sp);
+    detail::redis::require_readable(value.size(), st.options.max_reply_bytes);
     Request request;
     request.add("RPUSH", queue_key, value);
     co_await exec(st, std::move(request), deadline);
   }
 
+  // --- pops (docs/redis_queues.md) ---------------------------------------------------------
+
   static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key, Duration wait,
                                                             Deadline deadline) {
     State& st = live(sp);
     if (wait < Duration::zero()) throw std::invalid_argument("corocache: pop wait must not be negative");
-    if (wait == Duration::zero()) {
-      Request request;
-      request.add("LPOP", queue_key);
-      Reply reply = co_await exec(st, std::move(request), deadline);
-      if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
-      if (reply.is_nil()) co_return std::nullopt;
-      detail::redis::throw_unexpected("LPOP");
-    }
-    // A BLPOP holds its connection until it is answered, so it never uses the shared one.
-    // The server gives up after `wait`; our deadline adds request_timeout for the trip.
-    // The server waits at most what the deadline leaves; the trip gets the rest (by default
-    // request_timeout on top of the wait).
-    const Duration trip = deadline.is_default() ? std::min(wait, forever) + st.options.request_timeout
-                                                : round_trip_timeout(deadline);
-    const Duration server_wait = std::min(wait, trip);
-    Request request;
-    // BLPOP 0 blocks for ever: what a wait of a year or more means in practice.
-    const bool unbounded = server_wait >= std::chrono::hours(24 * 365);
-    request.add("BLPOP", queue_key,
-                unbounded ? std::string("0") : detail::redis::blpop_seconds(server_wait.count()));
-    const auto conn = st.acquire_blocking();
+    std::string ledger = detail::redis::pending_key(queue_key, st.ids.next());
+    if (wait == Duration::zero())
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+    co_return co_await waiting_pop(sp, std::move(queue_key), std::move(ledger), wait, deadline);
+  }
+
+  /// The pop script on the shared connection: the head moves into the ledger.
+  static asio::awaitable<std::optional<std::string>> plain_pop(StatePtr sp, std::string queue_key,
+                                                               std::string ledger, Deadline deadline) {
+    State& st = *sp;
+    detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
+    const CancelState cancel = co_await asio::this_coro::cancellation_state;
+    const auto before = cancel.cancelled();
     Reply reply;
     try {
-      reply = co_await conn->exec(std::move(request), trip);
-    } catch (...) {
-      // Timed out, cancelled or failed: the BLPOP may still be pending on the server, and
-      // the connection must not serve anyone else.
-      st.release_blocking(conn, false);
+      reply = co_await detail::redis::run_script(st.main, detail::redis::scripts::pop_to_ledger, deadline,
+                                                 [&](Request& r, std::string_view verb, std::string_view id) {
+                                                   r.add(verb, id, "2", queue_key, ledger);
+                                                 });
+    } catch (const boost::system::system_error& e) {
+      if (detail::redis::outcome_unknown(e.code()))
+        settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
       throw;
     }
-    st.release_blocking(conn, true);
-    detail::redis::throw_if_error(reply);
-    if (reply.is_nil()) co_return std::nullopt;
-    if (reply.is_array() && reply.elements.size() == 2 && reply.elements[1].is_string())
-      co_return std::optional<std::string>(std::move(reply.elements[1].str));
-    detail::redis::throw_unexpected("BLPOP");
+    co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
   }
+
+  /// BLMOVE into the ledger on a pooled blocking connection. A pop still queued for a
+  /// connection when its wait ends pops without waiting instead.
+  static asio::awaitable<std::optional<std::string>> waiting_pop(StatePtr sp, std::string queue_key,
+                                                                 std::string ledger, Duration wait,
+                                                                 Deadline deadline) {
+    State& st = *sp;
+    const auto start = Clock::now();
+    const auto wait_end = Deadline::after(wait, start).at();
+    const CancelState cancel = co_await asio::this_coro::cancellation_state;
+    const auto before = cancel.cancelled();
+    const auto conn =
+        co_await st.pool.acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+    if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+    const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
+    if (waited >= wait) {
+      st.pool.release(conn, true);
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+    }
+    detail::redis::BlockingBudget budget{};
+    try {
+      budget = detail::redis::blocking_budget(wait - waited, deadline, st.options.request_timeout);
+    } catch (...) {
+      st.pool.release(conn, true);
+      throw;
+    }
+    Request request;
+    request.add(
+        "BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
+        budget.unbounded ? std::string("0") : detail::redis::block_seconds(budget.server_wait.count()));
+    Reply reply;
+    try {
+      reply = co_await conn->exec(std::move(request), budget.trip);
+    } catch (const boost::system::system_error& e) {
+      // The BLMOVE may still be pending on the server: the connection serves no one else.
+      st.pool.release(conn, false);
+      if (detail::redis::outcome_unknown(e.code()))
+        settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+      throw;
+    } catch (...) {
+      st.pool.release(conn, false);
+      throw;
+    }
+    st.pool.release(conn, true);
+    co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
+  }
+
+  /// The caller's element from a pop's reply (nil: none). A caller that is `gone` (cancelled
+  /// meanwhile) gets operation_aborted and the element goes back; otherwise the ledger is
+  /// deleted behind it. Not a coroutine: see CancelState.
+  static std::optional<std::string> hand_over(const StatePtr& sp, Reply reply, const std::string& queue_key,
+                                              const std::string& ledger, bool gone) {
+    detail::redis::throw_if_error(reply);  // nothing moved
+    if (reply.is_nil()) return std::nullopt;
+    if (!reply.is_string()) {
+      settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+      detail::redis::throw_unexpected("a pop");
+    }
+    if (gone) {
+      settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+      throw_aborted();
+    }
+    settle(sp, SettleJob{SettleJob::Kind::forget, queue_key, ledger, {}});
+    return std::optional<std::string>(std::move(reply.str));
+  }
+
+  // --- locks -------------------------------------------------------------------------------
 
   static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token, Duration ttl,
                                            Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "lock ttl");
-    const detail::redis::Decimal ms(ttl.count());
-    Request request;
-    request.add("SET", lock_key, token, "NX", "PX", ms.view());
-    const Reply reply = co_await exec(st, std::move(request), deadline);
-    co_return !reply.is_nil();
+    const std::string record = detail::redis::pending_key(lock_key, st.ids.next());
+    const Decimal ms(detail::redis::px(ttl));
+    detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
+    const CancelState cancel = co_await asio::this_coro::cancellation_state;
+    const auto before = cancel.cancelled();
+    Reply reply;
+    try {
+      reply = co_await detail::redis::run_script(st.main, detail::redis::scripts::lock_attempt, deadline,
+                                                 [&](Request& r, std::string_view verb, std::string_view id) {
+                                                   r.add(verb, id, "2", lock_key, record, token, ms.view());
+                                                 });
+    } catch (const boost::system::system_error& e) {
+      if (detail::redis::outcome_unknown(e.code()))
+        settle(sp, SettleJob{SettleJob::Kind::release_attempt, lock_key, record, token});
+      throw;
+    }
+    const bool taken = !reply.is_nil();
+    if (cancelled_since(cancel, before)) {
+      if (taken) settle(sp, SettleJob{SettleJob::Kind::release_attempt, lock_key, record, token});
+      throw_aborted();
+    }
+    co_return taken;
   }
 
   static asio::awaitable<bool> do_unlock(StatePtr sp, std::string lock_key, std::string token,
                                          Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await eval_one_key(st, detail::redis::scripts::unlock, deadline, lock_key,
-                                              std::string_view(token));
+    const Reply reply = co_await detail::redis::run_script_on_key(
+        st.main, detail::redis::scripts::unlock, deadline, lock_key, std::string_view(token));
     if (!reply.is_integer()) detail::redis::throw_unexpected("the unlock script");
     co_return reply.integer == 1;
   }
 
-  /// One SCAN step over the keys starting with `prefix`: the next cursor ("0": done) and
-  /// the keys found (only true prefix matches: a defence in depth behind the escaping).
-  struct ScanBatch {
-    std::string cursor;             // where the next step starts; "0": the walk is over
-    std::vector<std::string> keys;  // may repeat keys of earlier steps (SCAN's guarantee)
-  };
-
-  static asio::awaitable<ScanBatch> scan_step(State& st, std::string_view cursor, std::string_view pattern,
-                                              std::string_view prefix, Deadline deadline) {
-    Request request;
-    request.add("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
-    Reply reply = co_await exec(st, std::move(request), deadline);
-    if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_string() ||
-        !reply.elements[1].is_array())
-      detail::redis::throw_unexpected("SCAN");
-    std::vector<std::string> keys;
-    keys.reserve(reply.elements[1].elements.size());
-    for (auto& e : reply.elements[1].elements) {
-      if (!e.is_string()) detail::redis::throw_unexpected("SCAN");
-      if (std::string_view(e.str).starts_with(prefix)) keys.push_back(std::move(e.str));
-    }
-    co_return ScanBatch{std::move(reply.elements[0].str), std::move(keys)};
-  }
-
-  static void require_prefix(std::string_view prefix) {
-    if (prefix.empty())
-      throw std::invalid_argument("corocache: an empty prefix would match the whole database");
-  }
+  // --- bulk --------------------------------------------------------------------------------
 
   static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix, Deadline deadline) {
     State& st = live(sp);
-    require_prefix(prefix);
-    const std::string pattern = detail::redis::prefix_match_pattern(prefix);
-    std::string cursor = "0";
+    detail::redis::require_prefix(prefix);
     std::size_t removed = 0;
-    do {
-      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix, deadline);
-      cursor = std::move(batch.cursor);
-      const auto& keys = batch.keys;
-      if (keys.empty()) continue;
+    auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
+    auto unlink = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
       std::vector<std::string_view> argv;
       argv.reserve(keys.size() + 1);
       argv.emplace_back("UNLINK");
       argv.insert(argv.end(), keys.begin(), keys.end());
-      Request unlink;
-      unlink.add_argv(argv);
-      const Reply reply = co_await exec(st, std::move(unlink), deadline);
+      Request request;
+      request.add_argv(argv);
+      const Reply reply = co_await exec(st, std::move(request), deadline);
       if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("UNLINK");
       removed += static_cast<std::size_t>(reply.integer);
-    } while (cursor != "0");
+      co_return true;
+    };
+    co_await detail::redis::walk_prefix(send, prefix, unlink);
     co_return removed;
   }
 
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
                                                   std::int64_t limit, Deadline deadline) {
     State& st = live(sp);
-    require_prefix(prefix);
+    detail::redis::require_prefix(prefix);
     if (!predicate) throw std::invalid_argument("corocache: erase_if needs a predicate");
     if (limit == 0) co_return 0;
-    const std::string pattern = detail::redis::prefix_match_pattern(prefix);
-    std::string cursor = "0";
     std::size_t removed = 0;
-    const auto quota_left = [&] { return limit < 0 || removed < static_cast<std::size_t>(limit); };
-    do {
-      ScanBatch batch = co_await scan_step(st, cursor, pattern, prefix, deadline);
-      cursor = std::move(batch.cursor);
-      const auto& keys = batch.keys;
-      if (keys.empty()) continue;
-      // Read the batch's values (nil for missing, expired or non-values), without reads.
-      const Decimal numkeys(static_cast<long long>(keys.size()));
-      Reply values = co_await eval(st, detail::redis::scripts::peek, deadline,
-                                   [&](Request& r, std::string_view verb, std::string_view id) {
-                                     std::vector<std::string_view> argv;
-                                     argv.reserve(keys.size() + 3);
-                                     argv.insert(argv.end(), {verb, id, numkeys.view()});
-                                     argv.insert(argv.end(), keys.begin(), keys.end());
-                                     r.add_argv(argv);
-                                   });
-      if (!values.is_array() || values.elements.size() != keys.size())
-        detail::redis::throw_unexpected("the peek script");
+    auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
+    auto remove_accepted = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
+      const std::vector<Reply> values =
+          co_await detail::redis::peek_values(st.main, keys, st.options.max_reply_bytes, deadline);
       // Choose victims, at most as many as the limit still allows.
       std::vector<std::size_t> chosen;
       const std::size_t room = limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
       for (std::size_t i = 0; i < keys.size() && chosen.size() < room; ++i) {
-        if (!values.elements[i].is_string()) continue;
-        if (predicate(keys[i], values.elements[i].str)) chosen.push_back(i);
+        if (!values[i].is_string()) continue;
+        if (predicate(keys[i], values[i].str)) chosen.push_back(i);
       }
-      if (chosen.empty()) continue;
+      if (chosen.empty()) co_return true;
       const Decimal chosen_count(static_cast<long long>(chosen.size()));
-      const Reply reply = co_await eval(st, detail::redis::scripts::erase_if_same, deadline,
-                                        [&](Request& r, std::string_view verb, std::string_view id) {
-                                          std::vector<std::string_view> argv;
-                                          argv.reserve(2 * chosen.size() + 3);
-                                          argv.insert(argv.end(), {verb, id, chosen_count.view()});
-                                          for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                          for (std::size_t i : chosen)
-                                            argv.emplace_back(values.elements[i].str);
-                                          r.add_argv(argv);
-                                        });
+      const Reply reply =
+          co_await detail::redis::run_script(st.main, detail::redis::scripts::erase_if_same, deadline,
+                                             [&](Request& r, std::string_view verb, std::string_view id) {
+                                               std::vector<std::string_view> argv;
+                                               argv.reserve(2 * chosen.size() + 3);
+                                               argv.insert(argv.end(), {verb, id, chosen_count.view()});
+                                               for (std::size_t i : chosen) argv.emplace_back(keys[i]);
+                                               for (std::size_t i : chosen) argv.emplace_back(values[i].str);
+                                               r.add_argv(argv);
+                                             });
       if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the erase_if script");
       removed += static_cast<std::size_t>(reply.integer);
-    } while (cursor != "0" && quota_left());
+      co_return limit < 0 || removed < static_cast<std::size_t>(limit);
+    };
+    co_await detail::redis::walk_prefix(send, prefix, remove_accepted);
     co_return removed;
   }
 
   static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
     State& st = live(sp);
-    for (const auto& op : ops) {
-      if (const auto* store = std::get_if<batch_op::Store>(&op))
-        detail::redis::require_positive_ttl(store->params.ttl, "expiry");
-      else if (const auto* exp = std::get_if<batch_op::Expire>(&op))
-        detail::redis::require_positive_ttl(exp->ttl, "expiry");
-    }
+    detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;
-    namespace scripts = detail::redis::scripts;
-    Request request;
-    request.add("MULTI");
-    for (const auto& op : ops) {
-      std::visit(
-          [&](const auto& o) {
-            using Op = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<Op, batch_op::Store>) {
-              if (detail::redis::is_plain_store(o.params))
-                detail::redis::add_plain_store(request, o.key, o.value, o.params);
-              else
-                detail::redis::add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value,
-                                                o.params);
-            } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
-              request.add("EVAL", scripts::erase.text, "1", o.key);
-            } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
-              const detail::redis::Decimal ms(o.ttl.count());
-              request.add("EVAL", scripts::expire.text, "1", o.key, ms.view());
-            } else {
-              static_assert(std::is_same_v<Op, batch_op::Push>);
-              request.add("RPUSH", o.queue_key, o.value);
-            }
-          },
-          op);
-    }
-    request.add("EXEC");
-    const Reply reply = co_await exec(st, std::move(request), deadline);
+    const Reply reply = co_await exec(st, detail::redis::encode_batch(ops), deadline);
     if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
     for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
   }
-
-  using Decimal = detail::redis::Decimal;
 
   StatePtr state_;
 };

@@ -119,6 +119,12 @@ struct RedisOptions {
   /// URL: health_check_interval_ms.
   Duration health_check_interval = std::chrono::seconds(2);
 
+  // --- waiting pops ---
+  /// Connections for waiting pops (each BLMOVE holds one until answered), at most this many
+  /// open at once; past it a waiting pop queues (FIFO) for one until its wait ends, then pops
+  /// without waiting. In [1, 65536].
+  std::size_t max_blocking_connections = 16;
+
   /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`),
   /// `rediss://...` (TLS on; TLS query parameters: tls_ca_file (or tls_ca), tls_ca_dir,
   /// tls_cert_file (tls_cert), tls_key_file (tls_key), tls_server_name, tls_verify=0|1,
@@ -405,6 +411,10 @@ inline void RedisOptions::validate() const {
   if (tls.enabled && !unix_socket.empty())
     u::fail("TLS is not available over a unix socket (tls.enabled with unix_socket)");
   tls.validate();
+
+  // --- waiting pops ---
+  if (max_blocking_connections == 0 || max_blocking_connections > 65536)
+    u::fail("max_blocking_connections must be in [1, 65536]");
 }
 
 // --- TLS -----------------------------------------------------------------------------------

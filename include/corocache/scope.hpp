@@ -11,13 +11,21 @@
 #include <corocache/backend.hpp>
 #include <corocache/batch.hpp>
 #include <corocache/detail/cache_core.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
 #include <corocache/detail/store_params.hpp>
 #include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -85,6 +93,14 @@ class Scope {
                               detail::store_params(base_, options), call_deadline());
   }
 
+  /// set_key with default options but this expiry: `co_await s.set_key("k", "v", 10min)`
+  /// (no options object inside the co_await, which g++ 12 needs; README, Compilers).
+  asio::awaitable<bool> set_key(std::string_view name, std::string value, Duration expire) const {
+    SetOptions options;
+    options.expire = expire;
+    return set_key(name, std::move(value), options);
+  }
+
   /// The live value of `name`, or nullopt if it is missing or expired. Consumes one read of
   /// a read-limited key (SetOptions::max_reads).
   asio::awaitable<std::optional<std::string>> get_key(std::string_view name) const {
@@ -105,6 +121,14 @@ class Scope {
   /// Stores `value` encoded as JSON (nlohmann::json's to_json for T).
   template <class T>
   asio::awaitable<bool> set(std::string_view name, const T& value, const SetOptions& options = {}) const {
+    return set_key(name, detail::encode_json(value), options);
+  }
+
+  /// set with default options but this expiry.
+  template <class T>
+  asio::awaitable<bool> set(std::string_view name, const T& value, Duration expire) const {
+    SetOptions options;
+    options.expire = expire;
     return set_key(name, detail::encode_json(value), options);
   }
 
@@ -151,7 +175,13 @@ class Scope {
 
   /// Takes the lock `name` for `ttl` if nobody holds it: a Lock carrying a fresh owner
   /// token, or nullopt. Of N concurrent attempts exactly one succeeds. The lock expires
-  /// after ttl even if never released.
+  /// after ttl even if never released. An attempt that fails (timeout, lost link,
+  /// cancellation: the server may or may not have taken the lock) rethrows its error and
+  /// releases the lock in the background under the attempt's own token (ordered after the
+  /// attempt on the same connection; retried with backoff until the server answers, for
+  /// at most min(ttl, 1 min)). What remains: a lock the server takes only after the release
+  /// got its answer (e.g. the attempt went out on a link that dropped and reached the
+  /// server later) stays held until its ttl.
   asio::awaitable<std::optional<Lock>> attempt_distributed_lock(std::string_view name, Duration ttl) const {
     detail::validate_expiry("lock ttl", ttl);
     return acquire(core_, Lock(key(detail::Kind::lock, name), std::string(name), detail::make_lock_token()),
@@ -240,8 +270,17 @@ class Scope {
 
   static asio::awaitable<std::optional<Lock>> acquire(std::shared_ptr<detail::CacheCore<B>> core, Lock lock,
                                                       Duration ttl, Deadline deadline) {
+    const auto executor = co_await asio::this_coro::executor;
     // Written without `if (co_await ...) co_return`, which g++ 12 miscompiles (SIGILL).
-    const bool acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl, deadline);
+    bool acquired = false;
+    try {
+      acquired = co_await core->backend.try_lock(lock.key(), lock.token(), ttl, deadline);
+    } catch (...) {
+      // A timeout, a lost link or a cancellation leaves unknown whether the server took
+      // the lock: release it under this attempt's token, in the background.
+      asio::co_spawn(executor, release_quietly(core, lock, ttl), asio::detached);
+      throw;
+    }
     std::optional<Lock> result;
     if (acquired) result.emplace(std::move(lock));
     co_return result;
@@ -252,6 +291,35 @@ class Scope {
     auto raw = co_await std::move(read);
     if (!raw) co_return std::nullopt;
     co_return detail::decode_json<T>(*raw);
+  }
+
+  /// Best-effort unlock of an attempt whose outcome is unknown. Started after the attempt,
+  /// so on Redis it is written after the attempt's SET on the same connection. Each try has
+  /// the backend's default deadline; a try that fails (e.g. the server is still stalled, or
+  /// its script reply came too late to be retried) is repeated with backoff until one gets
+  /// an answer, for at most min(ttl, 1 min) (past the ttl the lock is gone anyway). Holds the
+  /// backend only while a try runs, so a destroyed Cache ends it.
+  static asio::awaitable<void> release_quietly(std::weak_ptr<detail::CacheCore<B>> weak_core, Lock lock,
+                                               Duration ttl) {
+    const auto give_up = detail::saturating_after(std::min(ttl, Duration(std::chrono::minutes(1))));
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    Duration backoff = std::chrono::milliseconds(50);
+    for (;;) {
+      bool answered = false;
+      if (const auto core = weak_core.lock()) {
+        try {
+          co_await core->backend.unlock(lock.key(), lock.token(), Deadline());
+          answered = true;
+        } catch (...) {
+        }
+      } else {
+        answered = true;  // the cache is gone: nobody to release it with
+      }
+      if (answered || Deadline::Clock::now() + backoff >= give_up) break;
+      detail::expire_after(pause, backoff);
+      co_await pause.async_wait(asio::use_awaitable);
+      backoff = std::min(backoff * 2, Duration(std::chrono::seconds(1)));
+    }
   }
 
   static asio::awaitable<void> discard_count(std::shared_ptr<detail::CacheCore<B>> core, std::string prefix,

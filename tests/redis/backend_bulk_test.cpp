@@ -200,6 +200,7 @@ TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backen
     CHECK(got164 == std::optional<std::string>("m2"));
     std::vector<BatchOp> nothing;
     co_await b.commit(std::move(nothing));  // nothing to do, no I/O
+    co_await settled(b);
   });
 }
 

@@ -32,6 +32,7 @@ TEST_CASE("a queue is FIFO and an empty pop returns nullopt at once", "[redis][b
     CHECK(got28 == std::optional<std::string>(std::string("th\0ree", 6)));
     const auto got29 = co_await b.pop(q, 0ms);
     CHECK(got29 == std::nullopt);
+    co_await settled(b);
   });
 }
 
@@ -48,6 +49,7 @@ TEST_CASE("a waiting pop is served by a push from another connection", "[redis][
     auto popped = co_await (consumer.pop(q, 5s) && pushed_later());
     CHECK(popped == std::optional<std::string>("hello"));
     CHECK(std::chrono::steady_clock::now() - started < 4s);  // served by the push, not the timeout
+    co_await settled(consumer);
   });
 }
 
@@ -65,6 +67,7 @@ TEST_CASE("a waiting pop on an empty queue times out on schedule", "[redis][back
     co_await b.push(q, "x");
     const auto got60 = co_await b.pop(q, 300ms);
     CHECK(got60 == std::optional<std::string>("x"));
+    co_await settled(b);
   });
 }
 
@@ -103,6 +106,8 @@ TEST_CASE("a cancelled waiting pop leaves the queue and the backend usable", "[r
     co_await b.push(q, "after");
     const auto got95 = co_await b.pop(q, 500ms);
     CHECK(got95 == std::optional<std::string>("after"));
+    co_await settled(b);  // the cancelled pop's ledger was settled too
+    CHECK(b.stats().settle_failed == 0);
   });
 }
 
@@ -189,6 +194,7 @@ TEST_CASE("two backends on one server see each other's keys, indices, queues and
     CHECK(got158);
     const auto got159 = co_await one.get(scope + "v:a");
     CHECK(got159 == std::nullopt);
+    co_await settled(two);
   });
 }
 

@@ -87,6 +87,15 @@ inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
+/// Waits (bounded) until `b` has no background settling job left (docs/redis_queues.md):
+/// after a pop, its ledger's deletion runs behind the caller; a test that ends then would
+/// leave it pending when its io_context is destroyed.
+inline asio::awaitable<void> settled(const RedisBackend& b) {
+  const bool done =
+      co_await wait_until([&b] { return b.stats().settle_pending() == 0; }, std::chrono::seconds(20));
+  CHECK(done);
+}
+
 /// Runs `n` copies of `task(i)` concurrently on `ex` and waits for all of them; rethrows
 /// the first exception any of them threw.
 template <class Task>

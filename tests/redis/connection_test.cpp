@@ -147,7 +147,7 @@ TEST_CASE("many coroutines on several threads share one connection and each gets
   CHECK(conn->stats().writes < conn->stats().requests);
 }
 
-TEST_CASE("callers resumed by a batch of replies call again at once; each gets its own reply") {
+TEST_CASE("callers resumed by a batch of replies call again at once, each gets its own reply") {
   // Many coroutines on one thread: each reply resumes its caller inside the reply loop, and
   // its next request joins the chunks the loop writes while it runs (consume()). With big
   // values (read back by length, so the replies stay small and many arrive per read) a
@@ -282,7 +282,7 @@ TEST_CASE("a cancelled call completes with operation_aborted and its late reply 
   });
 }
 
-TEST_CASE("total cancellation leaves a written request alone; terminal abandons it") {
+TEST_CASE("total cancellation leaves a written request alone, terminal abandons it") {
   auto& server = corocache::test::shared_redis_server();
   corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     Connection c(ex, options_for(server));

@@ -176,7 +176,7 @@ TEST_CASE("RedisCluster: 3 primaries with a replica each route keys, redirect, m
   std::cout << "cluster test total " << ms_since(started) << " ms\n";
 }
 
-TEST_CASE("RedisCluster over TLS: redis-cli follows redirects on the TLS ports; SHARDS reports them") {
+TEST_CASE("RedisCluster over TLS: redis-cli follows redirects on the TLS ports, SHARDS reports them") {
   const auto started = Clock::now();
   TempDir dir("cluster-tls");
   const auto certs = TestCertificates::generate(dir.path());

@@ -1,9 +1,16 @@
 #include <corocache/detail/json_codec.hpp>
+#include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/sha256.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -20,7 +27,7 @@ TEST_CASE("sha256 matches the FIPS 180-4 test vectors", "[sha256]") {
 
 TEST_CASE("sha256 gives the same digest however the input is split", "[sha256]") {
   const std::string text(200, 'z');
-  for (std::size_t cut : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 199u}) {
+  for (std::size_t cut : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 127u, 128u, 199u}) {
     Sha256 h;
     h.update(std::string_view(text).substr(0, cut));
     h.update(std::string_view(text).substr(cut));
@@ -28,6 +35,24 @@ TEST_CASE("sha256 gives the same digest however the input is split", "[sha256]")
     whole.update(text);
     CHECK(h.finish() == whole.finish());
   }
+}
+
+TEST_CASE("the CPU's SHA instructions (when present) and the portable code agree", "[sha256]") {
+  std::mt19937_64 rng(12);
+  for (std::size_t size = 0; size < 300; ++size) {
+    std::string data(size, '\0');
+    for (auto& c : data) c = static_cast<char>(rng());
+    Sha256 chosen;
+    Sha256 portable(true);
+    chosen.update(data);
+    portable.update(data);
+    CHECK(chosen.finish() == portable.finish());
+  }
+  Sha256 portable(true);
+  portable.update("abc");
+  std::string hex;
+  append_hex(hex, portable.finish());
+  CHECK(hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_CASE("canonical arguments are compact JSON with object keys in byte order", "[codec]") {
@@ -38,6 +63,8 @@ TEST_CASE("canonical arguments are compact JSON with object keys in byte order",
         R"([{"a":1,"b":2},[0.1,2.0],true,null])");
   CHECK(canonical_arguments() == "[]");
   CHECK(canonical_arguments(std::string("caf\xc3\xa9")) == "[\"caf\xc3\xa9\"]");
+  CHECK(canonical_arguments(std::string("a\"b\\c\n\x01\x7f")) == "[\"a\\\"b\\\\c\\n\\u0001\x7f\"]");
+  CHECK(canonical_arguments(-0.0, 1e16, 1e-5, 2.5f) == "[-0.0,1e+16,1e-05,2.5]");
 }
 
 TEST_CASE("different arguments never share an encoding", "[codec]") {
@@ -46,13 +73,249 @@ TEST_CASE("different arguments never share an encoding", "[codec]") {
   CHECK(canonical_arguments(1.0) != canonical_arguments(1));
 }
 
+namespace {
+
+/// The fast path's text, or nullopt when it threw std::invalid_argument.
+template <class... Args>
+std::optional<std::string> fast(const Args&... args) {
+  try {
+    return canonical_arguments(args...);
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+}
+
+template <class... Args>
+std::optional<std::string> via_json(const Args&... args) {
+  try {
+    return canonical_arguments_via_json(args...);
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+}
+
+double random_double(std::mt19937_64& rng) {
+  const std::uint64_t bits = rng();
+  double d = 0;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("the direct encoding equals the json encoding for numbers and bools", "[codec]") {
+  std::mt19937_64 rng(7);
+  const std::vector<double> special{0.0,
+                                    -0.0,
+                                    1.0,
+                                    -1.0,
+                                    0.1,
+                                    1e15,
+                                    1e16,
+                                    123456789012345678.0,
+                                    1e-4,
+                                    1e-5,
+                                    5e-324,
+                                    std::numeric_limits<double>::max(),
+                                    std::numeric_limits<double>::min(),
+                                    -std::numeric_limits<double>::max(),
+                                    2.5,
+                                    1.0 / 3};
+  for (const double d : special) CHECK(fast(d) == via_json(d));
+  for (int i = 0; i < 20000; ++i) {
+    const double d = random_double(rng);
+    if (!std::isfinite(d)) continue;
+    CHECK(fast(d) == via_json(d));
+    const auto f = static_cast<float>(d);
+    if (std::isfinite(f)) CHECK(fast(f) == via_json(f));
+    const double scaled = std::ldexp(static_cast<double>(rng() % 1000000), static_cast<int>(rng() % 80) - 40);
+    CHECK(fast(scaled, -scaled) == via_json(scaled, -scaled));
+  }
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint64_t u = rng() >> (rng() % 64);
+    const auto s = static_cast<std::int64_t>(u);
+    CHECK(fast(u, s, static_cast<int>(s), static_cast<short>(s), static_cast<unsigned>(u)) ==
+          via_json(u, s, static_cast<int>(s), static_cast<short>(s), static_cast<unsigned>(u)));
+  }
+  CHECK(fast(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::uint64_t>::max()) ==
+        via_json(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::uint64_t>::max()));
+  CHECK(fast(true, false, nullptr) == via_json(true, false, nullptr));
+  // Character types go through the json path: whatever it prints, it stays the same.
+  CHECK(fast('a', static_cast<unsigned char>(200)) == via_json('a', static_cast<unsigned char>(200)));
+}
+
+TEST_CASE("the direct encoding equals the json encoding for strings, valid or not", "[codec]") {
+  for (int c = 0; c < 256; ++c) {
+    const std::string one(1, static_cast<char>(c));
+    CHECK(fast(one) == via_json(one));
+  }
+  const std::vector<std::string> cases{"",
+                                       "plain",
+                                       "caf\xc3\xa9",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x98\x80",
+                                       "\xc0\x80",          // overlong
+                                       "\xe0\x80\x80",      // overlong
+                                       "\xed\xa0\x80",      // surrogate
+                                       "\xf4\x90\x80\x80",  // above U+10FFFF
+                                       "\xc3",              // truncated
+                                       "\x80",              // lone continuation
+                                       "\xef\xbf\xbf",
+                                       "\xf4\x8f\xbf\xbf",
+                                       std::string("nul\0inside", 10),
+                                       "tab\tquote\"back\\slash\b\f\r\n\x1f"};
+  for (const auto& s : cases) {
+    CHECK(fast(s) == via_json(s));
+    CHECK(fast(std::string_view(s)) == via_json(s));
+    CHECK(fast(s, 1) == via_json(s, 1));
+  }
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> pieces{
+      "a",    "\"",   "\\",           "\n",   "\x01", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+      "\xc3", "\x80", "\xed\xa0\x80", "\x7f", " ",    "\xf5"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    const auto n = rng() % 12;
+    for (std::uint64_t k = 0; k < n; ++k) s += pieces[rng() % pieces.size()];
+    CHECK(fast(s) == via_json(s));
+  }
+  const char* c_string = "c string";
+  CHECK(fast(c_string) == via_json(c_string));
+  CHECK(fast("literal", std::vector<std::string>{"x", "\xc3\xa9"}) ==
+        via_json("literal", std::vector<std::string>{"x", "\xc3\xa9"}));
+}
+
 TEST_CASE("arguments that are not valid UTF-8 are rejected, not replaced", "[codec]") {
   CHECK_THROWS_AS(canonical_arguments(std::string("\xff")), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments(std::vector<std::string>{"\xff"}), std::invalid_argument);
   CHECK_THROWS_AS(encode_json(std::string("\xc3")), std::invalid_argument);
+}
+
+TEST_CASE("NaN and infinite arguments are rejected, anywhere in an argument", "[codec][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_AS(canonical_arguments(nan), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments(inf), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments(-inf), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments(std::numeric_limits<float>::infinity()), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments("ok", std::vector<double>{1.0, nan}), std::invalid_argument);
+  CHECK_THROWS_AS(canonical_arguments(std::map<std::string, double>{{"x", -inf}}), std::invalid_argument);
+  CHECK_THROWS_AS(memo_name("f", inf), std::invalid_argument);
+  CHECK(canonical_arguments(std::numeric_limits<double>::max()) == "[1.7976931348623157e+308]");
+}
+
+TEST_CASE("memo names keep short arguments verbatim and hash long ones", "[codec][keys]") {
+  // Literals: a change of the key format must fail here (docs/func_cache_keys.md).
+  CHECK(memo_name("price", "sku-1", 3) == R"(price:=["sku-1",3])");
+  CHECK(memo_name("price", std::string("sku-000123"), 3) == R"(price:=["sku-000123",3])");
+  CHECK(memo_name("f") == "f:=[]");
+  CHECK(memo_name("f", 0.5, true, nullptr) == "f:=[0.5,true,null]");
+  // The boundary: 64 bytes of canonical text stay verbatim, 65 are hashed.
+  const std::string at_limit(58, 'y');
+  const std::string past_limit(59, 'y');
+  CHECK(canonical_arguments(at_limit, 1).size() == memo_verbatim_max);
+  CHECK(memo_name("g", at_limit, 1) == "g:=[\"" + at_limit + "\",1]");
+  CHECK(memo_name("g", past_limit, 1) ==
+        "g:#96ca7c1d8efea71bd6eaba676c29027cf85313c1895540ce46fab57a1b5790dd");
+  CHECK(memo_name("report", std::string(70, 'x')) ==
+        "report:#cce1e1eaed9843931308442788ac8af6a38f3d2662e28ee37962268d45b1d815");
+  CHECK(memo_name("g", past_limit, 1) == "g:#" + sha256_hex(canonical_arguments(past_limit, 1)));
+  CHECK(memo_name("g", std::string(60, 'a')).view().substr(0, 3) == "g:=");
+  CHECK(memo_name("g", std::string(61, 'a')).view().substr(0, 3) == "g:#");
+  // Longer function names than keys allow still work (the name then lives on the heap).
+  CHECK(memo_name(std::string(300, 'n'), 1).str() == std::string(300, 'n') + ":=[1]");
+  // Argument text starting like the hashed form stays verbatim, behind its own marker.
+  CHECK(memo_name("g", "#") == R"(g:=["#"])");
 }
 
 TEST_CASE("decoding reports the requested type's mismatch as decode_error", "[codec]") {
   CHECK(decode_json<std::vector<int>>("[1,2]") == std::vector<int>{1, 2});
   CHECK_THROWS_AS(decode_json<int>("\"x\""), corocache::decode_error);
   CHECK_THROWS_AS(decode_json<int>("{"), corocache::decode_error);
+  CHECK_THROWS_AS(decode_json<double>("null"), corocache::decode_error);
+  CHECK_THROWS_AS(decode_json<double>("1e400"), corocache::decode_error);
+  CHECK_THROWS_AS(decode_json<std::string>("\"\xff\""), corocache::decode_error);
+  CHECK_THROWS_AS(decode_json<bool>("1"), corocache::decode_error);
+}
+
+namespace {
+template <class T>
+std::optional<T> json_path(const std::string& text) {
+  try {
+    return nlohmann::json::parse(text).template get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+template <class T>
+std::optional<T> decoded(const std::string& text) {
+  try {
+    return decode_json<T>(text);
+  } catch (const corocache::decode_error&) {
+    return std::nullopt;
+  }
+}
+template <class T>
+void check_same_bits(const std::string& text) {
+  const auto a = decoded<T>(text);
+  const auto b = json_path<T>(text);
+  INFO(text);
+  REQUIRE(a.has_value() == b.has_value());
+  if (a) CHECK(std::memcmp(&*a, &*b, sizeof(T)) == 0);
+}
+}  // namespace
+
+TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
+  // Texts whose json-path conversion is defined for every type checked (nlohmann converts
+  // out-of-range floating values to integers or float with undefined behaviour).
+  const std::vector<std::string> numbers{"0",
+                                         "-0",
+                                         "12",
+                                         "-12",
+                                         "12.5",
+                                         "-0.0",
+                                         "01",
+                                         "1.",
+                                         ".5",
+                                         "+1",
+                                         " 1",
+                                         "1 ",
+                                         "0x10",
+                                         "1e",
+                                         "1E+2",
+                                         "true",
+                                         "\"1\"",
+                                         "null",
+                                         "",
+                                         "3000000000",
+                                         "18446744073709551615",
+                                         "-9223372036854775808"};
+  for (const auto& t : numbers) {
+    check_same_bits<double>(t);
+    check_same_bits<float>(t);
+    check_same_bits<int>(t);
+    check_same_bits<std::int64_t>(t);
+    check_same_bits<std::uint64_t>(t);
+    check_same_bits<unsigned>(t);
+    check_same_bits<bool>(t);
+  }
+  for (const std::string t : {"1e16", "1e400", "1e-400", "18446744073709551616", "-9223372036854775809"})
+    check_same_bits<double>(t);
+  CHECK_THROWS_AS(decode_json<float>("1e300"), corocache::decode_error);
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    const double d = random_double(rng);
+    if (!std::isfinite(d)) continue;
+    const std::string text = encode_json(d);
+    check_same_bits<double>(text);
+    if (std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max())) check_same_bits<float>(text);
+    check_same_bits<std::int64_t>(encode_json(static_cast<std::int64_t>(rng())));
+  }
+  const std::vector<std::string> strings{"\"\"",        "\"plain\"", "\"caf\xc3\xa9\"", "\"a\\nb\"",
+                                         "\"\\u0041\"", "\"\xff\"",  "\"tab\there\"",   "\"unterminated",
+                                         "\"a\"b\"",    "x",         "\"\xed\xa0\x80\""};
+  for (const auto& t : strings) {
+    INFO(t);
+    CHECK(decoded<std::string>(t) == json_path<std::string>(t));
+  }
 }

@@ -2,8 +2,8 @@
 // synchronous code: no Asio, no backend.
 
 #include <corocache/detail/memory/ghost.hpp>
-#include <corocache/detail/memory/lru.hpp>
 #include <corocache/detail/memory/s3fifo.hpp>
+#include "support/lru.hpp"
 
 #include <catch2/catch.hpp>
 

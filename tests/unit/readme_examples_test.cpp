@@ -5,6 +5,7 @@
 
 #include <corocache/cache.hpp>
 #include <corocache/memory_backend.hpp>
+#include <corocache/testing.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -122,18 +123,65 @@ asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
   CHECK_FALSE(late);
 }
 
+// --- "Compilers: g++ 12 and coroutines": the safe forms ---------------------------------
+template <class Backend>
+asio::awaitable<bool> cached_flag(corocache::Scope<Backend> s) {
+  auto v = co_await s.get_key("k");
+  if (v) co_return true;
+  co_return false;
+}
+
+template <class Backend>
+asio::awaitable<void> safe_forms(corocache::Cache<Backend>& cache) {
+  auto s = cache.tenant("acme").ns("g12");
+  co_await s.set_key("k", "v", corocache::expire_in(10min).with_indices("a"));
+  co_await s.set_key("k2", "v2", 10min);
+  co_await s.set_key("k3", "v3", corocache::in_indices("a", "b"));
+  const bool again = co_await s.set_key("k", "x", corocache::only_if_absent());
+  co_await s.set_key("once", "t", corocache::read_limit(1).with_expire(15min));
+  const Profile ada{"Ada", 3};
+  co_await s.set("p", ada);
+  co_await s.set("p5", ada, 5min);
+  auto in_a = co_await s.list_keys_by_index("a");
+  auto in_b = co_await s.list_keys_by_index("b");
+  auto v = co_await s.get_key("k");
+  const bool ok = v == "v";
+  auto once1 = co_await s.get_key("once");
+  auto once2 = co_await s.get_key("once");
+  auto p = co_await s.get("p5", corocache::as<Profile>);
+  const bool flag = co_await cached_flag(s);
+  CHECK_FALSE(again);
+  CHECK(in_a == std::vector<std::string>{"k", "k3"});
+  CHECK(in_b == std::vector<std::string>{"k3"});
+  CHECK(ok);
+  CHECK(once1 == std::optional<std::string>("t"));
+  CHECK_FALSE(once2);
+  CHECK(p->name == "Ada");
+  CHECK(flag);
+}
+
 }  // namespace
 
 TEST_CASE("the README's write-once example runs on the memory backend", "[readme]") {
+  std::string result = corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<std::string> {
+    corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{ex}, {.prefix = "test"}};
+    co_return co_await greeting(cache, "ada");
+  });
+  CHECK(result == "hello, ada");
+}
+
+TEST_CASE("the README's io.run() returns once the memory backend is closed", "[readme]") {
   asio::io_context io;
   corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{io.get_executor()},
                                                    {.prefix = "test"}};
   std::string result;
-  asio::co_spawn(io, greeting(cache, "ada"), [&](std::exception_ptr, std::string s) {
-    result = s;
-    io.stop();
+  asio::co_spawn(io, greeting(cache, "ada"), [&](std::exception_ptr e, std::string s) {
+    if (e) std::rethrow_exception(e);
+    result = std::move(s);
   });
-  io.run_for(1s);
+  cache.backend().close();
+  io.run_for(10s);  // returns at once when nothing is left to run
+  CHECK(io.stopped());
   CHECK(result == "hello, ada");
 }
 
@@ -142,5 +190,12 @@ TEST_CASE("the README's API reference examples run on the memory backend", "[rea
     corocache::MemoryBackend mem{ex, {.max_entries = 100'000}};
     corocache::Cache<corocache::MemoryBackend> cache{std::move(mem), {.prefix = "myapp"}};
     co_await reference(cache);
+  });
+}
+
+TEST_CASE("the README's g++ 12 safe forms run on the memory backend", "[readme]") {
+  corocache::test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{ex}, {.prefix = "myapp"}};
+    co_await safe_forms(cache);
   });
 }

@@ -186,7 +186,7 @@ TEST_CASE("CLUSTER SHARDS: a missing tls-port or field is an error, an empty end
   CHECK_FALSE(parse_cluster_shards(E("ERR unknown subcommand 'SHARDS'"), origin).ok());
 }
 
-TEST_CASE("a MOVED updates one slot; a primary new to the map asks for a refresh") {
+TEST_CASE("a MOVED updates one slot, a primary new to the map asks for a refresh") {
   auto r = parse_cluster_slots(three_shard_slots(), origin);
   REQUIRE(r.ok());
   auto map = r.map;
@@ -201,7 +201,7 @@ TEST_CASE("a MOVED updates one slot; a primary new to the map asks for a refresh
   CHECK_FALSE(map.apply_moved(16384, NodeAddress{"127.0.0.1", 7001}));
 }
 
-TEST_CASE("commands are routed by their keys; cross-slot commands are refused before I/O") {
+TEST_CASE("commands are routed by their keys, cross-slot commands are refused before I/O") {
   CHECK(route({"GET", "foo"}) == Route{RouteKind::slot, 12182});
   CHECK(route({"set", "foo", "v", "PX", "100"}) == Route{RouteKind::slot, 12182});
   CHECK(route({"PING"}).kind == RouteKind::any_node);
@@ -366,7 +366,7 @@ TEST_CASE("a lost link fails a written request and reroutes an unwritten one") {
   CHECK(a.error == errc::not_connected);
 }
 
-TEST_CASE("an unassigned slot waits for a map refresh; a passed deadline fails at once") {
+TEST_CASE("an unassigned slot waits for a map refresh, a passed deadline fails at once") {
   SlotMap empty;
   const auto t0 = ClusterRequestFsm::Clock::time_point{} + 1h;
   ClusterRequestFsm fsm(5, t0 + 1s);

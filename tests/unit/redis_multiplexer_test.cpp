@@ -138,7 +138,7 @@ TEST_CASE("a written request's late reply is discarded after cancellation, never
   CHECK(s.mux.in_use() == 0);
 }
 
-TEST_CASE("total cancellation leaves a written request alone; terminal abandons it") {
+TEST_CASE("total cancellation leaves a written request alone, terminal abandons it") {
   Script s;
   auto* unwritten = s.queue("u");
   CHECK(s.mux.cancel(unwritten, /*may_abandon_written=*/false) == unwritten);  // total: not sent yet
@@ -153,7 +153,7 @@ TEST_CASE("total cancellation leaves a written request alone; terminal abandons 
   CHECK(s.reply("B").kind == Kind::discarded);
 }
 
-TEST_CASE("a short write keeps its bytes; requests queued meanwhile wait for the next write") {
+TEST_CASE("a short write keeps its bytes, requests queued meanwhile wait for the next write") {
   Script s;
   auto* a = s.queue("a");
   auto* b = s.queue("b");
@@ -175,7 +175,7 @@ TEST_CASE("a short write keeps its bytes; requests queued meanwhile wait for the
   CHECK(s.reply("C").op == c);
 }
 
-TEST_CASE("a link loss fails every written request with connection_lost; unwritten ones wait") {
+TEST_CASE("a link loss fails every written request with connection_lost, unwritten ones wait") {
   Script s;
   std::vector<PendingOp*> written;
   for (int i = 0; i < 5; ++i) written.push_back(s.queue("w" + std::to_string(i)));

@@ -2,6 +2,8 @@
 #include <corocache/detail/redis/reader.hpp>
 #include <corocache/detail/redis/request.hpp>
 
+#include "support/hiredis_format.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -672,6 +674,6 @@ TEST_CASE("requests are encoded byte for byte as hiredis' formatter encodes them
     std::vector<std::string_view> argv(cmd.begin(), cmd.end());
     Request req;
     req.add_argv(argv);
-    CHECK(req.bytes == Request::format_with_hiredis(argv));
+    CHECK(req.bytes == corocache::test::format_with_hiredis(argv));
   }
 }

@@ -90,7 +90,7 @@ TEST_CASE("+switch-master messages give the old and new primary of the named mas
   CHECK_FALSE(parse_switch_master(S("+switch-master m a 1 b 2")).has_value());
 }
 
-TEST_CASE("sentinels are asked in turn; the one that answers goes first; a full round is reported") {
+TEST_CASE("sentinels are asked in turn, the one that answers goes first, a full round is reported") {
   SentinelList list(three());
   CHECK(list.current().host == "10.0.0.1");
   CHECK(list.next());

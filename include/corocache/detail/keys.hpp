@@ -9,8 +9,8 @@
 //   (prefix, tenant, namespace, kind, name) tuples never build the same key.
 // - `{<tenant>:<namespace>}` is a Redis Cluster hash tag: every key of one scope lands in
 //   one slot, so the multi-key scripts (a value and its indices) stay cluster-safe.
-// - kind keeps key spaces apart: a user value can never alias a queue, index, lock or
-//   memoized result, whatever bytes its name holds.
+// - kind keeps key spaces apart: a user value can never alias a queue, index, lock,
+//   memoized result or pending record, whatever bytes its name holds.
 // - name is the last part and may hold any bytes.
 // Segments starting with '~' are reserved for corocache's own names (the global tenant).
 
@@ -23,7 +23,10 @@
 namespace corocache::detail {
 
 /// Key spaces inside a scope.
-enum class Kind { value, queue, index, lock, memo, memo_index };
+/// `pending`: a backend's record of an operation whose outcome is not settled yet (on Redis:
+/// a popped element's ledger, or the tombstone of an abandoned pop or lock attempt; see
+/// docs/redis_queues.md). Built by the backend from the queue or lock key, never by the facade.
+enum class Kind { value, queue, index, lock, memo, memo_index, pending };
 
 constexpr std::string_view kind_tag(Kind k) noexcept {
   switch (k) {
@@ -33,6 +36,7 @@ constexpr std::string_view kind_tag(Kind k) noexcept {
     case Kind::lock: return "l";
     case Kind::memo: return "f";
     case Kind::memo_index: return "fi";
+    case Kind::pending: return "p";
   }
   return "?";
 }

@@ -1,18 +1,32 @@
 #pragma once
-// Joins concurrent computations of one key inside a process: the first caller (the leader)
-// computes, later callers wait for the leader's outcome instead of computing again. This
-// keeps func_cache's promise of one run per arguments when many coroutines miss together.
+// Joins concurrent computations of one key inside a process: the first caller starts one
+// computation (func_cache spawns it as a coroutine of its own), and every caller, the first
+// included, merely waits for its outcome. A waiter leaves alone: its deadline or a
+// cancellation completes only its own wait, and the computation goes on for the others.
+// docs/deadlines.md has the design and the thread-safety argument.
+//
+// Thread safety: everything about a flight (its outcome, its waiters, each waiter's timer)
+// is guarded by the flight's mutex. A waiter is completed exactly once, by whichever of
+// finish(), its timer or its cancellation slot claims it first under that mutex, and its
+// handler is always posted to the waiter's own executor, never run inline: so a waiter's
+// coroutine is resumed (and its cancellation slot cleared by Asio) on its own executor,
+// and this file never emits a cancellation signal.
 
+#include <corocache/backend.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -29,75 +43,127 @@ class SingleFlight {
  public:
   using Signature = void(std::exception_ptr, std::string);
 
-  /// One computation that others may wait for.
-  class Flight {
+  /// One computation and the callers waiting for it.
+  class Flight : public std::enable_shared_from_this<Flight> {
    public:
-    /// Completes with the leader's outcome (its encoded result, or its exception), resuming
-    /// the caller on its own executor. Not cancellable.
-    boost::asio::awaitable<std::string> wait() {
-      // use_awaitable rethrows a non-null leading exception_ptr in the waiting coroutine.
-      co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, Signature>(
-          [this](auto handler) {
-            std::unique_lock lock(mutex_);
-            // Keep the waiter's own executor: it is where the waiter resumes.
-            Waiter waiter{boost::asio::get_associated_executor(handler), Handler(std::move(handler))};
-            if (!done_) {
-              waiters_.push_back(std::move(waiter));
-              return;
-            }
-            lock.unlock();
-            deliver(std::move(waiter), error_, value_);
+    /// Waits for the outcome (the encoded result, or the computation's exception), resuming
+    /// the caller on its executor (the handler's associated executor, else `ex`).
+    /// An outcome already published completes it at once, whatever the deadline. Else it
+    /// fails with system_error(errc::timeout) when `deadline` passes first (the default
+    /// deadline: no limit), and with system_error(asio::error::operation_aborted) when a
+    /// cancellation (any type) reaches it first. Leaving never affects the computation.
+    template <class Token>
+    auto async_wait(boost::asio::any_io_executor ex, Deadline deadline, Token&& token) {
+      return boost::asio::async_initiate<Token, Signature>(
+          [self = shared_from_this(), ex = std::move(ex), deadline](auto handler) mutable {
+            self->start_wait(std::move(ex), deadline, std::move(handler));
           },
-          boost::asio::use_awaitable);
+          token);
+    }
+
+    /// Publishes the outcome (once; later calls do nothing) and completes every waiter.
+    void finish(std::exception_ptr error, std::string value) {
+      std::lock_guard lock(mutex_);
+      if (done_) return;
+      done_ = true;
+      error_ = error;
+      value_ = std::move(value);
+      for (auto& waiter : waiters_) complete(*waiter, error_, value_);
+      waiters_.clear();
     }
 
    private:
-    friend class SingleFlight;
-
     using Handler = boost::asio::any_completion_handler<Signature>;
+
+    /// Guarded by the flight's mutex. (Built in one go: any_completion_handler's move
+    /// assignment recurses forever in Boost 1.81.)
     struct Waiter {
+      Waiter(boost::asio::any_io_executor ex, Handler h) : executor(std::move(ex)), handler(std::move(h)) {}
       boost::asio::any_io_executor executor;
       Handler handler;
+      std::optional<boost::asio::steady_timer> timer;
+      bool done = false;
     };
 
-    // Runs the handler on the waiter's executor, never inline in the leader.
-    static void deliver(Waiter waiter, std::exception_ptr error, std::string value) {
-      boost::asio::post(waiter.executor,
-                        boost::asio::append(std::move(waiter.handler), error, std::move(value)));
+    template <class H>
+    void start_wait(boost::asio::any_io_executor fallback, Deadline deadline, H handler) {
+      auto slot = boost::asio::get_associated_cancellation_slot(handler);
+      auto executor = boost::asio::get_associated_executor(handler, fallback);
+      auto waiter = std::make_shared<Waiter>(std::move(executor), Handler(std::move(handler)));
+      std::lock_guard lock(mutex_);
+      if (done_) {
+        complete(*waiter, error_, value_);
+        return;
+      }
+      if (!deadline.is_default() && deadline.at() <= Deadline::Clock::now()) {
+        complete(*waiter, timeout_error(), {});
+        return;
+      }
+      waiters_.push_back(waiter);
+      if (!deadline.is_default() && !deadline.is_never()) {
+        waiter->timer.emplace(waiter->executor, deadline.at());
+        waiter->timer->async_wait([self = shared_from_this(), waiter](const boost::system::error_code&) {
+          self->leave(waiter, timeout_error());
+        });
+      }
+      if (slot.is_connected()) {
+        // Runs on the thread that emits the signal: it only claims the waiter under the
+        // mutex and posts the completion. Weak references: the slot may outlive the wait.
+        slot.assign([weak_self = weak_from_this(),
+                     weak_waiter = std::weak_ptr<Waiter>(waiter)](boost::asio::cancellation_type) {
+          const auto self = weak_self.lock();
+          const auto w = weak_waiter.lock();
+          if (self && w)
+            self->leave(w, std::make_exception_ptr(
+                               boost::system::system_error(boost::asio::error::operation_aborted)));
+        });
+      }
     }
 
-    void finish(std::exception_ptr error, std::string value) {
-      std::vector<Waiter> waiters;
-      {
-        std::lock_guard lock(mutex_);
-        done_ = true;
-        error_ = error;
-        value_ = std::move(value);
-        waiters.swap(waiters_);
-      }
-      for (auto& waiter : waiters) deliver(std::move(waiter), error_, value_);
+    /// A waiter's deadline passed or it was cancelled: it alone completes with `error`.
+    void leave(const std::shared_ptr<Waiter>& waiter, std::exception_ptr error) {
+      std::lock_guard lock(mutex_);
+      if (waiter->done) return;
+      waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), waiter), waiters_.end());
+      complete(*waiter, std::move(error), {});
+    }
+
+    /// Under the mutex: claims the waiter and posts its completion to its executor.
+    static void complete(Waiter& waiter, std::exception_ptr error, std::string value) {
+      if (waiter.done) return;
+      waiter.done = true;
+      if (waiter.timer) waiter.timer->cancel();
+      boost::asio::post(waiter.executor,
+                        boost::asio::append(std::move(waiter.handler), std::move(error), std::move(value)));
+    }
+
+    static std::exception_ptr timeout_error() {
+      return std::make_exception_ptr(boost::system::system_error(
+          make_error_code(errc::timeout),
+          "corocache: the call's deadline passed while waiting for the computation"));
     }
 
     std::mutex mutex_;
     bool done_ = false;
     std::exception_ptr error_;
     std::string value_;
-    std::vector<Waiter> waiters_;
+    std::vector<std::shared_ptr<Waiter>> waiters_;
   };
 
-  /// Leadership of one key: finish() publishes the outcome to every waiter. A leader that
-  /// is destroyed without finishing (its coroutine was cancelled or destroyed) releases the
-  /// waiters with an error, so nobody waits forever.
-  class Leader {
+  /// The right and duty to publish one computation's outcome. Whoever holds it (func_cache's
+  /// computation coroutine) calls finish(); destroyed without finishing (the coroutine was
+  /// destroyed, e.g. with its io_context), it releases the waiters with an error so nobody
+  /// waits forever. Removing the flight from the registry lets the next miss start anew.
+  class Run {
    public:
-    Leader(SingleFlight* owner, std::string key, std::shared_ptr<Flight> flight)
+    Run(std::shared_ptr<SingleFlight> owner, std::string key, std::shared_ptr<Flight> flight)
         : owner_(owner), key_(std::move(key)), flight_(std::move(flight)) {}
-    Leader(Leader&& other) noexcept
+    Run(Run&& other) noexcept
         : owner_(std::exchange(other.owner_, nullptr)),
           key_(std::move(other.key_)),
           flight_(std::move(other.flight_)) {}
-    Leader& operator=(Leader&&) = delete;
-    ~Leader() {
+    Run& operator=(Run&&) = delete;
+    ~Run() {
       if (owner_)
         finish(std::make_exception_ptr(
                    std::runtime_error("corocache: the computation being waited for was abandoned")),
@@ -110,23 +176,24 @@ class SingleFlight {
     }
 
    private:
-    SingleFlight* owner_;
+    std::shared_ptr<SingleFlight> owner_;  // kept alive for forget()
     std::string key_;
     std::shared_ptr<Flight> flight_;
   };
 
-  /// Either leadership of `key` (nobody computes it yet) or the flight to wait for.
+  /// The flight of `key`, and when nobody computes it yet, the Run that starts it.
   struct Joined {
-    std::optional<Leader> leader;
-    std::shared_ptr<Flight> flight;  // set when another caller leads
+    std::shared_ptr<Flight> flight;
+    std::optional<Run> run;  // set for the caller that must start the computation
   };
 
-  Joined join(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    auto [it, inserted] = flights_.try_emplace(key);
-    if (!inserted) return Joined{std::nullopt, it->second};
+  /// `self` is this registry, held by whoever owns it (the Run keeps it alive).
+  static Joined join(const std::shared_ptr<SingleFlight>& self, const std::string& key) {
+    std::lock_guard lock(self->mutex_);
+    auto [it, inserted] = self->flights_.try_emplace(key);
+    if (!inserted) return Joined{it->second, std::nullopt};
     it->second = std::make_shared<Flight>();
-    return Joined{Leader(this, key, it->second), nullptr};
+    return Joined{it->second, Run(self, key, it->second)};
   }
 
  private:

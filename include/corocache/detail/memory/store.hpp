@@ -16,6 +16,7 @@
 // pruned on listing.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/pop_waiter.hpp>
 #include <corocache/detail/memory/s3fifo.hpp>
@@ -56,11 +57,13 @@ inline Nanos now_ns() noexcept {
       .count();
 }
 
-/// now + ttl, saturating at `never` instead of overflowing.
+/// now + ttl, saturating at `never` instead of overflowing (the shared helper of
+/// detail/deadline.hpp, in this file's nanosecond representation).
 inline Nanos deadline_after(Nanos now, Duration ttl) noexcept {
-  if (ttl.count() <= 0) return now;
-  if (ttl.count() >= (never - now) / 1'000'000) return never;
-  return now + static_cast<Nanos>(ttl.count()) * 1'000'000;
+  using Clock = Deadline::Clock;
+  const Clock::time_point from{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(now))};
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(saturating_after(ttl, from).time_since_epoch())
+      .count();
 }
 
 /// What a stored value is charged against max_bytes besides its key and value bytes: the
@@ -320,6 +323,15 @@ class Store : public std::enable_shared_from_this<Store> {
     push_locked(s, k, std::move(queue_key), std::move(value));
   }
 
+  /// Gives back a value popped for a caller that is gone (cancelled after the value was
+  /// handed to it): it becomes the oldest element again (or goes to a waiting pop).
+  void return_to_head(std::string queue_key, std::string value) {
+    const KeyRef k(queue_key);
+    Shard& s = shard_for(k.hash);
+    std::lock_guard lock(s.mu);
+    push_locked(s, k, std::move(queue_key), std::move(value), true);
+  }
+
   /// The oldest element, or nullopt when the queue is empty (no waiting).
   std::optional<std::string> try_pop(std::string_view queue_key) {
     const KeyRef k(queue_key);
@@ -345,7 +357,7 @@ class Store : public std::enable_shared_from_this<Store> {
     auto it = s.queues.find(k);
     if (it == s.queues.end()) it = s.queues.try_emplace(std::move(queue_key)).first;
     it->second.waiters.push_back(w);
-    w->timer.expires_after(wait);
+    expire_after(w->timer, wait);
     w->timer.async_wait([w, weak = weak_from_this(), key = it->first](const boost::system::error_code&) {
       if (auto self = weak.lock()) self->abandon_pop(key, w, nullptr);
     });
@@ -688,7 +700,10 @@ class Store : public std::enable_shared_from_this<Store> {
     return true;
   }
 
-  void push_locked(Shard& s, const KeyRef& k, std::string&& queue_key, std::string&& value) {
+  /// Hands `value` to the oldest unclaimed waiter, else queues it at the back (a push) or
+  /// at the head (`to_head`: a popped value given back because its caller is gone).
+  void push_locked(Shard& s, const KeyRef& k, std::string&& queue_key, std::string&& value,
+                   bool to_head = false) {
     auto it = s.queues.find(k);
     if (it == s.queues.end()) it = s.queues.try_emplace(std::move(queue_key)).first;
     QueueEntry& q = it->second;
@@ -701,7 +716,11 @@ class Store : public std::enable_shared_from_this<Store> {
         return;
       }
     }
-    q.items.push_back(std::move(value));
+    if (to_head) {
+      q.items.push_front(std::move(value));
+    } else {
+      q.items.push_back(std::move(value));
+    }
   }
 
   std::optional<std::string> pop_locked(Shard& s, const KeyRef& k) {

@@ -5,20 +5,16 @@
 //   r.add("SET", key, value, "PX", ttl_ms);   // string_view-convertibles and integers
 // Commands are encoded in RESP exactly as hiredis' redisFormatCommandArgv encodes them.
 
-#include <hiredis/hiredis.h>
-
 #include <array>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
-#include <new>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 namespace corocache::detail::redis {
 
@@ -63,22 +59,6 @@ struct Request {
       *out++ = '\n';
     }
     ++replies;
-  }
-
-  /// The same command encoded by hiredis' own formatter (reference for tests).
-  static std::string format_with_hiredis(std::span<const std::string_view> argv) {
-    std::vector<const char*> ptrs;
-    std::vector<std::size_t> lens;
-    for (const auto& a : argv) {
-      ptrs.push_back(a.data() ? a.data() : "");
-      lens.push_back(a.size());
-    }
-    char* encoded = nullptr;
-    const int n = redisFormatCommandArgv(&encoded, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-    if (n < 0 || encoded == nullptr) throw std::bad_alloc();
-    std::string out(encoded, static_cast<std::size_t>(n));
-    redisFreeCommand(encoded);
-    return out;
   }
 
   /// Appends another request's commands.

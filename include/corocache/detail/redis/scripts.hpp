@@ -4,8 +4,12 @@
 // an operation. Rules every script follows:
 // - constant text; every input arrives through KEYS / ARGV (nothing is spliced in);
 // - every key a script touches shares the scope's hash tag `{tenant:ns}`: the value key, the
-//   index keys it lists and the index's members (cluster-ready), except peek / erase_if_same
-//   whose keys come from one SCAN prefix;
+//   index keys it lists and the index's members, except peek / erase_if_same whose keys come
+//   from one SCAN prefix. Not every one is declared in KEYS yet: index keys read from a
+//   value's `i` field and an index's members are reached without being declared (fine on
+//   one server and, sharing the slot, on a cluster node; declaring them needs a read first);
+// - queue pops and lock attempts go through pending records (docs/redis_queues.md), each
+//   declared in KEYS next to its queue or lock (same hash tag);
 // - a value stored with indices or max_reads is a hash {v: value, r: reads left (only with
 //   max_reads), i: its index keys joined by '\n'}; a plain value is a string. Index keys
 //   never contain '\n' (the facade validates index names), so the join is unambiguous;
@@ -169,18 +173,27 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 )lua"};
 
-/// Reads values without consuming reads. KEYS = keys (from a SCAN). Returns one element per
-/// key: the value of a plain (string) or hashed value, nil for anything else or missing.
+/// Reads values without consuming reads. KEYS = keys (from a SCAN); ARGV[1] = byte budget
+/// of the reply, ARGV[2] = what each element costs besides its bytes. Returns one element per
+/// key, for the first keys only when the budget ends (always at least one): the value of a
+/// plain (string) or hashed value, nil for anything else or missing. The caller peeks the
+/// rest again, so no reply exceeds what the client reads (max_reply_bytes).
 inline constexpr Script peek{R"lua(
-local out = {}
+local budget, per = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, used = {}, 0
 for n, key in ipairs(KEYS) do
+  local v = false
   local s = redis.pcall('GET', key)
   if type(s) == 'string' then
-    out[n] = s
+    v = s
   else
-    local v = redis.pcall('HGET', key, 'v')
-    if type(v) == 'string' then out[n] = v else out[n] = false end
+    local h = redis.pcall('HGET', key, 'v')
+    if type(h) == 'string' then v = h end
   end
+  local cost = per + (v and #v or 0)
+  if n > 1 and used + cost > budget then break end
+  used = used + cost
+  out[n] = v
 end
 return out
 )lua"};
@@ -204,6 +217,53 @@ for k, key in ipairs(KEYS) do
   end
 end
 return n
+)lua"};
+
+/// A pop into a ledger (docs/redis_queues.md). KEYS[1] = queue, KEYS[2] = the pop's fresh
+/// ledger. Moves the queue's head into the ledger and returns it (nil when empty). Does
+/// nothing (nil) when the ledger exists: then it is the tombstone of this very pop, whose
+/// caller gave up and whose recovery already ran, and the pop must not take anything.
+inline constexpr Script pop_to_ledger{R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local v = redis.call('LPOP', KEYS[1])
+if v then redis.call('RPUSH', KEYS[2], v) end
+return v
+)lua"};
+
+/// Settles a pop whose caller is gone. KEYS[1] = queue, KEYS[2] = the pop's ledger,
+/// ARGV[1] = tombstone ttl in ms. Puts what the ledger holds back at the queue's head (in
+/// order) and leaves a tombstone (an empty string) under the ledger's name, so a pop still
+/// on its way to the server takes nothing (pop_to_ledger checks it; BLMOVE fails with
+/// WRONGTYPE before popping). Idempotent. Returns how many elements went back.
+inline constexpr Script return_ledger{R"lua(
+local moved = 0
+if redis.call('TYPE', KEYS[2]).ok == 'list' then
+  local v = redis.call('RPOP', KEYS[2])
+  while v do
+    redis.call('LPUSH', KEYS[1], v)
+    moved = moved + 1
+    v = redis.call('RPOP', KEYS[2])
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], '', 'PX', ARGV[1]) end
+return moved
+)lua"};
+
+/// A lock attempt that can be disowned. KEYS[1] = lock key, KEYS[2] = the attempt's fresh
+/// record, ARGV[1] = token, ARGV[2] = ttl in ms. SET NX PX unless the record exists (the
+/// attempt was given up and released already). Returns OK when taken, else nil.
+inline constexpr Script lock_attempt{R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+)lua"};
+
+/// Settles a lock attempt whose caller is gone. KEYS[1] = lock key, KEYS[2] = the attempt's
+/// record, ARGV[1] = token, ARGV[2] = tombstone ttl in ms. Releases the lock if the token
+/// holds it and leaves a tombstone so the attempt, still on its way, takes nothing. Idempotent.
+inline constexpr Script release_attempt{R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[2], '', 'PX', ARGV[2])
+return 1
 )lua"};
 
 }  // namespace scripts

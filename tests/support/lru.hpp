@@ -1,5 +1,6 @@
 #pragma once
-// Plain LRU with the same interface as S3Fifo: the baseline of benchmarks/hit_ratio and a
+// Plain LRU with the same interface as S3Fifo (test and benchmark support, not installed):
+// the baseline of benchmarks/hit_ratio and of tests/unit/memory_policy_test, and a
 // drop-in for comparing policies. A hit moves the entry to the tail of one list; eviction
 // takes the head (an expired entry at the head goes like any other; LRU has no notion of
 // preferring dead entries further in).

@@ -1,0 +1,106 @@
+// The I/O-free parts of RedisBackend: pending record keys, time budgets, value limits, the
+// settling backoff and SCAN reply parsing.
+
+#include <corocache/detail/redis/budget.hpp>
+#include <corocache/detail/redis/commands.hpp>
+#include <corocache/detail/redis/pending_keys.hpp>
+#include <corocache/detail/redis/scan.hpp>
+#include <corocache/detail/redis/settle.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <set>
+
+using namespace corocache;
+using namespace corocache::detail::redis;
+using namespace std::chrono_literals;
+
+TEST_CASE("a pending record keeps its queue's hash tag and scope, under a kind of its own", "[unit][redis]") {
+  CHECK(pending_key("app:{acme:jobs}:q:emails", "id1") == "app:{acme:jobs}:p:id1:q:emails");
+  CHECK(pending_key("app:{acme:jobs}:l:nightly", "id2") == "app:{acme:jobs}:p:id2:l:nightly");
+  // Names may hold any bytes, braces included: only the scope's tag counts.
+  CHECK(pending_key("a:{t:n}:q:x}{y", "i") == "a:{t:n}:p:i:q:x}{y");
+  CHECK(scope_length("a:{t:n}:q:x") == 8);
+  CHECK(scope_length("no-tag") == 0);
+  CHECK(scope_length("a:{}:q:x") == 0);
+  CHECK(scope_length("a:{t:n}") == 0);
+  CHECK_THROWS_AS(pending_key("plain-key", "i"), std::invalid_argument);
+}
+
+TEST_CASE("pending record ids are unique", "[unit][redis]") {
+  PendingIds a, b;
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    seen.insert(a.next());
+    seen.insert(b.next());
+  }
+  CHECK(seen.size() == 2000);
+  for (const auto& id : seen) CHECK(id.find(':') == std::string::npos);
+}
+
+TEST_CASE("durations saturate at a century and blocking budgets split the call", "[unit][redis]") {
+  CHECK(px(5s) == 5000);
+  CHECK(px(Duration::max()) == forever.count());
+  CHECK(px(forever + 1ms) == forever.count());
+  CHECK(round_trip_timeout(Deadline{}) == Duration::zero());
+  CHECK(round_trip_timeout(Deadline::never()) == forever);
+  CHECK_THROWS_AS(round_trip_timeout(Deadline::after(-1ms)), boost::system::system_error);
+
+  const auto by_default = blocking_budget(1500ms, Deadline{}, 2s);
+  CHECK(by_default.server_wait == 1500ms);
+  CHECK(by_default.trip == 3500ms);
+  CHECK_FALSE(by_default.unbounded);
+  const auto endless = blocking_budget(Duration::max(), Deadline{}, 2s);
+  CHECK(endless.unbounded);
+  CHECK(endless.trip == forever + 2s);
+  const auto never = blocking_budget(Duration::max(), Deadline::never(), 2s);
+  CHECK(never.unbounded);
+  const auto short_deadline = blocking_budget(10s, Deadline::after(200ms), 2s);
+  CHECK(short_deadline.server_wait <= 200ms);
+  CHECK(short_deadline.trip <= 200ms);
+  CHECK(block_seconds(1500) == "1.500");
+  CHECK(block_seconds(1) == "0.001");
+  CHECK(block_seconds(2000) == "2");
+}
+
+TEST_CASE("a value too large to read back is refused with its size and the limit", "[unit][redis]") {
+  CHECK(max_readable_value(4096) == 3072);
+  CHECK(max_readable_value(512) == 0);
+  CHECK_NOTHROW(require_readable(3072, 4096));
+  try {
+    require_readable(3073, 4096);
+    FAIL("accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("3073") && Catch::Contains("4096") && Catch::Contains("3072"));
+  }
+}
+
+TEST_CASE("settling backs off from 50 ms to 2 s, unknown outcomes are told apart", "[unit][redis]") {
+  CHECK(settle_delay(0) == 50ms);
+  CHECK(settle_delay(1) == 100ms);
+  CHECK(settle_delay(5) == 1600ms);
+  CHECK(settle_delay(6) == 2s);
+  CHECK(settle_delay(1000) == 2s);
+  CHECK(outcome_unknown(make_error_code(errc::timeout)));
+  CHECK(outcome_unknown(make_error_code(errc::connection_lost)));
+  CHECK(outcome_unknown(boost::asio::error::operation_aborted));
+  CHECK_FALSE(outcome_unknown(make_error_code(errc::not_connected)));
+  CHECK_FALSE(outcome_unknown(make_error_code(errc::overloaded)));
+  CHECK_FALSE(outcome_unknown(make_error_code(errc::shut_down)));
+}
+
+TEST_CASE("a SCAN reply keeps only true prefix matches", "[unit][redis]") {
+  std::vector<Reply> keys;
+  keys.push_back(Reply::make_string("p:a"));
+  keys.push_back(Reply::make_string("other"));
+  keys.push_back(Reply::make_string("p:b"));
+  std::vector<Reply> parts;
+  parts.push_back(Reply::make_string("17"));
+  parts.push_back(Reply::make_array(std::move(keys)));
+  Reply reply = Reply::make_array(std::move(parts));
+  const auto batch = parse_scan_reply(reply, "p:");
+  CHECK(batch.cursor == "17");
+  CHECK(batch.keys == std::vector<std::string>{"p:a", "p:b"});
+  Reply odd = Reply::make_integer(3);
+  CHECK_THROWS_AS(parse_scan_reply(odd, "p:"), boost::system::system_error);
+}
