@@ -11,7 +11,8 @@ packages=(
   g++ clang-14 libclang-rt-14-dev clang-format   # compilers, sanitizer runtimes, formatter
   clang-19 libclang-rt-19-dev                    # the recommended compiler; ThreadSanitizer runtime
   cmake ninja-build pkg-config git               # build tools (.ci/run lists files with git)
-  libboost1.81-dev libhiredis-dev nlohmann-json3-dev   # the library's dependencies
+  libboost1.81-dev nlohmann-json3-dev libssl-dev      # the library's dependencies
+  libhiredis-dev openssl                         # tests: reference encoder, fixtures' client, certificates
   catch2 redis-server redis-tools                # tests
   libevent-dev gnuplot-nox                       # benchmarks
 )

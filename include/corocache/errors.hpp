@@ -18,7 +18,7 @@ enum class errc {
   timeout = 1,        ///< the request's deadline passed before its reply arrived
   connection_lost,    ///< the link dropped after the request was written: it may have run
   not_connected,      ///< no usable connection (e.g. server down) before the deadline
-  protocol_error,     ///< the server sent something that is not valid RESP, or too large
+  protocol_error,     ///< the server sent something that is not valid RESP (the link is reset)
   overloaded,         ///< too many requests pending; the call failed fast without I/O
   server_error,       ///< the server answered with an error reply (message in what())
   auth_failed,        ///< AUTH/SELECT rejected; not retried in a loop

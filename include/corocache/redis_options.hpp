@@ -100,11 +100,12 @@ struct RedisOptions {
   /// slow, but from 58k down to 38k/s while they were fast (the spinning core competes with
   /// the server). A thread spins whenever replies are outstanding: measure before enabling.
   std::chrono::microseconds busy_poll{0};
-  /// A reply (or bulk string) larger than this fails with errc::protocol_error and resets
-  /// the connection instead of being buffered.
+  /// A reply (or bulk string) larger than this fails only its own call with
+  /// errc::reply_too_large: its bytes are skipped as they arrive, never buffered, and the
+  /// link is kept. A value that could not be read back is refused when written.
   std::size_t max_reply_bytes = std::size_t{64} << 20;
-  /// Elements of one array reply; more: errc::protocol_error. Nesting depth is bounded by
-  /// hiredis (7 levels).
+  /// Elements of one array reply; more: errc::reply_too_large (the same rule). Nesting
+  /// deeper than 8 levels is malformed input (errc::protocol_error).
   std::size_t max_reply_elements = std::size_t{1} << 20;
   /// Stall detection: when the oldest written request has waited this long with no byte
   /// from the server, the link is dropped (written requests fail with
@@ -161,7 +162,8 @@ struct RedisOptions {
        << ", max_pending=" << o.max_pending << ", busy_poll=" << o.busy_poll.count() << "us"
        << ", max_reply_bytes=" << o.max_reply_bytes << ", max_reply_elements=" << o.max_reply_elements
        << ", stall_timeout=" << o.stall_timeout.count() << "ms"
-       << ", health_check_interval=" << o.health_check_interval.count() << "ms}";
+       << ", health_check_interval=" << o.health_check_interval.count() << "ms"
+       << ", max_blocking_connections=" << o.max_blocking_connections << "}";
     return os;
   }
 };
