@@ -19,6 +19,7 @@
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/sha256.hpp>
+#include <corocache/func_cache.hpp>
 #include <corocache/memory_backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -171,6 +172,9 @@ int main() try {
   detail("name + get_key + decode without func_cache's frame: %.0f ns/call (%.2fx get_key)", essential_ns,
          essential_ns / get_ns);
   detail("func_cache hit with %zu-byte (hashed) arguments %.0f ns/call", long_text.size(), long_memo_ns);
+  detail("hit path: %s", cd::HasGetNow<corocache::MemoryBackend>
+                             ? "MemoryBackend::get_now, one coroutine frame"
+                             : "MemoryBackend::get, two coroutine frames (no get_now)");
   corocache::bench::print_summary("func_cache hit vs get_key", ops_per_second(memo_ns),
                                   ops_per_second(get_ns));
 

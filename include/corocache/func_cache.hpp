@@ -5,15 +5,20 @@
 //   double d = co_await price(scope, "sku-1", 3);   // runs the function at most once per args
 //   co_await price.cache_clear(scope);              // forget this scope's results
 //
-// A result is stored under `<scope>f:<name>:<sha256 of the canonical JSON arguments>`
-// (detail/json_codec.hpp documents the encoding): the name is the same on every process,
-// build and machine, so replicas sharing a Redis server share results. Arguments and the
-// result go through nlohmann::json. Results are cached per scope (tenant + namespace).
+// A result is stored under `<scope>f:<name>:=<canonical JSON arguments>` when that text is
+// at most 64 bytes, else under `<scope>f:<name>:#<sha256 hex of it>` (docs/func_cache_keys.md
+// has the format, detail/memo_key.hpp builds it): the key is the same on every process, build
+// and machine, so replicas sharing a Redis server share results. Results are stored as JSON
+// and cached per scope (tenant + namespace).
+//
+// A backend whose lookups never wait may also offer `std::optional<std::string>
+// get_now(std::string_view key)`, a get that completes in the call (same semantics; there is
+// nothing to time out or cancel): a hit then costs one coroutine frame instead of two.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
-#include <corocache/detail/sha256.hpp>
+#include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/single_flight.hpp>
 #include <corocache/detail/store_params.hpp>
 #include <corocache/options.hpp>
@@ -24,10 +29,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -45,6 +52,11 @@ struct awaitable_value;
 template <class T, class E>
 struct awaitable_value<asio::awaitable<T, E>> {
   using type = T;
+};
+/// A backend with a lookup that completes in the call (see the top of this header).
+template <class B>
+concept HasGetNow = requires(B& b, std::string_view key) {
+  { b.get_now(key) } -> std::same_as<std::optional<std::string>>;
 };
 }  // namespace detail
 
@@ -108,9 +120,14 @@ class FuncCache {
   static asio::awaitable<Result> call(std::shared_ptr<State> state,
                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
                                       Deadline deadline, Args... args) {
-    auto cached = co_await core->backend.get(key, deadline);
     std::optional<Result> result;
-    if (cached) result = try_decode<Result>(*cached);
+    if constexpr (detail::HasGetNow<B>) {
+      const auto cached = core->backend.get_now(key);  // no frame of the backend's, no key copy
+      if (cached) result = try_decode<Result>(*cached);
+    } else {
+      const auto cached = co_await core->backend.get(key, deadline);
+      if (cached) result = try_decode<Result>(*cached);
+    }
     if (!result) {
       // Concurrent misses of the same key in this process share one computation, which
       // runs as a coroutine of its own; every caller only waits for it, within its deadline.
