@@ -181,6 +181,9 @@ class MemoryBackend {
     const Lookup lookup{store_.get(), key};
     co_return lookup;
   }
+  /// The same as get(), answered synchronously: func_cache's hit path uses it (when a
+  /// backend has it) to look up without a coroutine frame of the backend's own.
+  std::optional<std::string> get_now(std::string_view key) { return store_->get(key); }
   asio::awaitable<bool> erase(std::string key, Deadline = {}) { co_return store_->erase(key); }
   asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline = {}) {
     co_return store_->expire(key, ttl);
