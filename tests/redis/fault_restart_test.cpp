@@ -121,7 +121,7 @@ TEST_CASE("1000 concurrent calls survive a server kill and restart, each within 
 }
 
 TEST_CASE(
-    "a call in flight when the server dies fails with connection_lost at once; one made while it is down "
+    "a call in flight when the server dies fails with connection_lost at once, one made while it is down "
     "waits for the restart") {
   RedisServer server;
   auto opts = fault_options(server);

@@ -193,7 +193,7 @@ TEST_CASE("a client certificate is presented to a server that requires one") {
   });
 }
 
-TEST_CASE("verification off connects to a server whose CA is unknown; on, it fails") {
+TEST_CASE("verification off connects to a server whose CA is unknown, on, it fails") {
   RedisTlsServer server;
   // Switch the server to the certificate signed by the unrelated CA.
   const auto& certs = server.certs();

@@ -385,7 +385,7 @@ TEST_CASE("the REDIS_TLS variables apply on top of the URL or the REDIS_* variab
   CHECK_THAT(error_of([] { RedisOptions::from_env(); }), Catch::Contains("REDIS_TLS_VERIFY"));
 }
 
-TEST_CASE("the certificate is checked against server_name, else the host; no SNI for an IP", "[tls]") {
+TEST_CASE("the certificate is checked against server_name, else the host, no SNI for an IP", "[tls]") {
   using corocache::detail::redis::tls_peer;
   corocache::RedisTlsOptions t;
   t.enabled = true;
