@@ -87,6 +87,10 @@ class SingleFlight {
 
     template <class H>
     void start_wait(boost::asio::any_io_executor fallback, Deadline deadline, H handler) {
+      // A completion posted below may resume the caller on another thread before this
+      // returns, and the caller may drop the last other reference to this flight: keep it
+      // alive until the mutex is released (declared before the lock, so destroyed after it).
+      const std::shared_ptr<Flight> keep_alive = shared_from_this();
       auto slot = boost::asio::get_associated_cancellation_slot(handler);
       auto executor = boost::asio::get_associated_executor(handler, fallback);
       auto waiter = std::make_shared<Waiter>(std::move(executor), Handler(std::move(handler)));
