@@ -410,6 +410,16 @@ class RedisCluster {
         return false;
       }
       if (require_replicas_up) {
+        // Gossip is slower than replication: a node may still list a fresh replica as a
+        // primary without slots, so its CLUSTER SHARDS would show that shard with no replica.
+        std::size_t running_nodes = 0, replicas_seen = 0;
+        for (std::size_t j = 0; j < size(); ++j) running_nodes += running(j) ? 1 : 0;
+        for (const auto& n : v)
+          if (!n.primary && !n.failed && !n.suspected && running(index_of_port(n.port))) ++replicas_seen;
+        if (replicas_seen + static_cast<std::size_t>(options_.primaries) != running_nodes) {
+          *error = "node " + std::to_string(i) + " sees " + std::to_string(replicas_seen) + " replicas";
+          return false;
+        }
         const auto repl = SyncClient::once(port(i), {"INFO", "replication"}).text;
         if (info_field(repl, "role") == "slave" && info_field(repl, "master_link_status") != "up") {
           *error = "replica " + std::to_string(i) + " link to its primary is not up";
