@@ -74,6 +74,15 @@ class invalid_name : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// An argument a backend operation does not accept (docs/backend_contract.md). Every
+/// backend checks the same rules (detail/backend_contract.hpp) and throws this, with the same
+/// message, when the operation is awaited and before any I/O. A backend's own documented
+/// limits (e.g. RedisBackend: a value too large to read back) use it too.
+class invalid_backend_argument : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 /// A stored value that cannot be decoded as the type the caller asked for.
 class decode_error : public std::invalid_argument {
  public:

@@ -40,6 +40,7 @@
 // context; pending waiting pops then fail with errc::shut_down.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/backend_contract.hpp>
 #include <corocache/detail/deadline.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
@@ -175,26 +176,35 @@ class MemoryBackend {
   // system_error(errc::capacity_exceeded).
 
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline = {}) {
+    detail::contract::check_set(key, params);
     co_return store_->set(std::move(key), std::move(value), std::move(params));
   }
   asio::awaitable<std::optional<std::string>> get(std::string key, Deadline = {}) {
+    detail::contract::check_get(key);
     const Lookup lookup{store_.get(), key};
     co_return lookup;
   }
   /// The same as get(), answered synchronously: func_cache's hit path uses it (when a
   /// backend has it) to look up without a coroutine frame of the backend's own.
   std::optional<std::string> get_now(std::string_view key) { return store_->get(key); }
-  asio::awaitable<bool> erase(std::string key, Deadline = {}) { co_return store_->erase(key); }
+  asio::awaitable<bool> erase(std::string key, Deadline = {}) {
+    detail::contract::check_erase(key);
+    co_return store_->erase(key);
+  }
   asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline = {}) {
+    detail::contract::check_expire(key, ttl);
     co_return store_->expire(key, ttl);
   }
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key, Deadline = {}) {
+    detail::contract::check_index_members(index_key);
     co_return store_->index_members(index_key);
   }
   asio::awaitable<std::size_t> erase_index(std::string index_key, Deadline = {}) {
+    detail::contract::check_erase_index(index_key);
     co_return store_->erase_index(index_key);
   }
   asio::awaitable<void> push(std::string queue_key, std::string value, Deadline = {}) {
+    detail::contract::check_push(queue_key);
     store_->push(std::move(queue_key), std::move(value));
     co_return;
   }
@@ -215,6 +225,7 @@ class MemoryBackend {
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
     // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
+    detail::contract::check_pop(queue_key, wait);
     std::optional<std::string> value = store_->try_pop(queue_key);
     const Duration limit = deadline.remaining(wait);
     const Duration park = std::min(wait, limit);
@@ -235,12 +246,15 @@ class MemoryBackend {
   }
 
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
+    detail::contract::check_try_lock(lock_key, token, ttl);
     co_return store_->try_lock(std::move(lock_key), std::move(token), ttl);
   }
   asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
+    detail::contract::check_unlock(lock_key, token);
     co_return store_->unlock(lock_key, token);
   }
   asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
+    detail::contract::check_erase_prefix(prefix);
     co_return store_->erase_prefix(prefix);
   }
 
@@ -248,9 +262,11 @@ class MemoryBackend {
   /// use the backend); a value re-stored after the predicate saw it is left alone.
   asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
                                         Deadline = {}) {
+    detail::contract::check_erase_if(prefix, predicate);
     co_return store_->erase_if(prefix, predicate, limit);
   }
   asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
+    detail::contract::check_commit(ops);
     store_->commit(std::move(ops));
     co_return;
   }

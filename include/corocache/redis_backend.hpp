@@ -16,13 +16,16 @@
 // Threads: every operation may be called from any thread, concurrently. All commands share
 // one automatically pipelined Connection; only waiting pops use a bounded pool of others.
 //
-// Errors: bad backend-specific input (ttl <= 0, negative wait, empty prefix, a value too
-// large to read back) throws std::invalid_argument when awaited, before any I/O; an error
+// Errors: an argument the backend contract rejects (docs/backend_contract.md: ttl <= 0,
+// negative wait, empty prefix or key, ...) or a Redis limit (a value too large to read back,
+// a queue or lock key without the facade's layout) throws invalid_backend_argument when
+// awaited, before any I/O; an error
 // reply throws boost::system::system_error(errc::server_error) whose what() holds the server's
 // message; transport failures (timeout, connection_lost, not_connected, overloaded, ...)
 // propagate from the Connection as system_error with their corocache::errc code.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/backend_contract.hpp>
 #include <corocache/detail/redis/blocking_pool.hpp>
 #include <corocache/detail/redis/budget.hpp>
 #include <corocache/detail/redis/commands.hpp>
@@ -139,7 +142,7 @@ class RedisBackend {
 
   /// Plain values: one SET (PX, and NX for nx). Indexed or read-limited: the store script.
   /// A ttl beyond a century is stored as a century. A value larger than max_reply_bytes
-  /// minus 1 KiB (no read could return it) throws std::invalid_argument.
+  /// minus 1 KiB (no read could return it) throws invalid_backend_argument.
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
     return do_set(state_, std::move(key), std::move(value), std::move(params), deadline);
   }
@@ -178,8 +181,8 @@ class RedisBackend {
   asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline deadline = {}) {
     return do_unlock(state_, std::move(lock_key), std::move(token), deadline);
   }
-  /// SCAN MATCH <escaped prefix>* COUNT 1000 + UNLINK per batch. Throws
-  /// std::invalid_argument for an empty prefix (that would be the whole database).
+  /// SCAN MATCH <escaped prefix>* COUNT 1000 + UNLINK per batch. An empty prefix (the
+  /// whole database) is rejected by the backend contract.
   asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline deadline = {}) {
     return do_erase_prefix(state_, std::move(prefix), deadline);
   }
@@ -263,8 +266,8 @@ class RedisBackend {
 
   static asio::awaitable<bool> do_set(StatePtr sp, std::string key, std::string value, StoreParams params,
                                       Deadline deadline) {
+    detail::contract::check_set(key, params);
     State& st = live(sp);
-    detail::redis::require_positive_ttl(params.ttl, "expiry");
     detail::redis::require_readable(value.size(), st.options.max_reply_bytes);
     if (detail::redis::is_plain_store(params)) {
       Request request;
@@ -285,6 +288,7 @@ class RedisBackend {
   }
 
   static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key, Deadline deadline) {
+    detail::contract::check_get(key);
     State& st = live(sp);
     Request request;
     request.add("GET", key);
@@ -304,6 +308,7 @@ class RedisBackend {
   }
 
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
+    detail::contract::check_erase(key);
     State& st = live(sp);
     const Reply reply =
         co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::erase, deadline, key);
@@ -312,8 +317,8 @@ class RedisBackend {
   }
 
   static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl, Deadline deadline) {
+    detail::contract::check_expire(key, ttl);
     State& st = live(sp);
-    detail::redis::require_positive_ttl(ttl, "expiry");
     const Decimal ms(detail::redis::px(ttl));
     const Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::expire,
                                                                   deadline, key, ms.view());
@@ -323,6 +328,7 @@ class RedisBackend {
 
   static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key,
                                                                     Deadline deadline) {
+    detail::contract::check_index_members(index_key);
     State& st = live(sp);
     Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::index_members,
                                                             deadline, index_key);
@@ -337,6 +343,7 @@ class RedisBackend {
   }
 
   static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
+    detail::contract::check_erase_index(index_key);
     State& st = live(sp);
     const Reply reply = co_await detail::redis::run_script_on_key(
         st.main, detail::redis::scripts::erase_index, deadline, index_key);
@@ -346,6 +353,7 @@ class RedisBackend {
 
   static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value,
                                        Deadline deadline) {
+    detail::contract::check_push(queue_key);
     State& st = live(sp);
     detail::redis::require_readable(value.size(), st.options.max_reply_bytes);
     Request request;
@@ -357,8 +365,8 @@ class RedisBackend {
 
   static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key, Duration wait,
                                                             Deadline deadline) {
+    detail::contract::check_pop(queue_key, wait);
     State& st = live(sp);
-    if (wait < Duration::zero()) throw std::invalid_argument("corocache: pop wait must not be negative");
     std::string ledger = detail::redis::pending_key(queue_key, st.ids.next());
     if (wait == Duration::zero())
       co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
@@ -455,8 +463,8 @@ class RedisBackend {
 
   static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token, Duration ttl,
                                            Deadline deadline) {
+    detail::contract::check_try_lock(lock_key, token, ttl);
     State& st = live(sp);
-    detail::redis::require_positive_ttl(ttl, "lock ttl");
     const std::string record = detail::redis::pending_key(lock_key, st.ids.next());
     const Decimal ms(detail::redis::px(ttl));
     detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
@@ -483,6 +491,7 @@ class RedisBackend {
 
   static asio::awaitable<bool> do_unlock(StatePtr sp, std::string lock_key, std::string token,
                                          Deadline deadline) {
+    detail::contract::check_unlock(lock_key, token);
     State& st = live(sp);
     const Reply reply = co_await detail::redis::run_script_on_key(
         st.main, detail::redis::scripts::unlock, deadline, lock_key, std::string_view(token));
@@ -493,8 +502,8 @@ class RedisBackend {
   // --- bulk --------------------------------------------------------------------------------
 
   static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix, Deadline deadline) {
+    detail::contract::check_erase_prefix(prefix);
     State& st = live(sp);
-    detail::redis::require_prefix(prefix);
     std::size_t removed = 0;
     auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
     auto unlink = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
@@ -515,9 +524,8 @@ class RedisBackend {
 
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
                                                   std::int64_t limit, Deadline deadline) {
+    detail::contract::check_erase_if(prefix, predicate);
     State& st = live(sp);
-    detail::redis::require_prefix(prefix);
-    if (!predicate) throw std::invalid_argument("corocache: erase_if needs a predicate");
     if (limit == 0) co_return 0;
     std::size_t removed = 0;
     auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
@@ -552,6 +560,7 @@ class RedisBackend {
   }
 
   static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
+    detail::contract::check_commit(ops);
     State& st = live(sp);
     detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;

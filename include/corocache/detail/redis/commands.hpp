@@ -77,11 +77,6 @@ inline void add_plain_store(Request& request, std::string_view key, std::string_
     request.add("SET", key, value, "PX", ttl.view());
 }
 
-inline void require_positive_ttl(Duration ttl, const char* what) {
-  if (ttl <= Duration::zero())
-    throw std::invalid_argument(std::string("corocache: ") + what + " must be > 0");
-}
-
 /// Room a reply needs besides a value's bytes (headers, and one array around it, as in the
 /// peek script's reply): a value is readable when value + overhead <= max_reply_bytes.
 inline constexpr std::size_t value_reply_overhead = 1024;
@@ -91,25 +86,23 @@ constexpr std::size_t max_readable_value(std::size_t max_reply_bytes) noexcept {
   return max_reply_bytes > value_reply_overhead ? max_reply_bytes - value_reply_overhead : 0;
 }
 
-/// Throws std::invalid_argument, naming the size and the limit, for a value that no read
+/// Throws invalid_backend_argument, naming the size and the limit, for a value that no read
 /// could return (its reply would exceed max_reply_bytes): refused before any I/O.
 inline void require_readable(std::size_t value_size, std::size_t max_reply_bytes) {
   if (value_size <= max_readable_value(max_reply_bytes)) [[likely]]
     return;
-  throw std::invalid_argument("corocache: a value of " + std::to_string(value_size) +
-                              " bytes could not be read back: replies are limited to max_reply_bytes = " +
-                              std::to_string(max_reply_bytes) + " (values up to " +
-                              std::to_string(max_readable_value(max_reply_bytes)) + " bytes)");
+  throw invalid_backend_argument("corocache: a value of " + std::to_string(value_size) +
+                                 " bytes could not be read back: replies are limited to max_reply_bytes = " +
+                                 std::to_string(max_reply_bytes) + " (values up to " +
+                                 std::to_string(max_readable_value(max_reply_bytes)) + " bytes)");
 }
 
-/// Checks a batch before any I/O: positive ttls, values that can be read back.
+/// Checks a batch's values before any I/O: each must be readable back (the backend contract,
+/// detail/backend_contract.hpp, has checked the rest).
 inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_bytes) {
   for (const auto& op : ops) {
     if (const auto* store = std::get_if<batch_op::Store>(&op)) {
-      require_positive_ttl(store->params.ttl, "expiry");
       require_readable(store->value.size(), max_reply_bytes);
-    } else if (const auto* exp = std::get_if<batch_op::Expire>(&op)) {
-      require_positive_ttl(exp->ttl, "expiry");
     } else if (const auto* push = std::get_if<batch_op::Push>(&op)) {
       require_readable(push->value.size(), max_reply_bytes);
     }

@@ -35,11 +35,11 @@ constexpr std::size_t scope_length(std::string_view key) noexcept {
 }
 
 /// The pending record of `key` (a queue or lock key in the facade's layout) named `id` (no
-/// ':'). Throws std::invalid_argument, before any I/O, for a key without the layout.
+/// ':'). Throws invalid_backend_argument, before any I/O, for a key without the layout.
 inline std::string pending_key(std::string_view key, std::string_view id) {
   const std::size_t scope = scope_length(key);
   if (scope == 0)
-    throw std::invalid_argument(
+    throw invalid_backend_argument(
         "corocache: RedisBackend queue and lock keys need the layout <prefix>:{<tenant>:<ns>}:<kind>:<name>");
   std::string name;
   name.reserve(id.size() + 1 + key.size() - scope);

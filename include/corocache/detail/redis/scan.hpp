@@ -42,12 +42,6 @@ inline ScanBatch parse_scan_reply(Reply& reply, std::string_view prefix) {
   return batch;
 }
 
-/// Throws std::invalid_argument for an empty prefix (that would be the whole database).
-inline void require_prefix(std::string_view prefix) {
-  if (prefix.empty())
-    throw std::invalid_argument("corocache: an empty prefix would match the whole database");
-}
-
 /// Walks every key starting with `prefix` (not empty). `exec(Request) -> awaitable<Reply>`
 /// sends one request (error replies thrown); `on_keys(std::vector<std::string>&) ->
 /// awaitable<bool>` gets each non-empty batch and returns false to end the walk early.
