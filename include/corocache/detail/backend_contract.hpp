@@ -135,7 +135,7 @@ inline void check_commit(const std::vector<BatchOp>& ops) {
             require_key({"commit", i, "expire"}, "key", o.key);
             require_ttl({"commit", i, "expire"}, "ttl", o.ttl);
           } else {
-            static_assert(std::is_same_v<Op, batch_op::Push>);
+            static_assert(std::is_same_v<Op, batch_op::Push>, "a new batch operation needs its rule here");
             require_key({"commit", i, "push"}, "queue key", o.queue_key);
           }
         },
