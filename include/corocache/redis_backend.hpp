@@ -19,10 +19,10 @@
 // Errors: an argument the backend contract rejects (docs/backend_contract.md: ttl <= 0,
 // negative wait, empty prefix or key, ...) or a Redis limit (a value too large to read back,
 // a queue or lock key without the facade's layout) throws invalid_backend_argument when
-// awaited, before any I/O; an error
-// reply throws boost::system::system_error(errc::server_error) whose what() holds the server's
-// message; transport failures (timeout, connection_lost, not_connected, overloaded, ...)
-// propagate from the Connection as system_error with their corocache::errc code.
+// awaited, before any I/O; an error reply throws boost::system::system_error(errc::
+// server_error) whose what() holds the server's message; transport failures (timeout,
+// connection_lost, not_connected, overloaded, ...) propagate from the Connection as
+// system_error with their corocache::errc code.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
