@@ -239,3 +239,28 @@ TEMPLATE_TEST_CASE("commit applies a batch's operations in order", "[contract][b
   CHECK(w.sync(b.get(c)) == std::optional<std::string>("old"));
   CHECK(w.eventually([&] { return w.sync(b.get(c)) == std::nullopt; }));
 }
+
+TEMPLATE_TEST_CASE("of concurrent nx stores and lock attempts exactly one wins", "[contract][atomicity]",
+                   STORING_FLAVOURS) {
+  Bench<TestType> w;
+  auto& b = w.backend;
+  constexpr int n = 16;
+  int stores_done = 0, stored = 0, attempts_done = 0, locked = 0;
+  // All in flight at once (on Redis: pipelined on one connection); one io thread, so the
+  // counters need no lock.
+  for (int i = 0; i < n; ++i) {
+    asio::co_spawn(w.io, b.set(w.keys.value("k"), std::to_string(i), nx(60s)),
+                   [&](std::exception_ptr e, bool ok) {
+                     ++stores_done;
+                     if (!e && ok) ++stored;
+                   });
+    asio::co_spawn(w.io, b.try_lock(w.keys.lock("l"), "token" + std::to_string(i), 60s),
+                   [&](std::exception_ptr e, bool ok) {
+                     ++attempts_done;
+                     if (!e && ok) ++locked;
+                   });
+  }
+  CHECK(w.eventually([&] { return stores_done == n && attempts_done == n; }));
+  CHECK(stored == 1);
+  CHECK(locked == 1);
+}
