@@ -20,7 +20,7 @@
 // room). Only stored values count toward them: their key bytes + value bytes +
 // detail::memory::entry_overhead (190) for the bytes limit. Locks, queues and index sets
 // are not counted and never evicted (evicting a lock or a queued message would be wrong).
-// When a value does not fit: expired values go first (see make_room in store.hpp), then
+// When a value does not fit: expired values go first (see make_room in value_table.hpp), then
 // with WhenFull::evict the shard's S3-FIFO policy (detail/memory/s3fifo.hpp: why S3-FIFO)
 // evicts live values; with WhenFull::reject set() throws system_error(errc::
 // capacity_exceeded) and evicts nothing. A value larger than a shard's byte share is
