@@ -15,6 +15,12 @@
 // nobody reads again is reclaimed within about 8 intervals of its expiry. Expired locks
 // are swept the same way.
 //
+// Injected clock (tests). With MemoryOptions::clock (e.g. testing::ManualClock) that clock
+// decides value expiry, lock ttls, the wait of a parked pop (ended when the clock is
+// advanced past it) and what the sweep reclaims; no background sweep runs (sweep_interval
+// is ignored): sweep_now() runs it. Still on the real steady_clock: the Deadline argument of
+// every operation (a pop's errc::timeout) and whatever the facade times (Scope deadlines).
+//
 // Capacity. max_entries and max_bytes are split evenly across shards (each shard enforces
 // its share, so the totals are never exceeded, but a shard can be full while another has
 // room). Only stored values count toward them: their key bytes + value bytes +
@@ -41,6 +47,7 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/deadline.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
 #include <corocache/errors.hpp>
@@ -88,6 +95,9 @@ struct MemoryOptions {
   /// How often the sweep reclaims expired values nobody reads; <= 0 disables it (expired
   /// values are then reclaimed only when touched or when room is needed).
   Duration sweep_interval = std::chrono::seconds(1);
+  /// Where time comes from; null (the default) = steady_clock. Meant for tests:
+  /// testing::ManualClock converts to it. See the file comment, "Injected clock".
+  std::shared_ptr<MemoryClock> clock = nullptr;
   /// Number of shards (at most 1024), rounded up to a power of two; 0 = automatic (32 per hardware thread,
   /// at most 64, fewer when the limits are small: a shard holds at least 64 entries'
   /// share of max_entries and 256 KiB of max_bytes).
@@ -114,14 +124,18 @@ struct MemoryStats {
 
 class MemoryBackend {
  public:
-  /// Starts the sweep on a strand of `ex` (if options.sweep_interval > 0).
+  /// Starts the sweep on a strand of `ex` (if options.sweep_interval > 0 and no clock is
+  /// injected).
   explicit MemoryBackend(asio::any_io_executor ex, MemoryOptions options = {}) {
     const std::size_t shards = detail::memory::choose_shard_count(
         options.shards, options.max_entries, options.max_bytes, std::thread::hardware_concurrency());
     store_ = std::make_shared<detail::memory::Store>(
-        ex, detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
-                                        options.when_full == WhenFull::reject});
-    if (options.sweep_interval > Duration::zero()) {
+        ex,
+        detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
+                                    options.when_full == WhenFull::reject},
+        options.clock);
+    if (options.clock) options.clock->subscribe(store_);
+    if (options.sweep_interval > Duration::zero() && !options.clock) {
       auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
       sweep_control_ = control;
       sweep_executor_ = control->timer.get_executor();
@@ -150,6 +164,10 @@ class MemoryBackend {
   /// reclaimed when touched or when room is needed. Waiting pops still end at their wait.
   /// Idempotent; call it from any thread.
   void close() noexcept { stop_sweep(); }
+
+  /// Reclaims every expired value and lock now (what the background sweep does over about
+  /// 8 intervals), by the backend's clock: how tests on an injected clock run the sweep.
+  void sweep_now() { store_->sweep_all(); }
 
   /// Counters for tests, users and benchmarks. Locks each shard briefly.
   MemoryStats stats() const {

@@ -4,6 +4,7 @@
 // (or erase_prefix) reclaims its record. Each operation locks the key's shard `mu`.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/shard.hpp>
 
@@ -17,13 +18,13 @@ namespace corocache::detail::memory {
 
 class LockTable {
  public:
-  explicit LockTable(const ShardArray& shards) : shards_(shards) {}
+  LockTable(const ShardArray& shards, const TimeSource& time) : shards_(shards), time_(time) {}
 
   bool try_lock(std::string lock_key, std::string token, Duration ttl) {
     const KeyRef k(lock_key);
     Shard& s = shards_.for_hash(k.hash);
     std::lock_guard lock(s.mu);
-    const Nanos now = now_ns();
+    const Nanos now = time_.now();
     const auto it = s.locks.find(k);
     if (it == s.locks.end()) {
       s.locks.try_emplace(std::move(lock_key), LockEntry{std::move(token), deadline_after(now, ttl)});
@@ -40,7 +41,7 @@ class LockTable {
     std::lock_guard lock(s.mu);
     const auto it = s.locks.find(k);
     if (it == s.locks.end()) return false;
-    if (it->second.deadline <= now_ns()) {
+    if (it->second.deadline <= time_.now()) {
       s.locks.erase(it);
       return false;
     }
@@ -83,6 +84,7 @@ class LockTable {
 
  private:
   const ShardArray& shards_;
+  const TimeSource& time_;
 };
 
 }  // namespace corocache::detail::memory

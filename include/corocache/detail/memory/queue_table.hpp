@@ -6,6 +6,7 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/deadline.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/pop_waiter.hpp>
 #include <corocache/detail/memory/shard.hpp>
@@ -31,8 +32,8 @@ namespace corocache::detail::memory {
 
 class QueueTable {
  public:
-  QueueTable(const ShardArray& shards, asio::any_io_executor ex)
-      : shards_(shards), executor_(std::move(ex)) {}
+  QueueTable(const ShardArray& shards, const TimeSource& time, asio::any_io_executor ex)
+      : shards_(shards), time_(time), executor_(std::move(ex)) {}
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
 
@@ -64,7 +65,8 @@ class QueueTable {
   /// a push, `wait` passing (nullopt), a cancellation signal on the handler's slot (any
   /// type: a parked pop has no side effects to undo; completes with operation_aborted) or
   /// shut_down() (errc::shut_down). `self` refers to this table; the timer and the
-  /// cancellation handler hold it weakly, so they do nothing once the store is gone.
+  /// cancellation handler hold it weakly, so they do nothing once the store is gone. On an
+  /// injected clock no timer runs: expire_waits ends the wait when that clock passes it.
   void pop_or_wait(const std::weak_ptr<QueueTable>& self, std::string queue_key, Duration wait,
                    asio::any_completion_handler<PopSignature> handler) {
     const KeyRef k(queue_key);
@@ -79,10 +81,14 @@ class QueueTable {
     auto it = s.queues.find(k);
     if (it == s.queues.end()) it = s.queues.try_emplace(std::move(queue_key)).first;
     it->second.waiters.push_back(w);
-    expire_after(w->timer, wait);
-    w->timer.async_wait([w, weak = self, key = it->first](const boost::system::error_code&) {
-      if (auto table = weak.lock()) table->abandon_pop(key, w, nullptr);
-    });
+    if (time_.injected()) {
+      w->deadline = deadline_after(time_.now(), wait);
+    } else {
+      expire_after(w->timer, wait);
+      w->timer.async_wait([w, weak = self, key = it->first](const boost::system::error_code&) {
+        if (auto table = weak.lock()) table->abandon_pop(key, w, nullptr);
+      });
+    }
     if (slot.is_connected()) {
       // Holds only weak references and checks `done` under the shard mutex, so it is
       // harmless if the signal comes after the pop completed (the slot is not cleared).
@@ -139,6 +145,23 @@ class QueueTable {
     return removed;
   }
 
+  /// Ends (with nullopt) every parked pop whose wait, measured on the injected clock, has
+  /// passed at `now`.
+  void expire_waits(Nanos now) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      Shard& s = shards_[i];
+      std::lock_guard lock(s.mu);
+      for (auto it = s.queues.begin(); it != s.queues.end();) {
+        auto& waiters = it->second.waiters;
+        for (const auto& w : waiters) {
+          if (w->deadline <= now) w->complete(nullptr, std::nullopt);
+        }
+        std::erase_if(waiters, [](const std::shared_ptr<PopWaiter>& w) { return w->done; });
+        it = waiters.empty() && it->second.items.empty() ? s.queues.erase(it) : std::next(it);
+      }
+    }
+  }
+
   /// Fails every parked pop with errc::shut_down (the store is being destroyed).
   void shut_down() {
     const auto error = std::make_exception_ptr(
@@ -178,6 +201,7 @@ class QueueTable {
   }
 
   const ShardArray& shards_;
+  const TimeSource& time_;
   asio::any_io_executor executor_;
 };
 

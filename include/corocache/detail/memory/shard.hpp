@@ -12,7 +12,7 @@
 //   else is ever locked while holding it. So no lock cycle can form.
 
 #include <corocache/backend.hpp>
-#include <corocache/detail/deadline.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/pop_waiter.hpp>
 #include <corocache/detail/memory/s3fifo.hpp>
@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -32,25 +31,6 @@
 #include <vector>
 
 namespace corocache::detail::memory {
-
-/// Steady-clock nanoseconds: deadlines are monotonic, immune to wall-clock changes.
-using Nanos = std::int64_t;
-inline constexpr Nanos never = std::numeric_limits<Nanos>::max();
-
-inline Nanos now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-/// now + ttl, saturating at `never` instead of overflowing (the shared helper of
-/// detail/deadline.hpp, in this file's nanosecond representation).
-inline Nanos deadline_after(Nanos now, Duration ttl) noexcept {
-  using Clock = Deadline::Clock;
-  const Clock::time_point from{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(now))};
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(saturating_after(ttl, from).time_since_epoch())
-      .count();
-}
 
 /// What a stored value is charged against max_bytes besides its key and value bytes: the
 /// hash node (key string, entry, cached hash), the bucket slot and allocator headers.

@@ -7,6 +7,7 @@
 // listing and erasing an index, erase_prefix, batches, the sweep and the counters.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/index_table.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/lock_table.hpp>
@@ -33,20 +34,25 @@
 
 namespace corocache::detail::memory {
 
-class Store : public std::enable_shared_from_this<Store> {
+/// Time comes from `clock` (null: steady_clock). The owner subscribes the store to an
+/// injected clock (MemoryClock::subscribe), whose jumps end the parked pops they time out.
+class Store : public std::enable_shared_from_this<Store>, public MemoryClock::Listener {
  public:
-  Store(asio::any_io_executor ex, const StoreConfig& config)
-      : shards_(config),
+  Store(asio::any_io_executor ex, const StoreConfig& config, std::shared_ptr<MemoryClock> clock = nullptr)
+      : time_(std::move(clock)),
+        shards_(config),
         indices_(shards_),
-        values_(shards_, indices_, config.reject_when_full),
-        queues_(shards_, std::move(ex)),
-        locks_(shards_) {}
+        values_(shards_, time_, indices_, config.reject_when_full),
+        queues_(shards_, time_, std::move(ex)),
+        locks_(shards_, time_) {}
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   /// Pending pops fail with errc::shut_down.
   ~Store() { queues_.shut_down(); }
+
+  void clock_advanced() override { queues_.expire_waits(time_.now()); }
 
   std::size_t shard_count() const noexcept { return shards_.size(); }
   const asio::any_io_executor& executor() const noexcept { return queues_.executor(); }
@@ -66,7 +72,7 @@ class Store : public std::enable_shared_from_this<Store> {
     IndexTable::Members listed = indices_.snapshot(index_key, false);
     std::vector<std::string> live;
     IndexTable::Members dead;
-    const Nanos now = now_ns();
+    const Nanos now = time_.now();
     for (auto& [member, version] : listed) {
       if (values_.is_live(member, version, now)) {
         live.push_back(std::move(member));
@@ -81,7 +87,7 @@ class Store : public std::enable_shared_from_this<Store> {
   std::size_t erase_index(std::string_view index_key) {
     const IndexTable::Members listed = indices_.snapshot(index_key, true);
     std::size_t removed = 0;
-    const Nanos now = now_ns();
+    const Nanos now = time_.now();
     for (const auto& [member, version] : listed)
       removed += values_.erase_version(member, version, now) ? 1 : 0;
     return removed;
@@ -113,7 +119,7 @@ class Store : public std::enable_shared_from_this<Store> {
 
   std::size_t erase_prefix(std::string_view prefix) {
     std::size_t removed = 0;
-    const Nanos now = now_ns();
+    const Nanos now = time_.now();
     const auto matches = [prefix](const std::string& key) { return key.starts_with(prefix); };
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       Shard& s = shards_[i];
@@ -147,7 +153,7 @@ class Store : public std::enable_shared_from_this<Store> {
     std::vector<std::unique_lock<ShardMutex>> held;
     held.reserve(involved.size());
     for (const std::size_t i : involved) held.emplace_back(shards_[i].mu);
-    const Nanos now = now_ns();
+    const Nanos now = time_.now();
     for (BatchOp& op : ops) {
       if (auto* st = std::get_if<batch_op::Store>(&op)) {
         const KeyRef k(st->key);
@@ -174,9 +180,21 @@ class Store : public std::enable_shared_from_this<Store> {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       Shard& s = shards_[i];
       std::lock_guard lock(s.mu);
-      const Nanos now = now_ns();
+      const Nanos now = time_.now();
       values_.sweep(s, now);
       locks_.sweep(s, now, std::max<std::size_t>(256, s.locks.bucket_count() / 8));
+    }
+  }
+
+  /// Reclaims every expired value and lock of every shard now (the periodic sweep does
+  /// the same in slices).
+  void sweep_all() {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      Shard& s = shards_[i];
+      std::lock_guard lock(s.mu);
+      const Nanos now = time_.now();
+      values_.sweep_all(s, now);
+      locks_.sweep(s, now, s.locks.bucket_count());
     }
   }
 
@@ -212,6 +230,7 @@ class Store : public std::enable_shared_from_this<Store> {
   static std::string_view key_of(const batch_op::Expire& o) noexcept { return o.key; }
   static std::string_view key_of(const batch_op::Push& o) noexcept { return o.queue_key; }
 
+  TimeSource time_;
   ShardArray shards_;
   IndexTable indices_;
   ValueTable values_;

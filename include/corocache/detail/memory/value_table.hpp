@@ -6,6 +6,7 @@
 // IndexTable.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/index_table.hpp>
 #include <corocache/detail/memory/key_map.hpp>
 #include <corocache/detail/memory/shard.hpp>
@@ -27,8 +28,8 @@ namespace corocache::detail::memory {
 
 class ValueTable {
  public:
-  ValueTable(const ShardArray& shards, IndexTable& indices, bool reject_when_full)
-      : shards_(shards), indices_(indices), reject_(reject_when_full) {}
+  ValueTable(const ShardArray& shards, const TimeSource& time, IndexTable& indices, bool reject_when_full)
+      : shards_(shards), time_(time), indices_(indices), reject_(reject_when_full) {}
 
   /// Takes what it keeps of key, value and params (by rvalue reference: the caller's
   /// coroutine frame already owns them, so nothing is moved on the way here).
@@ -36,7 +37,7 @@ class ValueTable {
     const KeyRef k(key);
     Shard& s = shards_.for_hash(k.hash);
     std::lock_guard lock(s.mu);
-    return set_locked(s, k, std::move(key), std::move(value), std::move(params), now_ns());
+    return set_locked(s, k, std::move(key), std::move(value), std::move(params), time_.now());
   }
 
   std::optional<std::string> get(std::string_view key) {
@@ -49,7 +50,7 @@ class ValueTable {
       return std::nullopt;
     }
     ValueEntry& e = it->second;
-    if (e.deadline <= now_ns()) {
+    if (e.deadline <= time_.now()) {
       drop(s, it, Removal::expired);
       ++s.misses;
       return std::nullopt;
@@ -68,14 +69,14 @@ class ValueTable {
     const KeyRef k(key);
     Shard& s = shards_.for_hash(k.hash);
     std::lock_guard lock(s.mu);
-    return erase_locked(s, k, now_ns());
+    return erase_locked(s, k, time_.now());
   }
 
   bool expire(std::string_view key, Duration ttl) {
     const KeyRef k(key);
     Shard& s = shards_.for_hash(k.hash);
     std::lock_guard lock(s.mu);
-    return expire_locked(s, k, ttl, now_ns());
+    return expire_locked(s, k, ttl, time_.now());
   }
 
   /// Whether `key` holds a live value stored as `version` (an index member is live).
@@ -135,7 +136,7 @@ class ValueTable {
       chosen.clear();
       {
         std::lock_guard lock(s.mu);
-        const Nanos now = now_ns();
+        const Nanos now = time_.now();
         for (const auto& [key, e] : s.values) {
           if (e.deadline > now && key.starts_with(prefix)) candidates.push_back({key, e.value, e.version});
         }
@@ -145,7 +146,7 @@ class ValueTable {
       }
       if (chosen.empty()) continue;
       std::lock_guard lock(s.mu);
-      const Nanos now = now_ns();
+      const Nanos now = time_.now();
       for (const std::size_t c : chosen) {
         if (!budget_left()) break;
         const auto it = s.values.find(KeyRef(candidates[c].key));
@@ -260,6 +261,9 @@ class ValueTable {
     }
   }
 
+  /// Drops every expired value of shard `s` (whose `mu` the caller holds) at once.
+  void sweep_all(Shard& s, Nanos now) { full_expiry_scan(s, now); }
+
  private:
   [[noreturn]] static void throw_full() {
     throw_error(errc::capacity_exceeded,
@@ -365,6 +369,7 @@ class ValueTable {
   }
 
   const ShardArray& shards_;
+  const TimeSource& time_;
   IndexTable& indices_;
   bool reject_;
 };
