@@ -53,6 +53,7 @@
 #include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_state.hpp>
@@ -62,12 +63,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -190,31 +193,31 @@ class MemoryBackend {
   // Every operation below completes synchronously when awaited (no suspension, so nothing
   // to cancel; pop with a wait is the exception, see there) and keeps nothing of its
   // arguments after completion. Semantics: backend.hpp. Capacity errors:
-  // system_error(errc::capacity_exceeded).
+  // system_error(errc::capacity_exceeded). The awaitable holds the backend's shared state,
+  // not the backend: it may be awaited after the backend was moved, or destroyed (pop:
+  // throws errc::shut_down then).
 
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline = {}) {
-    co_return store_->set(std::move(key), std::move(value), std::move(params));
+    return do_set(store_, std::move(key), std::move(value), std::move(params));
   }
   asio::awaitable<std::optional<std::string>> get(std::string key, Deadline = {}) {
-    const Lookup lookup{store_.get(), key};
-    co_return lookup;
+    return do_get(store_, std::move(key));
   }
   /// The same as get(), answered synchronously: func_cache's hit path uses it (when a
   /// backend has it) to look up without a coroutine frame of the backend's own.
   std::optional<std::string> get_now(std::string_view key) { return store_->get(key); }
-  asio::awaitable<bool> erase(std::string key, Deadline = {}) { co_return store_->erase(key); }
+  asio::awaitable<bool> erase(std::string key, Deadline = {}) { return do_erase(store_, std::move(key)); }
   asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline = {}) {
-    co_return store_->expire(key, ttl);
+    return do_expire(store_, std::move(key), ttl);
   }
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key, Deadline = {}) {
-    co_return store_->index_members(index_key);
+    return do_index_members(store_, std::move(index_key));
   }
   asio::awaitable<std::size_t> erase_index(std::string index_key, Deadline = {}) {
-    co_return store_->erase_index(index_key);
+    return do_erase_index(store_, std::move(index_key));
   }
   asio::awaitable<void> push(std::string queue_key, std::string value, Deadline = {}) {
-    store_->push(std::move(queue_key), std::move(value));
-    co_return;
+    return do_push(store_, std::move(queue_key), std::move(value));
   }
 
   /// Completes with the oldest element at once if there is one; otherwise, with wait > 0,
@@ -226,21 +229,103 @@ class MemoryBackend {
   /// pop: if cancellation reaches the coroutine after a push handed it a value (before it
   /// resumed), the value goes back to the head of the queue and the pop throws
   /// operation_aborted, so a `pop || timer` that the timer won leaves the value queued.
-  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
+  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile (or before
+  /// the pop is awaited: the awaitable holds the backend's state weakly).
   /// The wait is min(wait, what the deadline leaves); errc::timeout when the deadline, not
   /// the wait, ended an empty wait. A value handed over is returned even if the deadline
   /// passed in the same instant (the hand-over and the timer are decided under one lock).
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
-    // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
-    std::optional<std::string> value = store_->try_pop(queue_key);
+    return do_pop(store_, std::move(queue_key), wait, deadline);
+  }
+
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
+    return do_try_lock(store_, std::move(lock_key), std::move(token), ttl);
+  }
+  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
+    return do_unlock(store_, std::move(lock_key), std::move(token));
+  }
+  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
+    return do_erase_prefix(store_, std::move(prefix));
+  }
+
+  /// The predicate runs on the calling thread without any backend lock held (it may even
+  /// use the backend); a value re-stored after the predicate saw it is left alone.
+  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
+                                        Deadline = {}) {
+    return do_erase_if(store_, std::move(prefix), std::move(predicate), limit);
+  }
+  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
+    return do_commit(store_, std::move(ops));
+  }
+
+ private:
+  using Store = detail::memory::Store;
+  using StorePtr = std::shared_ptr<Store>;
+
+  // The coroutines behind the operations: static, so that their frames hold the state
+  // (StorePtr), never `this`.
+
+  static asio::awaitable<bool> do_set(StorePtr store, std::string key, std::string value,
+                                      StoreParams params) {
+    co_return store->set(std::move(key), std::move(value), std::move(params));
+  }
+  static asio::awaitable<std::optional<std::string>> do_get(StorePtr store, std::string key) {
+    const Lookup lookup{store.get(), key};
+    co_return lookup;
+  }
+  static asio::awaitable<bool> do_erase(StorePtr store, std::string key) { co_return store->erase(key); }
+  static asio::awaitable<bool> do_expire(StorePtr store, std::string key, Duration ttl) {
+    co_return store->expire(key, ttl);
+  }
+  static asio::awaitable<std::vector<std::string>> do_index_members(StorePtr store, std::string index_key) {
+    co_return store->index_members(index_key);
+  }
+  static asio::awaitable<std::size_t> do_erase_index(StorePtr store, std::string index_key) {
+    co_return store->erase_index(index_key);
+  }
+  static asio::awaitable<void> do_push(StorePtr store, std::string queue_key, std::string value) {
+    store->push(std::move(queue_key), std::move(value));
+    co_return;
+  }
+  static asio::awaitable<bool> do_try_lock(StorePtr store, std::string lock_key, std::string token,
+                                           Duration ttl) {
+    co_return store->try_lock(std::move(lock_key), std::move(token), ttl);
+  }
+  static asio::awaitable<bool> do_unlock(StorePtr store, std::string lock_key, std::string token) {
+    co_return store->unlock(lock_key, token);
+  }
+  static asio::awaitable<std::size_t> do_erase_prefix(StorePtr store, std::string prefix) {
+    co_return store->erase_prefix(prefix);
+  }
+  static asio::awaitable<std::size_t> do_erase_if(StorePtr store, std::string prefix,
+                                                  EntryPredicate predicate, std::int64_t limit) {
+    co_return store->erase_if(prefix, predicate, limit);
+  }
+  static asio::awaitable<void> do_commit(StorePtr store, std::vector<BatchOp> ops) {
+    store->commit(std::move(ops));
+    co_return;
+  }
+
+  /// Weak: the backend may be destroyed before or while the pop is parked, and a strong
+  /// reference in the frame would keep its store (and waiters) alive until the wait ran out.
+  static asio::awaitable<std::optional<std::string>> do_pop(std::weak_ptr<Store> weak_store,
+                                                            std::string queue_key, Duration wait,
+                                                            Deadline deadline) {
+    // One co_return at the end, no co_await inside a condition and no temporary aggregate
+    // in a co_await expression: g++ 12 miscompiles all three.
+    std::optional<std::string> value;
+    {
+      const StorePtr store = weak_store.lock();
+      if (!store) throw_shut_down();
+      value = store->try_pop(queue_key);
+    }
     const Duration limit = deadline.remaining(wait);
     const Duration park = std::min(wait, limit);
     if (!value && park > Duration::zero()) {
-      // Weak: the backend (and `this`) may be destroyed while the pop is parked.
-      const std::weak_ptr<detail::memory::Store> weak_store = store_;
+      const PopInitiation initiation{weak_store, &queue_key, park};
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
-          PopInitiation{store_.get(), &queue_key, park}, asio::use_awaitable);
+          initiation, asio::use_awaitable);
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
       if (value && state.cancelled() != asio::cancellation_type::none) {
         if (const auto store = weak_store.lock())
@@ -252,49 +337,44 @@ class MemoryBackend {
     co_return value;
   }
 
-  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
-    co_return store_->try_lock(std::move(lock_key), std::move(token), ttl);
-  }
-  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
-    co_return store_->unlock(lock_key, token);
-  }
-  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
-    co_return store_->erase_prefix(prefix);
+  [[noreturn]] static void throw_shut_down() {
+    throw_error(errc::shut_down, "corocache: memory backend destroyed");
   }
 
-  /// The predicate runs on the calling thread without any backend lock held (it may even
-  /// use the backend); a value re-stored after the predicate saw it is left alone.
-  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
-                                        Deadline = {}) {
-    co_return store_->erase_if(prefix, predicate, limit);
-  }
-  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
-    store_->commit(std::move(ops));
-    co_return;
-  }
-
- private:
   /// Converts to the result of a get by running it. `co_return lookup` lets the promise
   /// build its result straight from Store::get's return value (asio's return_value does
   /// `new (&result_) T(std::forward<U>(u))`, which a conversion function returning a
-  /// prvalue initializes in place), where `co_return store_->get(key)` would move the
+  /// prvalue initializes in place), where `co_return store->get(key)` would move the
   /// optional<string> once more: about 30 instructions per hit (memory_bench get-hit).
   struct Lookup {
-    detail::memory::Store* store;
+    Store* store;
     std::string_view key;
     operator std::optional<std::string>() const { return store->get(key); }
   };
 
-  /// Parks the pop in the store. Holds the store by raw pointer: the awaiting coroutine
-  /// keeps the initiation alive while it waits, and a strong reference there would keep
-  /// a destroyed backend's store (and its waiters) alive until the wait ran out.
+  /// Parks the pop in the store, which it holds weakly (see do_pop). If the store is gone
+  /// by then (destroyed on another thread since the pop's first look), the pop completes
+  /// with errc::shut_down, posted like every completion.
   struct PopInitiation {
-    detail::memory::Store* store;
+    std::weak_ptr<Store> weak_store;
     std::string* queue_key;
     Duration wait;
     template <class Handler>
     void operator()(Handler&& handler) const {
-      store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
+      if (const StorePtr store = weak_store.lock()) {
+        store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
+        return;
+      }
+      const auto ex = asio::get_associated_executor(handler, asio::system_executor());
+      asio::post(ex, [h = std::forward<Handler>(handler)]() mutable {
+        std::exception_ptr error;
+        try {
+          throw_shut_down();
+        } catch (...) {
+          error = std::current_exception();
+        }
+        std::move(h)(error, std::optional<std::string>());
+      });
     }
   };
 
