@@ -36,7 +36,7 @@ namespace corocache::detail::memory {
 
 /// Time comes from `clock` (null: steady_clock). The owner subscribes the store to an
 /// injected clock (MemoryClock::subscribe), whose jumps end the parked pops they time out.
-class Store : public std::enable_shared_from_this<Store>, public MemoryClock::Listener {
+class Store final : public std::enable_shared_from_this<Store>, public MemoryClock::Listener {
  public:
   Store(asio::any_io_executor ex, const StoreConfig& config, std::shared_ptr<MemoryClock> clock = nullptr)
       : time_(std::move(clock)),
