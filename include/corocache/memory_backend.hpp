@@ -18,8 +18,9 @@
 // Injected clock (tests). With MemoryOptions::clock (e.g. testing::ManualClock) that clock
 // decides value expiry, lock ttls, the wait of a parked pop (ended when the clock is
 // advanced past it) and what the sweep reclaims; no background sweep runs (sweep_interval
-// is ignored): sweep_now() runs it. Still on the real steady_clock: the Deadline argument of
-// every operation (a pop's errc::timeout) and whatever the facade times (Scope deadlines).
+// is ignored): sweep_now() runs it. Still on the real steady_clock: the Deadline argument
+// of every operation (Scope deadlines; a pop reads what it leaves when it starts) and
+// whatever else the caller times. Details: docs/memory_clock.md.
 //
 // Capacity. max_entries and max_bytes are split evenly across shards (each shard enforces
 // its share, so the totals are never exceeded, but a shard can be full while another has
@@ -43,7 +44,8 @@
 // slot, only once a bounded shard starts evicting) and index sets.
 //
 // Lifetime. Moving is cheap (shared state). Destroy the backend before its execution
-// context; pending waiting pops then fail with errc::shut_down.
+// context; pending waiting pops then fail with errc::shut_down. An operation's awaitable
+// holds the shared state, not the backend object: it may be awaited after a move.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/deadline.hpp>
