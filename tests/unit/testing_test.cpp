@@ -20,6 +20,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -290,4 +292,35 @@ TEST_CASE("ManualClock is shared by its copies and never moves backwards") {
   CHECK(clock.now() == ManualClock::time_point{} + 5s);
   const std::shared_ptr<corocache::MemoryClock> as_option = clock;
   CHECK(as_option->now() == clock.now());
+}
+
+TEST_CASE("no decision of a backend on a manual clock comes from the real clock") {
+  // The same script from both starting points: a path that compared a deadline with the
+  // real steady_clock would see "k" alive (or dead) at the wrong moment from one of them.
+  for (const auto start : clock_starts) {
+    const ManualClock clock(start);
+    corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+      StoreParams indexed = ttl_params(1h);
+      indexed.index_keys.emplace_back("ix");
+      std::vector<corocache::BatchOp> batch;
+      batch.emplace_back(corocache::batch_op::Store{"k", "v", indexed});
+      batch.emplace_back(corocache::batch_op::Store{"p:1", "v", indexed});
+      co_await mem.commit(std::move(batch));
+      clock.advance(1h - 1ms);
+      const auto listed = co_await mem.index_members("ix");
+      CHECK(listed.size() == 2);
+      const corocache::EntryPredicate none = [](std::string_view, std::string_view) { return false; };
+      const std::size_t kept = co_await mem.erase_if("p:", none, -1);
+      CHECK(kept == 0);
+      clock.advance(1ms);
+      const auto after = co_await mem.index_members("ix");
+      CHECK(after.empty());
+      const bool erased = co_await mem.erase("k");
+      CHECK_FALSE(erased);  // expired, not live
+      const std::size_t by_prefix = co_await mem.erase_prefix("p:");
+      CHECK(by_prefix == 0);
+      CHECK(mem.stats().entries == 0);
+    });
+  }
 }
