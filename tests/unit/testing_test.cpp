@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -323,4 +324,40 @@ TEST_CASE("no decision of a backend on a manual clock comes from the real clock"
       CHECK(mem.stats().entries == 0);
     });
   }
+}
+
+TEST_CASE("a manual clock may be advanced on another thread while its backend is in use") {
+  const ManualClock clock;
+  asio::io_context io;
+  MemoryBackend mem = corocache::testing::memory_backend(io.get_executor(), clock);
+  std::optional<std::string> popped = "<unset>";
+  bool pop_done = false;
+  const StoreParams params = ttl_params(2s);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await mem.set("k", "v", params);
+        popped = co_await mem.pop("q", 500ms);
+        pop_done = true;
+      },
+      asio::detached);
+  io.poll();
+  REQUIRE(mem.stats().waiting_pops == 1);
+  std::thread advancer([&] {
+    for (int i = 0; i < 1000; ++i) clock.advance(1ms);
+  });
+  std::size_t hits = 0;
+  for (int i = 0; i < 1000; ++i) {
+    hits += mem.get_now("k") ? 1 : 0;
+    mem.sweep_now();
+  }
+  advancer.join();
+  // The advancer ended the pop (its wait passed at 500 ms) by posting its completion here.
+  io.poll();
+  CHECK(pop_done);
+  CHECK(popped == std::nullopt);
+  CHECK(hits == 1000);  // the value lives 2 s; the clock only reached 1 s
+  CHECK(clock.now() == ManualClock::time_point{} + 1s);
+  clock.advance(1s);
+  CHECK_FALSE(mem.get_now("k"));
 }
