@@ -87,8 +87,7 @@ auto run(Body&& body, Duration limit = std::chrono::seconds(10)) {
 
 /// A clock that moves only when advance() is called, for MemoryBackend (MemoryOptions::clock
 /// accepts it as is). Copies share one time. Thread-safe: now() and advance() may be called
-/// from any thread. Starts at `start` (default: steady_clock's epoch, far from the real
-/// steady_clock's now, so a backend that read the real clock anywhere would be noticed).
+/// from any thread. Starts at `start` (default: steady_clock's epoch).
 class ManualClock {
  public:
   using time_point = MemoryClock::time_point;
@@ -99,8 +98,8 @@ class ManualClock {
 
   /// Moves the clock forward by `d` (throws std::invalid_argument if d < 0), then ends the
   /// parked pops of every backend on this clock whose wait has passed (they complete with
-  /// nullopt on their own executor, like a real timeout). Values, locks and read limits
-  /// need nothing: they compare their deadline with now() when touched.
+  /// nullopt on their own executor, like a real timeout). Values and locks need nothing:
+  /// they compare their deadline with now() when touched.
   void advance(std::chrono::nanoseconds d) const {
     if (d < std::chrono::nanoseconds::zero())
       throw std::invalid_argument("corocache::testing::ManualClock::advance: d < 0");
