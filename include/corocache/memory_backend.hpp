@@ -15,12 +15,19 @@
 // nobody reads again is reclaimed within about 8 intervals of its expiry. Expired locks
 // are swept the same way.
 //
+// Injected clock (tests). With MemoryOptions::clock (e.g. testing::ManualClock) that clock
+// decides value expiry, lock ttls, the wait of a parked pop (ended when the clock is
+// advanced past it) and what the sweep reclaims; no background sweep runs (sweep_interval
+// is ignored): sweep_now() runs it. Still on the real steady_clock: the Deadline argument
+// of every operation (Scope deadlines; a pop reads what it leaves when it starts) and
+// whatever else the caller times. Details: docs/memory_clock.md.
+//
 // Capacity. max_entries and max_bytes are split evenly across shards (each shard enforces
 // its share, so the totals are never exceeded, but a shard can be full while another has
 // room). Only stored values count toward them: their key bytes + value bytes +
 // detail::memory::entry_overhead (190) for the bytes limit. Locks, queues and index sets
 // are not counted and never evicted (evicting a lock or a queued message would be wrong).
-// When a value does not fit: expired values go first (see make_room in store.hpp), then
+// When a value does not fit: expired values go first (see make_room in value_table.hpp), then
 // with WhenFull::evict the shard's S3-FIFO policy (detail/memory/s3fifo.hpp: why S3-FIFO)
 // evicts live values; with WhenFull::reject set() throws system_error(errc::
 // capacity_exceeded) and evicts nothing. A value larger than a shard's byte share is
@@ -37,16 +44,19 @@
 // slot, only once a bounded shard starts evicting) and index sets.
 //
 // Lifetime. Moving is cheap (shared state). Destroy the backend before its execution
-// context; pending waiting pops then fail with errc::shut_down.
+// context; pending waiting pops then fail with errc::shut_down. An operation's awaitable
+// holds the shared state, not the backend object: it may be awaited after a move.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
 #include <corocache/detail/deadline.hpp>
+#include <corocache/detail/memory/clock.hpp>
 #include <corocache/detail/memory/store.hpp>
 #include <corocache/detail/memory/sweeper.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_state.hpp>
@@ -56,12 +66,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +101,9 @@ struct MemoryOptions {
   /// How often the sweep reclaims expired values nobody reads; <= 0 disables it (expired
   /// values are then reclaimed only when touched or when room is needed).
   Duration sweep_interval = std::chrono::seconds(1);
+  /// Where time comes from; null (the default) = steady_clock. Meant for tests:
+  /// testing::ManualClock converts to it. See the file comment, "Injected clock".
+  std::shared_ptr<MemoryClock> clock = nullptr;
   /// Number of shards (at most 1024), rounded up to a power of two; 0 = automatic (32 per hardware thread,
   /// at most 64, fewer when the limits are small: a shard holds at least 64 entries'
   /// share of max_entries and 256 KiB of max_bytes).
@@ -115,14 +130,18 @@ struct MemoryStats {
 
 class MemoryBackend {
  public:
-  /// Starts the sweep on a strand of `ex` (if options.sweep_interval > 0).
+  /// Starts the sweep on a strand of `ex` (if options.sweep_interval > 0 and no clock is
+  /// injected).
   explicit MemoryBackend(asio::any_io_executor ex, MemoryOptions options = {}) {
     const std::size_t shards = detail::memory::choose_shard_count(
         options.shards, options.max_entries, options.max_bytes, std::thread::hardware_concurrency());
     store_ = std::make_shared<detail::memory::Store>(
-        ex, detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
-                                        options.when_full == WhenFull::reject});
-    if (options.sweep_interval > Duration::zero()) {
+        ex,
+        detail::memory::StoreConfig{shards, options.max_entries, options.max_bytes,
+                                    options.when_full == WhenFull::reject},
+        options.clock);
+    if (options.clock) options.clock->subscribe(store_);
+    if (options.sweep_interval > Duration::zero() && !options.clock) {
       auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
       sweep_control_ = control;
       sweep_executor_ = control->timer.get_executor();
@@ -152,6 +171,10 @@ class MemoryBackend {
   /// Idempotent; call it from any thread.
   void close() noexcept { stop_sweep(); }
 
+  /// Reclaims every expired value and lock now (what the background sweep does over about
+  /// 8 intervals), by the backend's clock: how tests on an injected clock run the sweep.
+  void sweep_now() { store_->sweep_all(); }
+
   /// Counters for tests, users and benchmarks. Locks each shard briefly.
   MemoryStats stats() const {
     const detail::memory::Counters c = store_->counters();
@@ -173,40 +196,31 @@ class MemoryBackend {
   // Every operation below completes synchronously when awaited (no suspension, so nothing
   // to cancel; pop with a wait is the exception, see there) and keeps nothing of its
   // arguments after completion. Semantics: backend.hpp. Capacity errors:
-  // system_error(errc::capacity_exceeded).
+  // system_error(errc::capacity_exceeded). The awaitable holds the backend's shared state,
+  // not the backend: it may be awaited after the backend was moved, or destroyed (pop:
+  // throws errc::shut_down then).
 
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline = {}) {
-    detail::contract::check_set(key, params);
-    co_return store_->set(std::move(key), std::move(value), std::move(params));
+    return do_set(store_, std::move(key), std::move(value), std::move(params));
   }
   asio::awaitable<std::optional<std::string>> get(std::string key, Deadline = {}) {
-    detail::contract::check_get(key);
-    const Lookup lookup{store_.get(), key};
-    co_return lookup;
+    return do_get(store_, std::move(key));
   }
   /// The same as get(), answered synchronously: func_cache's hit path uses it (when a
   /// backend has it) to look up without a coroutine frame of the backend's own.
   std::optional<std::string> get_now(std::string_view key) { return store_->get(key); }
-  asio::awaitable<bool> erase(std::string key, Deadline = {}) {
-    detail::contract::check_erase(key);
-    co_return store_->erase(key);
-  }
+  asio::awaitable<bool> erase(std::string key, Deadline = {}) { return do_erase(store_, std::move(key)); }
   asio::awaitable<bool> expire(std::string key, Duration ttl, Deadline = {}) {
-    detail::contract::check_expire(key, ttl);
-    co_return store_->expire(key, ttl);
+    return do_expire(store_, std::move(key), ttl);
   }
   asio::awaitable<std::vector<std::string>> index_members(std::string index_key, Deadline = {}) {
-    detail::contract::check_index_members(index_key);
-    co_return store_->index_members(index_key);
+    return do_index_members(store_, std::move(index_key));
   }
   asio::awaitable<std::size_t> erase_index(std::string index_key, Deadline = {}) {
-    detail::contract::check_erase_index(index_key);
-    co_return store_->erase_index(index_key);
+    return do_erase_index(store_, std::move(index_key));
   }
   asio::awaitable<void> push(std::string queue_key, std::string value, Deadline = {}) {
-    detail::contract::check_push(queue_key);
-    store_->push(std::move(queue_key), std::move(value));
-    co_return;
+    return do_push(store_, std::move(queue_key), std::move(value));
   }
 
   /// Completes with the oldest element at once if there is one; otherwise, with wait > 0,
@@ -218,22 +232,118 @@ class MemoryBackend {
   /// pop: if cancellation reaches the coroutine after a push handed it a value (before it
   /// resumed), the value goes back to the head of the queue and the pop throws
   /// operation_aborted, so a `pop || timer` that the timer won leaves the value queued.
-  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile.
+  /// Throws system_error(errc::shut_down) if the backend is destroyed meanwhile (or before
+  /// the pop is awaited: the awaitable holds the backend's state weakly).
   /// The wait is min(wait, what the deadline leaves); errc::timeout when the deadline, not
   /// the wait, ended an empty wait. A value handed over is returned even if the deadline
   /// passed in the same instant (the hand-over and the timer are decided under one lock).
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
-    // One co_return at the end and no co_await inside a condition: g++ 12 miscompiles both.
+    return do_pop(store_, std::move(queue_key), wait, deadline);
+  }
+
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
+    return do_try_lock(store_, std::move(lock_key), std::move(token), ttl);
+  }
+  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
+    return do_unlock(store_, std::move(lock_key), std::move(token));
+  }
+  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
+    return do_erase_prefix(store_, std::move(prefix));
+  }
+
+  /// The predicate runs on the calling thread without any backend lock held (it may even
+  /// use the backend); a value re-stored after the predicate saw it is left alone.
+  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
+                                        Deadline = {}) {
+    return do_erase_if(store_, std::move(prefix), std::move(predicate), limit);
+  }
+  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
+    return do_commit(store_, std::move(ops));
+  }
+
+ private:
+  using Store = detail::memory::Store;
+  using StorePtr = std::shared_ptr<Store>;
+
+  // The coroutines behind the operations: static, so that their frames hold the state
+  // (StorePtr), never `this`.
+
+  static asio::awaitable<bool> do_set(StorePtr store, std::string key, std::string value,
+                                      StoreParams params) {
+    detail::contract::check_set(key, params);
+    co_return store->set(std::move(key), std::move(value), std::move(params));
+  }
+  static asio::awaitable<std::optional<std::string>> do_get(StorePtr store, std::string key) {
+    detail::contract::check_get(key);
+    const Lookup lookup{store.get(), key};
+    co_return lookup;
+  }
+  static asio::awaitable<bool> do_erase(StorePtr store, std::string key) {
+    detail::contract::check_erase(key);
+    co_return store->erase(key);
+  }
+  static asio::awaitable<bool> do_expire(StorePtr store, std::string key, Duration ttl) {
+    detail::contract::check_expire(key, ttl);
+    co_return store->expire(key, ttl);
+  }
+  static asio::awaitable<std::vector<std::string>> do_index_members(StorePtr store, std::string index_key) {
+    detail::contract::check_index_members(index_key);
+    co_return store->index_members(index_key);
+  }
+  static asio::awaitable<std::size_t> do_erase_index(StorePtr store, std::string index_key) {
+    detail::contract::check_erase_index(index_key);
+    co_return store->erase_index(index_key);
+  }
+  static asio::awaitable<void> do_push(StorePtr store, std::string queue_key, std::string value) {
+    detail::contract::check_push(queue_key);
+    store->push(std::move(queue_key), std::move(value));
+    co_return;
+  }
+  static asio::awaitable<bool> do_try_lock(StorePtr store, std::string lock_key, std::string token,
+                                           Duration ttl) {
+    detail::contract::check_try_lock(lock_key, token, ttl);
+    co_return store->try_lock(std::move(lock_key), std::move(token), ttl);
+  }
+  static asio::awaitable<bool> do_unlock(StorePtr store, std::string lock_key, std::string token) {
+    detail::contract::check_unlock(lock_key, token);
+    co_return store->unlock(lock_key, token);
+  }
+  static asio::awaitable<std::size_t> do_erase_prefix(StorePtr store, std::string prefix) {
+    detail::contract::check_erase_prefix(prefix);
+    co_return store->erase_prefix(prefix);
+  }
+  static asio::awaitable<std::size_t> do_erase_if(StorePtr store, std::string prefix,
+                                                  EntryPredicate predicate, std::int64_t limit) {
+    detail::contract::check_erase_if(prefix, predicate);
+    co_return store->erase_if(prefix, predicate, limit);
+  }
+  static asio::awaitable<void> do_commit(StorePtr store, std::vector<BatchOp> ops) {
+    detail::contract::check_commit(ops);
+    store->commit(std::move(ops));
+    co_return;
+  }
+
+  /// Weak: the backend may be destroyed before or while the pop is parked, and a strong
+  /// reference in the frame would keep its store (and waiters) alive until the wait ran out.
+  static asio::awaitable<std::optional<std::string>> do_pop(std::weak_ptr<Store> weak_store,
+                                                            std::string queue_key, Duration wait,
+                                                            Deadline deadline) {
     detail::contract::check_pop(queue_key, wait);
-    std::optional<std::string> value = store_->try_pop(queue_key);
+    // One co_return at the end, no co_await inside a condition and no temporary aggregate
+    // in a co_await expression: g++ 12 miscompiles all three.
+    std::optional<std::string> value;
+    {
+      const StorePtr store = weak_store.lock();
+      if (!store) throw_shut_down();
+      value = store->try_pop(queue_key);
+    }
     const Duration limit = deadline.remaining(wait);
     const Duration park = std::min(wait, limit);
     if (!value && park > Duration::zero()) {
-      // Weak: the backend (and `this`) may be destroyed while the pop is parked.
-      const std::weak_ptr<detail::memory::Store> weak_store = store_;
+      const PopInitiation initiation{weak_store, &queue_key, park};
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
-          PopInitiation{store_.get(), &queue_key, park}, asio::use_awaitable);
+          initiation, asio::use_awaitable);
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
       if (value && state.cancelled() != asio::cancellation_type::none) {
         if (const auto store = weak_store.lock())
@@ -245,54 +355,44 @@ class MemoryBackend {
     co_return value;
   }
 
-  asio::awaitable<bool> try_lock(std::string lock_key, std::string token, Duration ttl, Deadline = {}) {
-    detail::contract::check_try_lock(lock_key, token, ttl);
-    co_return store_->try_lock(std::move(lock_key), std::move(token), ttl);
-  }
-  asio::awaitable<bool> unlock(std::string lock_key, std::string token, Deadline = {}) {
-    detail::contract::check_unlock(lock_key, token);
-    co_return store_->unlock(lock_key, token);
-  }
-  asio::awaitable<std::size_t> erase_prefix(std::string prefix, Deadline = {}) {
-    detail::contract::check_erase_prefix(prefix);
-    co_return store_->erase_prefix(prefix);
+  [[noreturn]] static void throw_shut_down() {
+    throw_error(errc::shut_down, "corocache: memory backend destroyed");
   }
 
-  /// The predicate runs on the calling thread without any backend lock held (it may even
-  /// use the backend); a value re-stored after the predicate saw it is left alone.
-  asio::awaitable<std::size_t> erase_if(std::string prefix, EntryPredicate predicate, std::int64_t limit,
-                                        Deadline = {}) {
-    detail::contract::check_erase_if(prefix, predicate);
-    co_return store_->erase_if(prefix, predicate, limit);
-  }
-  asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline = {}) {
-    detail::contract::check_commit(ops);
-    store_->commit(std::move(ops));
-    co_return;
-  }
-
- private:
   /// Converts to the result of a get by running it. `co_return lookup` lets the promise
   /// build its result straight from Store::get's return value (asio's return_value does
   /// `new (&result_) T(std::forward<U>(u))`, which a conversion function returning a
-  /// prvalue initializes in place), where `co_return store_->get(key)` would move the
+  /// prvalue initializes in place), where `co_return store->get(key)` would move the
   /// optional<string> once more: about 30 instructions per hit (memory_bench get-hit).
   struct Lookup {
-    detail::memory::Store* store;
+    Store* store;
     std::string_view key;
     operator std::optional<std::string>() const { return store->get(key); }
   };
 
-  /// Parks the pop in the store. Holds the store by raw pointer: the awaiting coroutine
-  /// keeps the initiation alive while it waits, and a strong reference there would keep
-  /// a destroyed backend's store (and its waiters) alive until the wait ran out.
+  /// Parks the pop in the store, which it holds weakly (see do_pop). If the store is gone
+  /// by then (destroyed on another thread since the pop's first look), the pop completes
+  /// with errc::shut_down, posted like every completion.
   struct PopInitiation {
-    detail::memory::Store* store;
+    std::weak_ptr<Store> weak_store;
     std::string* queue_key;
     Duration wait;
     template <class Handler>
     void operator()(Handler&& handler) const {
-      store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
+      if (const StorePtr store = weak_store.lock()) {
+        store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
+        return;
+      }
+      const auto ex = asio::get_associated_executor(handler, asio::system_executor());
+      asio::post(ex, [h = std::forward<Handler>(handler)]() mutable {
+        std::exception_ptr error;
+        try {
+          throw_shut_down();
+        } catch (...) {
+          error = std::current_exception();
+        }
+        std::move(h)(error, std::optional<std::string>());
+      });
     }
   };
 

@@ -7,12 +7,14 @@
 #include <corocache/errors.hpp>
 #include <corocache/memory_backend.hpp>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
@@ -531,4 +533,112 @@ TEST_CASE("the shard count adapts to the limits") {
   CHECK(choose_shard_count(3, 0, 0, 2) == 4);
   CHECK(choose_shard_count(16, 5, 0, 2) == 4);
   CHECK(choose_shard_count(std::size_t{1} << 20, 0, 0, 2) == 1024);
+}
+
+// --- awaitables and the backend object's lifetime --------------------------------------
+
+TEST_CASE("every operation's awaitable made before the backend is moved completes after the move") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend first{ex};
+    const StoreParams in_ix = indexed("ix");
+    std::vector<corocache::BatchOp> batch;
+    batch.emplace_back(corocache::batch_op::Store{"b1", "1", long_ttl()});
+    batch.emplace_back(corocache::batch_op::Store{"b2", "2", long_ttl()});
+    const corocache::EntryPredicate any = [](std::string_view, std::string_view) { return true; };
+    // Made now, run later: each one is awaited only after `first` was moved from twice.
+    auto set_op = first.set("k", "v", in_ix);
+    auto get_op = first.get("k");
+    auto members_op = first.index_members("ix");
+    auto expire_op = first.expire("k", 1h);
+    auto push_x = first.push("q", "x");
+    auto push_y = first.push("q", "y");
+    auto pop_op = first.pop("q", 1s);
+    auto lock_op = first.try_lock("lk", "me", 1min);
+    auto unlock_op = first.unlock("lk", "me");
+    auto commit_op = first.commit(std::move(batch));
+    auto erase_if_op = first.erase_if("b1", any, -1);
+    auto erase_op = first.erase("b2");
+    auto erase_index_op = first.erase_index("ix");
+    auto erase_prefix_op = first.erase_prefix("q");
+
+    MemoryBackend second = std::move(first);
+    MemoryBackend third{ex};
+    third = std::move(second);  // third drops its own state and takes first's
+
+    const bool stored = co_await std::move(set_op);
+    CHECK(stored);
+    const auto got = co_await std::move(get_op);
+    CHECK(got == std::optional<std::string>("v"));
+    const auto members = co_await std::move(members_op);
+    CHECK(members == strings("k"));
+    const bool expired = co_await std::move(expire_op);
+    CHECK(expired);
+    co_await std::move(push_x);
+    co_await std::move(push_y);
+    const auto popped = co_await std::move(pop_op);
+    CHECK(popped == std::optional<std::string>("x"));
+    const bool locked = co_await std::move(lock_op);
+    CHECK(locked);
+    const bool unlocked = co_await std::move(unlock_op);
+    CHECK(unlocked);
+    co_await std::move(commit_op);
+    CHECK(third.stats().entries == 3);
+    const std::size_t erased_if = co_await std::move(erase_if_op);
+    CHECK(erased_if == 1);
+    const bool erased = co_await std::move(erase_op);
+    CHECK(erased);
+    const std::size_t erased_index = co_await std::move(erase_index_op);
+    CHECK(erased_index == 1);
+    const std::size_t erased_prefix = co_await std::move(erase_prefix_op);
+    CHECK(erased_prefix == 1);  // "q", still holding "y"
+    // All of it happened to the state `third` now owns.
+    const corocache::MemoryStats stats = third.stats();
+    CHECK(stats.entries == 0);
+    CHECK(stats.queued_values == 0);
+    CHECK(stats.locks == 0);
+    CHECK(stats.hits == 1);
+  });
+}
+
+TEST_CASE("a pop parked before the backend is moved takes a push made through the new owner") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend first{ex};
+    std::optional<std::string> got;
+    bool done = false;
+    asio::co_spawn(ex, first.pop("q", 10s), [&](std::exception_ptr e, std::optional<std::string> v) {
+      CHECK_FALSE(e);
+      got = std::move(v);
+      done = true;
+    });
+    const bool parked =
+        co_await corocache::test::wait_until([&] { return first.stats().waiting_pops == 1; }, 5s);
+    CO_REQUIRE(parked);
+    MemoryBackend second = std::move(first);
+    co_await second.push("q", "x");
+    const bool finished = co_await corocache::test::wait_until([&] { return done; }, 5s);
+    CO_REQUIRE(finished);
+    CHECK(got == std::optional<std::string>("x"));
+  });
+}
+
+TEST_CASE("awaitables outlive the backend object: operations complete, a pop throws shut_down") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    std::optional<MemoryBackend> mem(std::in_place, ex);
+    const StoreParams params = long_ttl();
+    auto set_op = mem->set("k", "v", params);
+    auto get_op = mem->get("k");
+    auto pop_op = mem->pop("q", 1s);
+    mem.reset();
+    const bool stored = co_await std::move(set_op);
+    CHECK(stored);
+    const auto got = co_await std::move(get_op);
+    CHECK(got == std::optional<std::string>("v"));
+    bool shut_down = false;
+    try {
+      co_await std::move(pop_op);
+    } catch (const boost::system::system_error& e) {
+      shut_down = e.code() == corocache::errc::shut_down;
+    }
+    CHECK(shut_down);
+  });
 }

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -198,4 +199,32 @@ TEST_CASE("the README's g++ 12 safe forms run on the memory backend", "[readme]"
     corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{ex}, {.prefix = "myapp"}};
     co_await safe_forms(cache);
   });
+}
+
+TEST_CASE("the README's manual clock example expires a value with no sleep", "[readme]") {
+  std::optional<std::string> still_seen;
+  corocache::MemoryStats stats_seen;
+  bool gone_seen = false;
+  // --- README "Test expiry without sleeping" (the asserts are the README's comments) ---
+  corocache::testing::ManualClock clock;
+  corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    corocache::Cache<corocache::MemoryBackend> cache{corocache::testing::memory_backend(ex, clock),
+                                                     {.prefix = "test"}};
+    auto users = cache.tenant("acme").ns("users");
+    corocache::SetOptions ten_minutes{.expire = 10min};
+    co_await users.set_key("ada", "hello, ada", ten_minutes);
+    clock.advance(10min - 1ms);
+    auto still = co_await users.get_key("ada");  // "hello, ada"
+    clock.advance(1ms);                          // exactly 10 minutes: expired, no sleep
+    cache.backend().sweep_now();                 // the sweep, run on demand
+    auto stats = cache.backend().stats();        // stats.entries == 0, stats.expirations == 1
+    auto gone = co_await users.get_key("ada");   // std::nullopt
+    still_seen = still;
+    stats_seen = stats;
+    gone_seen = !gone;
+  });
+  CHECK(still_seen == std::optional<std::string>("hello, ada"));
+  CHECK(stats_seen.entries == 0);
+  CHECK(stats_seen.expirations == 1);
+  CHECK(gone_seen);
 }

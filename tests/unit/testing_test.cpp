@@ -15,10 +15,14 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -87,4 +91,273 @@ TEST_CASE("io_context::run returns while a closed MemoryBackend lives") {
   io.run_for(10s);
   CHECK(io.stopped());
   CHECK(got == std::optional<std::string>("v"));
+}
+
+// --- testing::ManualClock: a MemoryBackend whose time moves only when the test says so ----
+
+namespace {
+
+using corocache::Duration;
+using corocache::MemoryBackend;
+using corocache::StoreParams;
+using corocache::testing::ManualClock;
+
+StoreParams ttl_params(Duration ttl, std::uint32_t max_reads = 0) {
+  StoreParams p;
+  p.ttl = ttl;
+  p.max_reads = max_reads;
+  return p;
+}
+
+// Two starting points, one at steady_clock's epoch and one ~200 years after it: whatever
+// the real steady_clock reads, a backend that took any of these decisions from it instead
+// of the manual clock gets one of them wrong.
+const ManualClock::time_point clock_starts[] = {
+    ManualClock::time_point{}, ManualClock::time_point{} + std::chrono::hours(24 * 365 * 200)};
+
+}  // namespace
+
+TEST_CASE("a value on a manual clock expires at exactly its ttl, with no sleep") {
+  for (const auto start : clock_starts) {
+    const ManualClock clock(start);
+    corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+      const StoreParams params = ttl_params(1h);
+      co_await mem.set("k", "v", params);
+      clock.advance(1h - 1ns);
+      const auto before = co_await mem.get("k");
+      CHECK(before == std::optional<std::string>("v"));
+      clock.advance(1ns);
+      const auto at_ttl = co_await mem.get("k");
+      CHECK_FALSE(at_ttl);
+      CHECK(mem.stats().expirations == 1);
+    });
+  }
+}
+
+TEST_CASE("expire() on a manual clock moves the deadline from the clock's now") {
+  const ManualClock clock;
+  corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+    const StoreParams params = ttl_params(10s);
+    co_await mem.set("k", "v", params);
+    clock.advance(8s);
+    const bool moved = co_await mem.expire("k", 5s);
+    CHECK(moved);
+    clock.advance(4s);  // 12 s after the store, 4 s after expire(5s)
+    const auto alive = co_await mem.get("k");
+    CHECK(alive == std::optional<std::string>("v"));
+    clock.advance(1s);
+    const auto gone = co_await mem.get("k");
+    CHECK_FALSE(gone);
+  });
+}
+
+TEST_CASE("a lock's ttl on a manual clock lets another owner in once it has passed") {
+  for (const auto start : clock_starts) {
+    const ManualClock clock(start);
+    corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+      const bool a = co_await mem.try_lock("lk", "owner-a", 30s);
+      CHECK(a);
+      clock.advance(30s - 1ms);
+      const bool b_early = co_await mem.try_lock("lk", "owner-b", 30s);
+      CHECK_FALSE(b_early);
+      clock.advance(1ms);
+      const bool b = co_await mem.try_lock("lk", "owner-b", 30s);
+      CHECK(b);
+      const bool a_unlocked = co_await mem.unlock("lk", "owner-a");
+      CHECK_FALSE(a_unlocked);  // a's lock is gone: b holds it
+      const bool b_unlocked = co_await mem.unlock("lk", "owner-b");
+      CHECK(b_unlocked);
+    });
+  }
+}
+
+TEST_CASE("a read-limited value on a manual clock counts reads, not time") {
+  const ManualClock clock;
+  corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+    const StoreParams params = ttl_params(24h, 2);
+    co_await mem.set("once", "t", params);
+    clock.advance(23h);
+    const auto first = co_await mem.get("once");
+    CHECK(first == std::optional<std::string>("t"));
+    clock.advance(59min);
+    const auto second = co_await mem.get("once");
+    CHECK(second == std::optional<std::string>("t"));
+    const auto third = co_await mem.get("once");
+    CHECK_FALSE(third);  // two reads used it up, an hour before its ttl
+    CHECK(mem.stats().expirations == 0);
+  });
+}
+
+TEST_CASE("sweep_now reclaims what expired on a manual clock, in stats and capacity") {
+  for (const auto start : clock_starts) {
+    const ManualClock clock(start);
+    corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryBackend mem = corocache::testing::memory_backend(
+          ex, clock, {.max_entries = 4, .when_full = corocache::WhenFull::reject, .shards = 1});
+      const StoreParams short_ttl = ttl_params(1s);
+      const StoreParams long_ttl = ttl_params(1h);
+      co_await mem.set("a", "1", short_ttl);
+      co_await mem.set("b", "2", short_ttl);
+      co_await mem.set("c", "3", long_ttl);
+      co_await mem.set("d", "4", long_ttl);
+      const bool locked = co_await mem.try_lock("lk", "me", 1s);
+      CHECK(locked);
+      const std::size_t bytes_before = mem.stats().bytes;
+
+      clock.advance(1s);
+      mem.sweep_now();
+      const corocache::MemoryStats after = mem.stats();
+      CHECK(after.entries == 2);
+      CHECK(after.expirations == 2);
+      CHECK(after.locks == 0);
+      CHECK(after.bytes == bytes_before / 2);  // the four entries charged the same
+      // Nothing else reclaims on a manual clock: no background sweep, nothing touched.
+      clock.advance(1h);
+      CHECK(mem.stats().entries == 2);
+      // The reclaimed room takes new values in reject mode, with nothing evicted.
+      mem.sweep_now();
+      co_await mem.set("e", "5", long_ttl);
+      co_await mem.set("f", "6", long_ttl);
+      co_await mem.set("g", "7", long_ttl);
+      co_await mem.set("h", "8", long_ttl);
+      const corocache::MemoryStats full = mem.stats();
+      CHECK(full.entries == 4);
+      CHECK(full.evictions == 0);
+      CHECK(full.rejections == 0);
+      CHECK(full.expirations == 4);
+    });
+  }
+}
+
+TEST_CASE("a backend on a manual clock runs no background sweep: io_context::run returns") {
+  const ManualClock clock;
+  asio::io_context io;
+  MemoryBackend mem = corocache::testing::memory_backend(io.get_executor(), clock, {.sweep_interval = 1ms});
+  bool stored = false;
+  const StoreParams params = ttl_params(1s);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { stored = co_await mem.set("k", "v", params); }, asio::detached);
+  io.run_for(10s);  // returns at once when nothing is left to run
+  CHECK(io.stopped());
+  CHECK(stored);
+}
+
+TEST_CASE("a pop parked on a manual clock waits until the clock passes its wait") {
+  const ManualClock clock;
+  asio::io_context io;
+  MemoryBackend mem = corocache::testing::memory_backend(io.get_executor(), clock);
+  int finished = 0;
+  std::optional<std::string> first = "<unset>";
+  std::optional<std::string> second = "<unset>";
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        first = co_await mem.pop("q", 10s);
+        ++finished;
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        second = co_await mem.pop("q", 60s);
+        ++finished;
+      },
+      asio::detached);
+  io.poll();
+  CHECK(mem.stats().waiting_pops == 2);
+  clock.advance(10s - 1ms);
+  io.poll();
+  CHECK(finished == 0);
+  clock.advance(1ms);  // the first pop's wait has passed: it ends empty
+  io.poll();
+  CHECK(finished == 1);
+  CHECK(first == std::nullopt);
+  CHECK(mem.stats().waiting_pops == 1);
+  asio::co_spawn(io, mem.push("q", "x"), asio::detached);  // the second still takes a push
+  io.poll();
+  CHECK(finished == 2);
+  CHECK(second == std::optional<std::string>("x"));
+  CHECK(mem.stats().waiting_pops == 0);
+}
+
+TEST_CASE("ManualClock is shared by its copies and never moves backwards") {
+  const ManualClock clock;
+  const ManualClock copy = clock;
+  clock.advance(5s);
+  CHECK(copy.now() == ManualClock::time_point{} + 5s);
+  CHECK_THROWS_AS(copy.advance(-1ms), std::invalid_argument);
+  CHECK(clock.now() == ManualClock::time_point{} + 5s);
+  const std::shared_ptr<corocache::MemoryClock> as_option = clock;
+  CHECK(as_option->now() == clock.now());
+}
+
+TEST_CASE("no decision of a backend on a manual clock comes from the real clock") {
+  // The same script from both starting points: a path that compared a deadline with the
+  // real steady_clock would see "k" alive (or dead) at the wrong moment from one of them.
+  for (const auto start : clock_starts) {
+    const ManualClock clock(start);
+    corocache::testing::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+      StoreParams indexed = ttl_params(1h);
+      indexed.index_keys.emplace_back("ix");
+      std::vector<corocache::BatchOp> batch;
+      batch.emplace_back(corocache::batch_op::Store{"k", "v", indexed});
+      batch.emplace_back(corocache::batch_op::Store{"p:1", "v", indexed});
+      co_await mem.commit(std::move(batch));
+      clock.advance(1h - 1ms);
+      const auto listed = co_await mem.index_members("ix");
+      CHECK(listed.size() == 2);
+      const corocache::EntryPredicate none = [](std::string_view, std::string_view) { return false; };
+      const std::size_t kept = co_await mem.erase_if("p:", none, -1);
+      CHECK(kept == 0);
+      clock.advance(1ms);
+      const auto after = co_await mem.index_members("ix");
+      CHECK(after.empty());
+      const bool erased = co_await mem.erase("k");
+      CHECK_FALSE(erased);  // expired, not live
+      const std::size_t by_prefix = co_await mem.erase_prefix("p:");
+      CHECK(by_prefix == 0);
+      CHECK(mem.stats().entries == 0);
+    });
+  }
+}
+
+TEST_CASE("a manual clock may be advanced on another thread while its backend is in use") {
+  const ManualClock clock;
+  asio::io_context io;
+  MemoryBackend mem = corocache::testing::memory_backend(io.get_executor(), clock);
+  std::optional<std::string> popped = "<unset>";
+  bool pop_done = false;
+  const StoreParams params = ttl_params(2s);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await mem.set("k", "v", params);
+        popped = co_await mem.pop("q", 500ms);
+        pop_done = true;
+      },
+      asio::detached);
+  io.poll();
+  REQUIRE(mem.stats().waiting_pops == 1);
+  std::thread advancer([&] {
+    for (int i = 0; i < 1000; ++i) clock.advance(1ms);
+  });
+  std::size_t hits = 0;
+  for (int i = 0; i < 1000; ++i) {
+    hits += mem.get_now("k") ? 1 : 0;
+    mem.sweep_now();
+  }
+  advancer.join();
+  // The advancer ended the pop (its wait passed at 500 ms) by posting its completion here.
+  io.poll();
+  CHECK(pop_done);
+  CHECK(popped == std::nullopt);
+  CHECK(hits == 1000);  // the value lives 2 s; the clock only reached 1 s
+  CHECK(clock.now() == ManualClock::time_point{} + 1s);
+  clock.advance(1s);
+  CHECK_FALSE(mem.get_now("k"));
 }

@@ -12,7 +12,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <cstdint>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,6 +34,9 @@ struct PopWaiter {
 
   asio::steady_timer timer;
   asio::any_completion_handler<PopSignature> handler;
+  /// When the wait ends, in nanoseconds of an injected clock (QueueTable::expire_waits);
+  /// unused on the real clock, where `timer` ends it.
+  std::int64_t deadline = std::numeric_limits<std::int64_t>::max();
   bool done = false;
 
   /// Completes the wait (once; later calls do nothing). The handler is posted to its own
