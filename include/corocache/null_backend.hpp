@@ -29,6 +29,8 @@ namespace corocache {
 
 class NullBackend {
  public:
+  /// Nothing to close (no connection, no background work); Cache::close() calls it.
+  void close() noexcept {}
   asio::awaitable<bool> set(std::string, std::string, StoreParams, Deadline = {}) { co_return false; }
   asio::awaitable<std::optional<std::string>> get(std::string, Deadline = {}) { co_return std::nullopt; }
   asio::awaitable<bool> erase(std::string, Deadline = {}) { co_return false; }

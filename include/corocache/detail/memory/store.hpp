@@ -297,14 +297,16 @@ class Store : public std::enable_shared_from_this<Store> {
     return live;
   }
 
-  std::size_t erase_index(std::string_view index_key) {
+  /// `shards_held`: the caller holds every shard's `mu` (commit).
+  std::size_t erase_index(std::string_view index_key, bool shards_held = false) {
     std::vector<std::pair<std::string, std::uint32_t>> listed = snapshot_index(index_key, true);
     std::size_t removed = 0;
     const Nanos now = now_ns();
     for (const auto& [member, version] : listed) {
       const KeyRef k(member);
       Shard& s = shard_for(k.hash);
-      std::lock_guard lock(s.mu);
+      std::unique_lock lock(s.mu, std::defer_lock);
+      if (!shards_held) lock.lock();
       const auto it = s.values.find(k);
       if (it == s.values.end() || it->second.version != version) continue;
       const bool live = it->second.deadline > now;
@@ -411,13 +413,15 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // --- bulk -------------------------------------------------------------------------------
 
-  std::size_t erase_prefix(std::string_view prefix) {
+  /// `shards_held`: the caller holds every shard's `mu` (commit).
+  std::size_t erase_prefix(std::string_view prefix, bool shards_held = false) {
     std::size_t removed = 0;
     const Nanos now = now_ns();
     const auto matches = [prefix](const std::string& key) { return key.starts_with(prefix); };
     for (std::size_t i = 0; i < shard_count_; ++i) {
       Shard& s = shards_[i];
-      std::lock_guard lock(s.mu);
+      std::unique_lock lock(s.mu, std::defer_lock);
+      if (!shards_held) lock.lock();
       for (auto it = s.values.begin(); it != s.values.end();) {
         if (!matches(it->first)) {
           ++it;
@@ -503,13 +507,21 @@ class Store : public std::enable_shared_from_this<Store> {
   }
 
   /// Applies `ops` in order while holding every involved shard (ascending order), so no
-  /// other caller observes a partial batch. A store rejected for capacity throws after the
-  /// operations before it were applied (like a failing command inside MULTI/EXEC).
+  /// other caller observes a partial batch; an EraseIndex or ErasePrefix involves every
+  /// shard. A store rejected for capacity throws after the operations before it were
+  /// applied (like a failing command inside MULTI/EXEC).
   void commit(std::vector<BatchOp> ops) {
     std::vector<std::size_t> involved;
     involved.reserve(ops.size());
+    bool every_shard = false;
     for (const BatchOp& op : ops) {
+      every_shard = every_shard || std::holds_alternative<batch_op::EraseIndex>(op) ||
+                    std::holds_alternative<batch_op::ErasePrefix>(op);
       std::visit([&](const auto& o) { involved.push_back(shard_index(hash_key(key_of(o)))); }, op);
+    }
+    if (every_shard) {
+      involved.resize(shard_count_);
+      for (std::size_t i = 0; i < shard_count_; ++i) involved[i] = i;
     }
     std::sort(involved.begin(), involved.end());
     involved.erase(std::unique(involved.begin(), involved.end()), involved.end());
@@ -531,6 +543,10 @@ class Store : public std::enable_shared_from_this<Store> {
       } else if (auto* pu = std::get_if<batch_op::Push>(&op)) {
         const KeyRef k(pu->queue_key);
         push_locked(shard_for(k.hash), k, std::move(pu->queue_key), std::move(pu->value));
+      } else if (auto* ei = std::get_if<batch_op::EraseIndex>(&op)) {
+        erase_index(ei->index_key, true);
+      } else if (auto* ep = std::get_if<batch_op::ErasePrefix>(&op)) {
+        erase_prefix(ep->prefix, true);
       }
     }
   }
@@ -588,6 +604,8 @@ class Store : public std::enable_shared_from_this<Store> {
   static std::string_view key_of(const batch_op::Erase& o) noexcept { return o.key; }
   static std::string_view key_of(const batch_op::Expire& o) noexcept { return o.key; }
   static std::string_view key_of(const batch_op::Push& o) noexcept { return o.queue_key; }
+  static std::string_view key_of(const batch_op::EraseIndex& o) noexcept { return o.index_key; }
+  static std::string_view key_of(const batch_op::ErasePrefix& o) noexcept { return o.prefix; }
 
   static std::size_t max_removals(std::int64_t limit) noexcept {
     return limit < 0 ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(limit);
