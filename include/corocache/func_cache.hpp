@@ -78,10 +78,11 @@ class FuncCache {
   /// A memoized function of another function type (e.g. a lambda's) as this one, when Fn can
   /// be made from it (Memoized's std::function can be made from any matching function). The
   /// result has the same name, function and options, so it reads and writes the same cached
-  /// results; concurrent first calls are joined per object.
+  /// results; concurrent first calls are joined per object. Implicit, so that a member
+  /// declared as Memoized can be initialized with func_cache's result.
   template <class Other>
   requires(!std::same_as<Other, Fn> && std::constructible_from<Fn, const Other&>)
-      FuncCache(const FuncCache<B, Other>& other)  // NOLINT: implicit, so a lambda's converts on assignment
+      FuncCache(const FuncCache<B, Other>& other)
       : state_(std::make_shared<State>(other.state_->name, Fn(other.state_->fn), other.state_->options)) {}
 
   /// Calls the function with `args`, or returns its cached result for the same arguments in
