@@ -4,8 +4,10 @@
 
 #include "conformance/world.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -282,4 +284,41 @@ TEMPLATE_LIST_TEST_CASE("close() lets io_context::run return while the cache liv
   io.run_for(20s);
   CHECK(worked);
   CHECK(io.stopped());  // it ran out of work, not out of time
+}
+
+TEMPLATE_LIST_TEST_CASE("batches that invalidate an index run alongside stores into it on two threads",
+                        "[batch][indices][threads]", TestedBackends) {
+  World<TestType> w;
+  auto s = w.cache.tenant("acme");
+  Counted counted;
+  auto twice = w.cache.func_cache("twice", counted);
+  w.run_concurrently(48, [&](int i) -> asio::awaitable<void> {
+    const std::string name = "k" + std::to_string(i);
+    co_await s.set_key(name, "v", in_indices("grp", "all"));
+    const int doubled = co_await twice(s, i % 3);
+    if (doubled != 2 * (i % 3)) throw std::logic_error("wrong memoized result");
+    if (i % 4 == 0) {
+      auto batch = s.batch();
+      batch.set_key("b" + name, "v", in_indices("grp")).invalidate_index("grp").cache_clear(twice);
+      co_await batch.commit();
+    }
+  });
+  // A batch applies as a whole and in order: what it stored before its own invalidation
+  // never survives it, whatever ran in between on the other thread.
+  for (int i = 0; i < 48; i += 4) {
+    INFO("batch " << i);
+    CHECK(w.sync(s.get_key("bk" + std::to_string(i))) == std::nullopt);
+  }
+  // Every survivor is listed by both indices, every invalidated value by neither.
+  const auto all = w.sync(s.list_keys_by_index("all"));
+  const auto grp = w.sync(s.list_keys_by_index("grp"));
+  CHECK(all == grp);
+  std::size_t alive = 0;
+  for (int i = 0; i < 48; ++i) {
+    const std::string name = "k" + std::to_string(i);
+    const bool live = w.sync(s.get_key(name)).has_value();
+    alive += live ? 1 : 0;
+    CHECK(live == (std::find(all.begin(), all.end(), name) != all.end()));
+  }
+  CHECK(alive == all.size());
 }
