@@ -116,8 +116,18 @@ struct Push {
   std::string queue_key;
   std::string value;
 };
+/// erase_index inside the batch: the index's live member values, then the index.
+struct EraseIndex {
+  std::string index_key;
+};
+/// erase_prefix inside the batch (the facade uses it for one function's memoized results,
+/// whose keys share one scope, hence one Redis Cluster slot).
+struct ErasePrefix {
+  std::string prefix;
+};
 }  // namespace batch_op
-using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire, batch_op::Push>;
+using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire, batch_op::Push,
+                             batch_op::EraseIndex, batch_op::ErasePrefix>;
 
 // clang-format off
 /// What a backend must provide. Semantics of each operation:
@@ -145,7 +155,8 @@ using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire,
 ///   starts with prefix, removes those the predicate accepts, at most `limit` of them
 ///   (limit < 0: no limit); reading values for the predicate consumes no reads.
 /// - commit(ops) -> void: applies the operations together, in order, with nothing
-///   interleaved from other callers (one MULTI/EXEC on Redis).
+///   interleaved from other callers (one MULTI/EXEC on Redis). EraseIndex and ErasePrefix
+///   do what erase_index and erase_prefix do.
 template <class B>
 concept Backend = std::move_constructible<B> &&
     requires(B& b, std::string s, StoreParams params, Duration d, EntryPredicate pred,

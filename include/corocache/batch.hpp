@@ -1,6 +1,7 @@
 #pragma once
 // Batch: operations queued on a scope and applied together by commit(): on Redis in one
-// MULTI/EXEC round trip, in memory all at once. A batch dropped without commit applies
+// MULTI/EXEC round trip, in memory all at once. A batch holds stores, deletes, refreshes,
+// pushes, index invalidations and memoized-function clears. A batch dropped without commit applies
 // nothing, which makes it a post-commit hook for a database transaction: queue the cache
 // changes while the transaction runs, commit the batch only after the database commit.
 
@@ -18,6 +19,9 @@
 #include <vector>
 
 namespace corocache {
+
+template <Backend B, class Fn>
+class FuncCache;
 
 template <Backend B>
 class Batch {
@@ -44,6 +48,24 @@ class Batch {
   }
   Batch& push_to_queue(std::string_view queue, std::string value) {
     ops_.emplace_back(batch_op::Push{detail::make_key(base_, detail::Kind::queue, queue), std::move(value)});
+    return *this;
+  }
+  /// Queues Scope::invalidate_index: the live values `index` (any bytes) lists, and the index.
+  Batch& invalidate_index(std::string_view index) {
+    ops_.emplace_back(batch_op::EraseIndex{detail::make_index_key(base_, index)});
+    return *this;
+  }
+  /// Queues FuncCache::cache_clear: every memoized result of `fn` in this batch's scope. On
+  /// Redis this one scans the whole database inside the transaction (README, Batches).
+  template <class Fn>
+  Batch& cache_clear(const FuncCache<B, Fn>& fn) {
+    return cache_clear(std::string_view(fn.name()));
+  }
+  /// The same, for the function given to Cache::func_cache under `function_name`. Throws
+  /// invalid_name for a name func_cache would refuse.
+  Batch& cache_clear(std::string_view function_name) {
+    detail::validate_segment("func_cache name", function_name);
+    ops_.emplace_back(batch_op::ErasePrefix{detail::memo_prefix(base_, function_name)});
     return *this;
   }
 

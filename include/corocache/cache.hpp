@@ -42,8 +42,9 @@ class Cache {
                     Duration::zero());
   }
 
-  /// Memoizes the async function `fn` (returning asio::awaitable<R>) under `name`; see
-  /// func_cache.hpp. Throws invalid_name for a bad name, std::invalid_argument for a bad expiry.
+  /// Memoizes the async function `fn` (returning asio::awaitable<R>; its first parameter may
+  /// be the scope) under `name`; see func_cache.hpp. Throws invalid_name for a bad name,
+  /// std::invalid_argument for a bad expiry. Memoized<B, R(Params...)> names the result's type.
   template <class Fn>
   FuncCache<B, std::decay_t<Fn>> func_cache(std::string_view name, Fn&& fn,
                                             FuncCacheOptions options = {}) const {
@@ -56,6 +57,15 @@ class Cache {
   /// prefixes and other applications' keys in the same database stay).
   asio::awaitable<void> flush_all() const {
     return discard(core_, detail::cache_base(core_->options.prefix));
+  }
+
+  /// Closes the backend (its close(); a backend without one has nothing to close), so that
+  /// an io_context with nothing else to do returns from run(): the memory backend stops its
+  /// sweep and stays usable; the Redis backend fails pending requests with errc::shut_down
+  /// and stops reconnecting (later calls fail with it too). Every copy of the cache and its
+  /// scopes share the backend, so this closes it for all of them. Idempotent.
+  void close() noexcept {
+    if constexpr (requires(B & b) { b.close(); }) core_->backend.close();
   }
 
   /// The backend, e.g. for its statistics.

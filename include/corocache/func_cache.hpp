@@ -5,6 +5,9 @@
 //   double d = co_await price(scope, "sku-1", 3);   // runs the function at most once per args
 //   co_await price.cache_clear(scope);              // forget this scope's results
 //
+// The function may take the calling scope as its first parameter (not part of the key:
+// see operator()); Memoized<B, R(Params...)> names the type (a class member, say).
+//
 // A result is stored under `<scope>f:<name>:=<canonical JSON arguments>` when that text is
 // at most 64 bytes, else under `<scope>f:<name>:#<sha256 hex of it>` (docs/func_cache_keys.md
 // has the format, detail/memo_key.hpp builds it): the key is the same on every process, build
@@ -58,11 +61,30 @@ template <class B>
 concept HasGetNow = requires(B& b, std::string_view key) {
   { b.get_now(key) } -> std::same_as<std::optional<std::string>>;
 };
+
+template <class Signature>
+struct memoized_function;
+template <class R, class... Params>
+struct memoized_function<R(Params...)> {
+  using type = std::function<asio::awaitable<R>(Params...)>;
+};
 }  // namespace detail
 
+/// A memoized function, as Cache::func_cache returns it: `fn` is the function object it
+/// calls. For a type to name (e.g. a class member), see Memoized below.
 template <Backend B, class Fn>
 class FuncCache {
  public:
+  /// A memoized function of another function type (e.g. a lambda's) as this one, when Fn can
+  /// be made from it (Memoized's std::function can be made from any matching function). The
+  /// result has the same name, function and options, so it reads and writes the same cached
+  /// results; concurrent first calls are joined per object. Implicit, so that a member
+  /// declared as Memoized can be initialized with func_cache's result.
+  template <class Other>
+  requires(!std::same_as<Other, Fn> && std::constructible_from<Fn, const Other&>)
+      FuncCache(const FuncCache<B, Other>& other)
+      : state_(std::make_shared<State>(other.state_->name, Fn(other.state_->fn), other.state_->options)) {}
+
   /// Calls the function with `args`, or returns its cached result for the same arguments in
   /// this scope. Arguments are encoded (and rejected if they cannot be, e.g. invalid UTF-8)
   /// before any backend work. A cached result that no longer decodes as the result type
@@ -81,20 +103,34 @@ class FuncCache {
   /// finds it cached. The computation is never cancelled (a function that never completes
   /// keeps its arguments' flight busy: give it a deadline of its own). A result that is
   /// ready is returned even if the deadline passes in the same instant.
+  ///
+  /// The scope as a parameter: a function whose first parameter is the scope (`Scope<B>`,
+  /// `const Scope<B>&` or `Scope<B>&`) gets the scope of the call that starts its
+  /// computation, as that caller passed it (its with_timeout included), followed by the
+  /// arguments. The scope is not part of the cached result's key beyond its tenant and
+  /// namespace, which the key always holds: callers in one tenant and namespace share
+  /// results whatever their with_timeout. A function that can be called both with and
+  /// without the scope first (e.g. one taking `auto...`) is called without it.
   template <class... Args>
   auto operator()(const Scope<B>& scope, Args&&... args) const {
-    using Awaitable = std::invoke_result_t<const Fn&, std::decay_t<Args>...>;
+    constexpr bool with_scope = takes_scope<std::decay_t<Args>...>;
+    static_assert(with_scope || std::is_invocable_v<const Fn&, std::decay_t<Args>...>,
+                  "func_cache: the function cannot be called with these arguments (with or without the "
+                  "scope first)");
+    using Passed = std::conditional_t<with_scope, Scope<B>, NoScope>;
+    using Awaitable = decltype(invoke_fn(std::declval<const Fn&>(), std::declval<Passed&>(),
+                                         std::declval<std::decay_t<Args>>()...));
     using Result = typename detail::awaitable_value<Awaitable>::type;
     static_assert(!std::is_void_v<Result>, "func_cache needs a function that returns a value");
     const auto name = detail::memo_name(state_->name, args...);
     return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.call_deadline(),
-                        std::decay_t<Args>(std::forward<Args>(args))...);
+                        Passed(scope), std::decay_t<Args>(std::forward<Args>(args))...);
   }
 
   /// Forgets every result of this function in `scope`; other scopes keep theirs.
   /// Returns how many results went.
   asio::awaitable<std::size_t> cache_clear(const Scope<B>& scope) const {
-    return scope.core_->backend.erase_prefix(scope.key(detail::Kind::memo, state_->name + ":"),
+    return scope.core_->backend.erase_prefix(detail::memo_prefix(scope.base_, state_->name),
                                              scope.call_deadline());
   }
 
@@ -104,6 +140,28 @@ class FuncCache {
  private:
   template <Backend>
   friend class Cache;
+  template <Backend, class>
+  friend class FuncCache;
+
+  /// Stands in for the scope when the function does not take it: nothing is copied.
+  struct NoScope {
+    explicit NoScope(const Scope<B>&) noexcept {}
+  };
+
+  /// True when the function takes the scope first (and cannot be called without it).
+  template <class... A>
+  static constexpr bool takes_scope =
+      std::is_invocable_v<const Fn&, Scope<B>&, A...> && !std::is_invocable_v<const Fn&, A...>;
+
+  template <class... A>
+  static auto invoke_fn(const Fn& fn, Scope<B>& scope, A&&... args)
+      -> std::invoke_result_t<const Fn&, Scope<B>&, A...> {
+    return std::invoke(fn, scope, std::forward<A>(args)...);
+  }
+  template <class... A>
+  static auto invoke_fn(const Fn& fn, NoScope&, A&&... args) -> std::invoke_result_t<const Fn&, A...> {
+    return std::invoke(fn, std::forward<A>(args)...);
+  }
 
   struct State {
     State(std::string n, Fn f, FuncCacheOptions o) : name(std::move(n)), fn(std::move(f)), options(o) {}
@@ -116,10 +174,10 @@ class FuncCache {
   FuncCache(std::string name, Fn fn, FuncCacheOptions options)
       : state_(std::make_shared<State>(std::move(name), std::move(fn), options)) {}
 
-  template <class Result, class... Args>
+  template <class Result, class Passed, class... Args>
   static asio::awaitable<Result> call(std::shared_ptr<State> state,
                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
-                                      Deadline deadline, Args... args) {
+                                      Deadline deadline, Passed scope, Args... args) {
     std::optional<Result> result;
     if constexpr (detail::HasGetNow<B>) {
       const auto cached = core->backend.get_now(key);  // no frame of the backend's, no key copy
@@ -135,9 +193,10 @@ class FuncCache {
       auto joined =
           detail::SingleFlight::join(std::shared_ptr<detail::SingleFlight>(state, &state->flights), key);
       if (joined.run)
-        asio::co_spawn(executor,
-                       compute<Result>(state, core, key, std::move(*joined.run), std::move(args)...),
-                       asio::detached);
+        asio::co_spawn(
+            executor,
+            compute<Result>(state, core, key, std::move(*joined.run), std::move(scope), std::move(args)...),
+            asio::detached);
       const std::string encoded = co_await joined.flight->async_wait(executor, deadline, asio::use_awaitable);
       result.emplace(detail::decode_json<Result>(encoded));
     }
@@ -148,10 +207,10 @@ class FuncCache {
   /// outcome to the callers still waiting. Not bounded by any caller's deadline and never
   /// cancelled by them: it completes (and caches its result) even if every caller left.
   /// Its own backend calls use the backend's default deadline.
-  template <class Result, class... Args>
+  template <class Result, class Passed, class... Args>
   static asio::awaitable<void> compute(std::shared_ptr<State> state,
                                        std::shared_ptr<detail::CacheCore<B>> core, std::string key,
-                                       detail::SingleFlight::Run run, Args... args) {
+                                       detail::SingleFlight::Run run, Passed scope, Args... args) {
     try {
       // A computation that finished between the caller's miss and join() has stored its result.
       auto stored = co_await core->backend.get(key, Deadline());
@@ -161,7 +220,7 @@ class FuncCache {
       if (ready) {
         encoded = std::move(*stored);
       } else {
-        Result result = co_await std::invoke(state->fn, std::move(args)...);
+        Result result = co_await invoke_fn(state->fn, scope, std::move(args)...);
         encoded = detail::encode_json(result);
         StoreParams params{state->options.expire, false, 0, {}};
         co_await core->backend.set(std::move(key), encoded, std::move(params), Deadline());
@@ -185,5 +244,16 @@ class FuncCache {
 
   std::shared_ptr<State> state_;
 };
+
+/// The type of a memoized function returning asio::awaitable<R> from `Params...`, to name
+/// where a lambda's type cannot be named (a class member, a function parameter):
+///
+///   corocache::Memoized<corocache::MemoryBackend, double(std::string, int)> price =
+///       cache.func_cache("price", [](std::string sku, int qty) -> asio::awaitable<double> {...});
+///
+/// Params may start with the scope (`const corocache::Scope<B>&`), as the function's do.
+/// It calls the function through a std::function (one indirect call per computation).
+template <Backend B, class Signature>
+using Memoized = FuncCache<B, typename detail::memoized_function<Signature>::type>;
 
 }  // namespace corocache

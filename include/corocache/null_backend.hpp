@@ -32,6 +32,8 @@ namespace corocache {
 
 class NullBackend {
  public:
+  /// Nothing to close (no connection, no background work); Cache::close() calls it.
+  void close() noexcept {}
   asio::awaitable<bool> set(std::string key, std::string, StoreParams params, Deadline = {}) {
     detail::contract::check_set(key, params);
     co_return false;

@@ -35,7 +35,7 @@ struct SetOptions {
   Duration expire = default_expire;
   /// Store only if the key has no live value; atomic across concurrent callers.
   bool nx = false;
-  /// Indices (names like a namespace) that list this key in list_keys_by_index. A store
+  /// Indices (names of any bytes) that list this key in list_keys_by_index. A store
   /// replaces the key's memberships: after it, exactly these indices list the key.
   std::vector<std::string> indices = {};
   /// 0: unlimited. N > 0: the N-th successful get_key returns the value and removes the key.

@@ -84,7 +84,7 @@ class Scope {
 
   /// Stores `value` under `name` (any bytes). Completes with true when stored, false when
   /// options.nx was set and a live value exists. Throws std::invalid_argument for a
-  /// non-positive expiry or a bad index name.
+  /// non-positive expiry.
   asio::awaitable<bool> set_key(std::string_view name, std::string value,
                                 const SetOptions& options = {}) const {
     // store_params (which validates) builds the backend's parameter in place: no
@@ -148,11 +148,10 @@ class Scope {
 
   // --- indices ---------------------------------------------------------------------------
 
-  /// The names of the live keys whose latest set_key listed `index`, sorted.
+  /// The names of the live keys whose latest set_key listed `index` (any bytes), sorted.
   asio::awaitable<std::vector<std::string>> list_keys_by_index(std::string_view index) const {
-    detail::validate_segment("index name", index);
-    return list_index(core_, key(detail::Kind::index, index), detail::kind_base(base_, detail::Kind::value),
-                      call_deadline());
+    return list_index(core_, detail::make_index_key(base_, index),
+                      detail::kind_base(base_, detail::Kind::value), call_deadline());
   }
 
   // --- queues ----------------------------------------------------------------------------
@@ -203,6 +202,13 @@ class Scope {
   /// characters are literal). Returns how many values went.
   asio::awaitable<std::size_t> invalidate_prefix(std::string_view prefix) const {
     return core_->backend.erase_prefix(key(detail::Kind::value, prefix), call_deadline());
+  }
+
+  /// Removes every live value of this scope that `index` (any bytes) lists, and the index
+  /// itself, in one step: atomic on Redis (one script), under the involved shards' locks in
+  /// memory. A value leaves its other indices too. Returns how many values went.
+  asio::awaitable<std::size_t> invalidate_index(std::string_view index) const {
+    return core_->backend.erase_index(detail::make_index_key(base_, index), call_deadline());
   }
 
   /// Removes the values of this scope that `predicate(name, value)` accepts, at most

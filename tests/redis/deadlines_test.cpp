@@ -81,6 +81,12 @@ std::vector<std::pair<std::string, std::function<asio::awaitable<Outcome>()>>> c
   });
   calls.emplace_back("func_cache", [s, twice] { return outcome_of(twice(s, 21)); });
   calls.emplace_back("invalidate_prefix", [s] { return outcome_of(s.invalidate_prefix("k")); });
+  calls.emplace_back("invalidate_index", [s] { return outcome_of(s.invalidate_index("i")); });
+  calls.emplace_back("batch.commit with invalidate_index and cache_clear", [s, twice] {
+    auto batch = s.batch();
+    batch.invalidate_index("i").cache_clear(twice);
+    return outcome_of(batch.commit());
+  });
   calls.emplace_back("invalidate_if", [s] {
     return outcome_of(s.invalidate_if([](std::string_view, std::string_view) { return true; }));
   });

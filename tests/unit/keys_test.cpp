@@ -1,6 +1,12 @@
 #include <corocache/detail/keys.hpp>
+#include <corocache/detail/redis/cluster_slots.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 using namespace corocache::detail;
 
@@ -51,4 +57,66 @@ TEST_CASE("an invalid-name error says which name and why", "[keys]") {
   } catch (const corocache::invalid_name& e) {
     CHECK_THAT(e.what(), Catch::Contains("namespace") && Catch::Contains("a:b") && Catch::Contains("':'"));
   }
+}
+
+namespace {
+/// Every string of up to `max_len` bytes over `alphabet`.
+std::vector<std::string> all_strings(std::string_view alphabet, std::size_t max_len) {
+  std::vector<std::string> out{""};
+  for (std::size_t begin = 0, len = 1; len <= max_len; ++len) {
+    const std::size_t end = out.size();
+    for (std::size_t i = begin; i < end; ++i)
+      for (char c : alphabet) out.push_back(out[i] + c);
+    begin = end;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("an index name of any bytes has a key of its own", "[keys][index]") {
+  // Every name of up to 3 bytes over the bytes that matter to the key layout (the escape
+  // byte, the byte it escapes and its letter, the separators, braces, a NUL), plus longer
+  // cases: distinct names give distinct keys, no key holds a '\n' (Redis joins a value's
+  // index keys with it), and the hash tag stays the scope's.
+  auto names = all_strings(std::string_view("\\n\n:{}a\0", 8), 3);
+  for (const char* extra : {"a\\nb", "\\\\nb", "}:v:x", "{other:ns}", "i:active", "~reserved", "a b*?[]"})
+    names.emplace_back(extra);
+  names.push_back(std::string(300, '\\'));
+  names.push_back(std::string(300, '\n'));
+  const auto scope = scope_base("p", "t", "n");
+  std::set<std::string> keys;
+  for (const auto& name : names) {
+    const std::string key = make_index_key(scope, name);
+    INFO("index name of " << name.size() << " bytes");
+    CHECK(key.starts_with(kind_base(scope, Kind::index)));
+    CHECK(key.find('\n') == std::string::npos);
+    CHECK(corocache::detail::redis::cluster::hashed_part(key) == "t:n");
+    keys.insert(key);
+  }
+  const std::set<std::string> distinct_names(names.begin(), names.end());
+  CHECK(keys.size() == distinct_names.size());  // injective over all of them
+
+  // No index key is any other kind's key of any of these names, nor another scope's.
+  for (const auto& name : names) {
+    for (Kind kind : {Kind::value, Kind::queue, Kind::lock, Kind::memo, Kind::memo_index, Kind::pending})
+      CHECK(keys.count(make_key(scope, kind, name)) == 0);
+    CHECK(keys.count(make_index_key(scope_base("p", "t", "n2"), name)) == 0);
+    CHECK(keys.count(make_index_key(scope_base("p", "t2", "n"), name)) == 0);
+  }
+}
+
+TEST_CASE("an index name that is a valid segment keeps its readable key", "[keys][index]") {
+  const auto scope = scope_base("myapp", "acme", "users");
+  CHECK(make_index_key(scope, "active") == "myapp:{acme:users}:i:active");
+  CHECK(make_index_key(scope, "a:b{c}") == "myapp:{acme:users}:i:a:b{c}");
+  CHECK(make_index_key(scope, "") == "myapp:{acme:users}:i:");
+  CHECK(make_index_key(scope, "a\nb") == "myapp:{acme:users}:i:a\\nb");
+  CHECK(make_index_key(scope, "a\\nb") == "myapp:{acme:users}:i:a\\\\nb");
+}
+
+TEST_CASE("a function's memoized results share a prefix no other function's have", "[keys][func_cache]") {
+  const auto scope = scope_base("p", "t", "n");
+  CHECK(memo_prefix(scope, "price") == "p:{t:n}:f:price:");
+  CHECK_FALSE(make_key(scope, Kind::memo, "price2:=[1]").starts_with(memo_prefix(scope, "price")));
+  CHECK(make_key(scope, Kind::memo, "price:=[1]").starts_with(memo_prefix(scope, "price")));
 }

@@ -81,3 +81,28 @@ TEST_CASE("bad input is rejected by the facade whatever the backend", "[null][va
   CHECK_THROWS_AS(cache.tenant("acme").set_key("k", "v", never), std::invalid_argument);
   CHECK_THROWS_AS((Cache<NullBackend>{NullBackend{}, {.prefix = ""}}), invalid_name);
 }
+
+TEST_CASE("with caching switched off index invalidation, batch clears and close do nothing", "[null]") {
+  test::run([](asio::any_io_executor) -> asio::awaitable<void> {
+    Cache<NullBackend> cache{NullBackend{}};
+    auto s = cache.tenant("acme");
+    auto runs = std::make_shared<int>(0);
+    auto tenant_of = cache.func_cache(
+        "tenant_of", [runs](const Scope<NullBackend>& scope) -> asio::awaitable<std::string> {
+          ++*runs;
+          co_return scope.tenant();
+        });
+    const auto invalidated = co_await s.invalidate_index("a:b\n");
+    auto batch = s.batch();
+    batch.invalidate_index("x").cache_clear(tenant_of).cache_clear("other");
+    co_await batch.commit();
+    const auto first = co_await tenant_of(s);
+    const auto second = co_await tenant_of(s);
+    cache.close();
+    CHECK(invalidated == 0);
+    CHECK(batch.size() == 0);
+    CHECK(first == "acme");
+    CHECK(second == "acme");
+    CHECK(*runs == 2);
+  });
+}

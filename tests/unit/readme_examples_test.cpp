@@ -45,6 +45,21 @@ asio::awaitable<std::string> greeting(corocache::Cache<Backend>& cache, std::str
 }
 
 // --- "API reference" --------------------------------------------------------------------
+template <class B>
+class PriceService {
+ public:
+  explicit PriceService(const corocache::Cache<B>& cache)
+      : price_(cache.func_cache("price", [](std::string sku, int qty) -> asio::awaitable<double> {
+          co_return co_await expensive_lookup(sku, qty);
+        })) {}
+  asio::awaitable<double> unit_price(const corocache::Scope<B>& scope, std::string sku) const {
+    return price_(scope, std::move(sku), 1);
+  }
+
+ private:
+  corocache::Memoized<B, double(std::string, int)> price_;  // Params may start with const Scope<B>&
+};
+
 template <class Backend>
 asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
   auto acme = cache.tenant("acme");
@@ -76,6 +91,11 @@ asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
   co_await users.set_key("u2", "payload", active);
   std::vector<std::string> keys = co_await users.list_keys_by_index("active");
   CHECK(keys == std::vector<std::string>{"u2"});
+  std::size_t gone = co_await users.invalidate_index("active");
+  CHECK(gone == 1);
+  auto u2 = co_await users.get_key("u2");
+  CHECK_FALSE(u2);
+  co_await users.set_key("u2", "payload", active);  // listed again, for the batch below
 
   corocache::SetOptions once{.expire = 15min, .max_reads = 1};
   co_await users.set_key("reset-token", "t0k3n", once);
@@ -106,9 +126,36 @@ asio::awaitable<void> reference(corocache::Cache<Backend>& cache) {
   co_await price.cache_clear(acme);
   CHECK(d == 15.0);
 
+  co_await acme.set_key("rate", "3");
+  auto quote = cache.func_cache(
+      "quote",
+      [](const corocache::Scope<corocache::MemoryBackend>& scope, int qty) -> asio::awaitable<std::string> {
+        auto rate = co_await scope.get_key("rate");  // the caller's tenant and namespace
+        co_return std::to_string(qty) + " x " + rate.value_or("list price");
+      });
+  std::string q = co_await quote(acme, 2);
+  CHECK(q == "2 x 3");
+  auto quoted = co_await cache.backend().get("myapp:{acme:default}:f:quote:=[2]");
+  CHECK(quoted == std::optional<std::string>(R"("2 x 3")"));
+
+  PriceService<Backend> service(cache);
+  double unit = co_await service.unit_price(acme, "sku-22");
+  CHECK(unit == 6.0);
+
+  co_await users.set_key("u1", "Ada");
+  co_await price(users, "sku-1", 1);
   auto batch = users.batch();
   batch.set_key("u3", "Linus").delete_key("u1").push_to_queue("audit", "u3 created");
+  batch.invalidate_index("active").cache_clear(price);
   co_await batch.commit();
+  auto u1 = co_await users.get_key("u1");
+  auto u2_after = co_await users.get_key("u2");
+  auto u3 = co_await users.get_key("u3");
+  auto cleared = co_await cache.backend().get(R"(myapp:{acme:users}:f:price:=["sku-1",1])");
+  CHECK_FALSE(u1);
+  CHECK_FALSE(u2_after);
+  CHECK(u3 == std::optional<std::string>("Linus"));
+  CHECK_FALSE(cleared);
 
   std::size_t n = co_await users.invalidate_prefix("session:");
   std::size_t removed = co_await users.invalidate_if(
@@ -171,7 +218,7 @@ TEST_CASE("the README's write-once example runs on the memory backend", "[readme
   CHECK(result == "hello, ada");
 }
 
-TEST_CASE("the README's io.run() returns once the memory backend is closed", "[readme]") {
+TEST_CASE("the README's io.run() returns once the cache is closed", "[readme]") {
   asio::io_context io;
   corocache::Cache<corocache::MemoryBackend> cache{corocache::MemoryBackend{io.get_executor()},
                                                    {.prefix = "test"}};
@@ -180,7 +227,7 @@ TEST_CASE("the README's io.run() returns once the memory backend is closed", "[r
     if (e) std::rethrow_exception(e);
     result = std::move(s);
   });
-  cache.backend().close();
+  cache.close();
   io.run_for(10s);  // returns at once when nothing is left to run
   CHECK(io.stopped());
   CHECK(result == "hello, ada");

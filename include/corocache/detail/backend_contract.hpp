@@ -134,9 +134,14 @@ inline void check_commit(const std::vector<BatchOp>& ops) {
           } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
             require_key({"commit", i, "expire"}, "key", o.key);
             require_ttl({"commit", i, "expire"}, "ttl", o.ttl);
-          } else {
-            static_assert(std::is_same_v<Op, batch_op::Push>, "a new batch operation needs its rule here");
+          } else if constexpr (std::is_same_v<Op, batch_op::Push>) {
             require_key({"commit", i, "push"}, "queue key", o.queue_key);
+          } else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>) {
+            require_key({"commit", i, "erase_index"}, "index key", o.index_key);
+          } else {
+            static_assert(std::is_same_v<Op, batch_op::ErasePrefix>,
+                          "a new batch operation needs its rule here");
+            require_prefix({"commit", i, "erase_prefix"}, o.prefix);
           }
         },
         ops[i]);

@@ -11,7 +11,8 @@
 //   one slot, so the multi-key scripts (a value and its indices) stay cluster-safe.
 // - kind keeps key spaces apart: a user value can never alias a queue, index, lock,
 //   memoized result or pending record, whatever bytes its name holds.
-// - name is the last part and may hold any bytes.
+// - name is the last part and may hold any bytes (an index name is escaped so that its key
+//   holds no '\n': make_index_key).
 // Segments starting with '~' are reserved for corocache's own names (the global tenant).
 
 #include <corocache/errors.hpp>
@@ -120,6 +121,37 @@ inline std::string make_key(std::string_view scope, Kind kind, std::string_view 
   out.reserve(scope.size() + tag.size() + 1 + name.size());
   out.append(scope).append(tag).push_back(':');  // push_back: append(":") would call strlen
   out.append(name);
+  return out;
+}
+
+/// `<scope_base>f:<function name>:`: every memoized result of one function in a scope
+/// starts with it (detail/memo_key.hpp builds the rest); function names are segments.
+inline std::string memo_prefix(std::string_view scope, std::string_view function_name) {
+  std::string out = make_key(scope, Kind::memo, function_name);
+  out.push_back(':');
+  return out;
+}
+
+/// `<scope_base>i:<escaped name>`: the key of index `name` (any bytes, empty included). Redis
+/// keeps a value's index keys in one field joined by '\n' (README, Key layout),
+/// so an index key must hold no '\n': the name's '\\' is written "\\\\" and its '\n' "\\n".
+/// Every other byte is kept, so names that are valid segments (neither byte allowed there)
+/// keep the key they always had. The escape is a prefix code, so distinct names give distinct
+/// keys, and the kind tag keeps them apart from every value, queue, lock and memo key.
+inline std::string make_index_key(std::string_view scope, std::string_view name) {
+  std::string out;
+  const auto tag = kind_tag(Kind::index);
+  out.reserve(scope.size() + tag.size() + 1 + name.size() + 2);
+  out.append(scope).append(tag).push_back(':');
+  for (const char c : name) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
   return out;
 }
 

@@ -25,15 +25,12 @@ inline void validate_expiry(std::string_view what, Duration d) {
     throw_bad_expiry(what, d);
 }
 
-/// The full keys of `indices`, validated, sorted and without duplicates.
+/// The full keys of `indices` (names of any bytes), sorted and without duplicates.
 inline std::vector<std::string> build_index_keys(std::string_view scope_base,
                                                  const std::vector<std::string>& indices) {
   std::vector<std::string> keys;
   keys.reserve(indices.size());
-  for (const auto& index : indices) {
-    validate_segment("index name", index);
-    keys.push_back(make_key(scope_base, Kind::index, index));
-  }
+  for (const auto& index : indices) keys.push_back(make_index_key(scope_base, index));
   // Listing an index twice means nothing more than listing it once.
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());

@@ -84,12 +84,13 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
     return live;
   }
 
-  std::size_t erase_index(std::string_view index_key) {
+  /// `shards_held`: the caller holds every shard's `mu` (commit).
+  std::size_t erase_index(std::string_view index_key, bool shards_held = false) {
     const IndexTable::Members listed = indices_.snapshot(index_key, true);
     std::size_t removed = 0;
     const Nanos now = time_.now();
     for (const auto& [member, version] : listed)
-      removed += values_.erase_version(member, version, now) ? 1 : 0;
+      removed += values_.erase_version(member, version, now, shards_held) ? 1 : 0;
     return removed;
   }
 
@@ -117,13 +118,15 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
 
   // --- bulk -------------------------------------------------------------------------------
 
-  std::size_t erase_prefix(std::string_view prefix) {
+  /// `shards_held`: the caller holds every shard's `mu` (commit).
+  std::size_t erase_prefix(std::string_view prefix, bool shards_held = false) {
     std::size_t removed = 0;
     const Nanos now = time_.now();
     const auto matches = [prefix](const std::string& key) { return key.starts_with(prefix); };
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       Shard& s = shards_[i];
-      std::lock_guard lock(s.mu);
+      std::unique_lock lock(s.mu, std::defer_lock);
+      if (!shards_held) lock.lock();
       removed += values_.erase_matching(s, matches, now);
       removed += locks_.erase_matching(s, matches, now);
       removed += queues_.erase_matching(s, matches);
@@ -145,8 +148,15 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
   void commit(std::vector<BatchOp> ops) {
     std::vector<std::size_t> involved;
     involved.reserve(ops.size());
+    bool every_shard = false;
     for (const BatchOp& op : ops) {
+      every_shard = every_shard || std::holds_alternative<batch_op::EraseIndex>(op) ||
+                    std::holds_alternative<batch_op::ErasePrefix>(op);
       std::visit([&](const auto& o) { involved.push_back(shards_.index_of(hash_key(key_of(o)))); }, op);
+    }
+    if (every_shard) {
+      involved.resize(shards_.size());
+      for (std::size_t i = 0; i < shards_.size(); ++i) involved[i] = i;
     }
     std::sort(involved.begin(), involved.end());
     involved.erase(std::unique(involved.begin(), involved.end()), involved.end());
@@ -168,6 +178,10 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
       } else if (auto* pu = std::get_if<batch_op::Push>(&op)) {
         const KeyRef k(pu->queue_key);
         queues_.push_locked(shards_.for_hash(k.hash), k, std::move(pu->queue_key), std::move(pu->value));
+      } else if (auto* ei = std::get_if<batch_op::EraseIndex>(&op)) {
+        erase_index(ei->index_key, true);
+      } else if (auto* ep = std::get_if<batch_op::ErasePrefix>(&op)) {
+        erase_prefix(ep->prefix, true);
       }
     }
   }
@@ -229,6 +243,8 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
   static std::string_view key_of(const batch_op::Erase& o) noexcept { return o.key; }
   static std::string_view key_of(const batch_op::Expire& o) noexcept { return o.key; }
   static std::string_view key_of(const batch_op::Push& o) noexcept { return o.queue_key; }
+  static std::string_view key_of(const batch_op::EraseIndex& o) noexcept { return o.index_key; }
+  static std::string_view key_of(const batch_op::ErasePrefix& o) noexcept { return o.prefix; }
 
   TimeSource time_;
   ShardArray shards_;

@@ -89,10 +89,12 @@ class ValueTable {
   }
 
   /// Drops `key` if it is still stored as `version`; true if it was live.
-  bool erase_version(std::string_view key, std::uint32_t version, Nanos now) {
+  /// `shard_held`: the caller holds the key's shard `mu` already (a batch).
+  bool erase_version(std::string_view key, std::uint32_t version, Nanos now, bool shard_held = false) {
     const KeyRef k(key);
     Shard& s = shards_.for_hash(k.hash);
-    std::lock_guard lock(s.mu);
+    std::unique_lock lock(s.mu, std::defer_lock);
+    if (!shard_held) lock.lock();
     const auto it = s.values.find(k);
     if (it == s.values.end() || it->second.version != version) return false;
     const bool live = it->second.deadline > now;

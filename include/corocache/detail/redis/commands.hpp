@@ -4,7 +4,9 @@
 // for error replies and replies of an unexpected shape.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/redis/batch_scripts.hpp>
 #include <corocache/detail/redis/budget.hpp>
+#include <corocache/detail/redis/glob.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/detail/redis/scripts.hpp>
@@ -105,6 +107,9 @@ inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_b
       require_readable(store->value.size(), max_reply_bytes);
     } else if (const auto* push = std::get_if<batch_op::Push>(&op)) {
       require_readable(push->value.size(), max_reply_bytes);
+    } else if (const auto* erase = std::get_if<batch_op::ErasePrefix>(&op)) {
+      if (erase->prefix.empty())
+        throw std::invalid_argument("corocache: an empty prefix would match the whole database");
     }
   }
 }
@@ -128,9 +133,14 @@ inline Request encode_batch(const std::vector<BatchOp>& ops) {
           } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
             const Decimal ms(px(o.ttl));
             request.add("EVAL", scripts::expire.text, "1", o.key, ms.view());
-          } else {
-            static_assert(std::is_same_v<Op, batch_op::Push>);
+          } else if constexpr (std::is_same_v<Op, batch_op::Push>) {
             request.add("RPUSH", o.queue_key, o.value);
+          } else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>) {
+            request.add("EVAL", scripts::erase_index.text, "1", o.index_key);
+          } else {
+            static_assert(std::is_same_v<Op, batch_op::ErasePrefix>);
+            request.add("EVAL", batch_scripts::erase_prefix.text, "1", o.prefix,
+                        prefix_match_pattern(o.prefix));
           }
         },
         op);

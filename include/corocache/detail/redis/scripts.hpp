@@ -12,7 +12,8 @@
 //   declared in KEYS next to its queue or lock (same hash tag);
 // - a value stored with indices or max_reads is a hash {v: value, r: reads left (only with
 //   max_reads), i: its index keys joined by '\n'}; a plain value is a string. Index keys
-//   never contain '\n' (the facade validates index names), so the join is unambiguous;
+//   never contain '\n' (the facade escapes it in index names: make_index_key in
+//   detail/keys.hpp), so the join is unambiguous;
 // - a member of an index set counts only while it is a hash whose `i` lists that index:
 //   an overwrite by a plain SET, a delete or an expiry makes it stale without touching the
 //   index set, and the listing scripts prune stale members.
