@@ -2,8 +2,8 @@
 // The conformance suite: every semantic of API.md, written once and run against each
 // backend. The same sources build one executable per backend; the backend under test is
 // chosen by a compile definition (COROCACHE_CONFORMANCE_MEMORY / _REDIS / _REDIS_TLS /
-// _REDIS_SENTINEL, or
-// _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a memory:// or redis:// URL).
+// _REDIS_SENTINEL, or _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a memory:// or
+// redis:// URL).
 //
 // A World is one io_context, one backend and one Cache whose prefix is unique to the test,
 // so tests sharing a Redis server never see each other's keys. `w.sync(op)` runs one

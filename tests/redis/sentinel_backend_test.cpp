@@ -116,6 +116,60 @@ TEST_CASE("Sentinel over TLS: TLS sentinels name the TLS primary, which is reach
   });
 }
 
+TEST_CASE(
+    "Sentinel: a demoted primary's -READONLY fails the call as not run, and ROLE keeps the link off it") {
+  RedisSentinelGroup group;
+  auto& node0 = group.data_node(0);
+  auto& node1 = group.data_node(1);
+  REQUIRE(group.primary_port() == node0.port());
+  auto describe = [](auto&& call) -> asio::awaitable<std::pair<bool, std::string>> {
+    try {
+      co_await call();
+    } catch (const boost::system::system_error& e) {
+      co_return std::make_pair(e.code() == corocache::errc::not_connected, std::string(e.what()));
+    }
+    co_return std::make_pair(false, std::string("no error"));
+  };
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto options = RedisSentinelOptions::from_url(group.url());
+        options.request_timeout = 1000ms;
+        options.connect_timeout = 500ms;
+        Cache<RedisBackend> cache(RedisBackend(ex, options), CacheOptions{.prefix = "sentinel-readonly"});
+        auto scope = cache.tenant("t");
+        co_await scope.set("before", std::string("1"), 60s);
+        // Swap the roles by hand: unlike a Sentinel failover, REPLICAOF does not disconnect
+        // clients, so the backend's link to node 0 stays up and its next write meets READONLY.
+        SyncClient(std::string("127.0.0.1"), node1.port()).command({"REPLICAOF", "NO", "ONE"});
+        SyncClient(std::string("127.0.0.1"), node0.port())
+            .command({"REPLICAOF", "127.0.0.1", std::to_string(node1.port())});
+        const auto readonly = co_await describe([&] { return scope.set("during", std::string("2"), 60s); });
+        CHECK(readonly.first);
+        CHECK_THAT(readonly.second, Catch::Contains("READONLY"));
+        // Sentinels still name node 0; its ROLE says slave, so no link is made to it.
+        const auto role = co_await describe([&] { return scope.get<std::string>("before"); });
+        CHECK(role.first);
+        CHECK_THAT(role.second, Catch::Contains("ROLE slave"));
+        // Back as it was: the calls succeed again.
+        SyncClient(std::string("127.0.0.1"), node0.port()).command({"REPLICAOF", "NO", "ONE"});
+        SyncClient(std::string("127.0.0.1"), node1.port())
+            .command({"REPLICAOF", "127.0.0.1", std::to_string(node0.port())});
+        bool recovered = false;
+        const auto until = Clock::now() + 15s;
+        asio::steady_timer pause(ex);
+        while (!recovered && Clock::now() < until) {
+          const auto attempt = co_await describe([&] { return scope.set("after", std::string("3"), 60s); });
+          recovered = attempt.second == "no error";
+          pause.expires_after(50ms);
+          if (!recovered) co_await pause.async_wait(asio::use_awaitable);
+        }
+        CHECK(recovered);
+        const auto during = co_await scope.get<std::string>("during");
+        CHECK_FALSE(during);  // the READONLY write did not run anywhere
+      },
+      1, 60s);
+}
+
 namespace {
 
 // One writer/reader of its own key. Values are "w<id>:<n>" with n increasing. What a read
