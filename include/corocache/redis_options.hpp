@@ -160,7 +160,9 @@ struct RedisOptions {
   /// Prints every field; the password as "***" (or "(none)" when empty).
   friend std::ostream& operator<<(std::ostream& os, const RedisOptions& o) {
     os << "RedisOptions{";
-    if (o.unix_socket.empty())
+    if (o.sentinel)
+      os << "sentinel (the primary is discovered)";
+    else if (o.unix_socket.empty())
       os << "host=" << o.host << ", port=" << o.port;
     else
       os << "unix_socket=" << o.unix_socket;

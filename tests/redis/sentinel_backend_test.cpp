@@ -7,6 +7,7 @@
 #include "support/redis_tls.hpp"
 #include "support/run.hpp"
 
+#include <corocache/any_backend_redis.hpp>
 #include <corocache/cache.hpp>
 #include <corocache/detail/redis/sentinel_monitor.hpp>
 #include <corocache/redis_backend.hpp>
@@ -67,6 +68,14 @@ TEST_CASE(
     SyncClient on_primary("127.0.0.1", primary);
     CHECK_FALSE(find_key(on_primary, "sentinel-basic").empty());
     CHECK(cache.backend().options().sentinel->discoveries() >= 1);
+
+    // The same through AnyBackend from the URL.
+    Cache<corocache::AnyBackend> any(corocache::make_backend(ex, group.url()),
+                                     CacheOptions{.prefix = "sentinel-any"});
+    const bool any_stored = co_await any.tenant("t").set("k", std::string("any"), 60s);
+    CHECK(any_stored);
+    const auto any_got = co_await any.tenant("t").get<std::string>("k");
+    CHECK(any_got == std::optional<std::string>("any"));
 
     auto wrong = options;
     wrong.master_name = "no-such-master";
