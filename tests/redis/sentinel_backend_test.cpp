@@ -300,6 +300,12 @@ TEST_CASE("Sentinel: SIGKILL of the primary under load: no wrong answers, calls 
             },
             20s);
         REQUIRE(warmed);
+        // A waiting pop opens a blocking-pool connection to the old primary; it must follow
+        // the failover too (checked below).
+        auto queues = cache.tenant("queues");
+        const auto none_yet = co_await queues.pop_from_queue("q", 100ms);
+        CHECK_FALSE(none_yet);
+        CHECK(cache.backend().stats().blocking_open == 1);
         const auto old_port = group.primary_port();
         group.kill_primary();
         const auto killed = Clock::now();
@@ -317,6 +323,19 @@ TEST_CASE("Sentinel: SIGKILL of the primary under load: no wrong answers, calls 
         const bool stopped = co_await wait_until([&] { return s.finished.load() == workers; }, 10s);
         CHECK(stopped);
         CHECK(recovered);
+        // The pooled blocking connection reconnects to the new primary: a waiting pop gets a
+        // push made after it started.
+        asio::co_spawn(
+            ex,
+            [queues]() -> asio::awaitable<void> {
+              asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+              co_await t.async_wait(asio::use_awaitable);
+              co_await queues.push_to_queue("q", "after failover");
+            },
+            asio::detached);
+        const auto popped = co_await queues.with_timeout(3s).pop_from_queue("q", 5s);
+        CHECK(popped == std::optional<std::string>("after failover"));
+        CHECK(cache.backend().stats().blocking_open == 1);
         CHECK(cache.backend().options().sentinel->discoveries() >= 2);
         const auto first = Clock::time_point(Clock::duration(s.first_recovery.load()));
         REQUIRE(s.first_recovery.load() != 0);
