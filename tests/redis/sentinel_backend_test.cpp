@@ -325,16 +325,22 @@ TEST_CASE("Sentinel: SIGKILL of the primary under load: no wrong answers, calls 
         CHECK(recovered);
         // The pooled blocking connection reconnects to the new primary: a waiting pop gets a
         // push made after it started.
+        std::atomic<bool> pushed{false};
         asio::co_spawn(
             ex,
-            [queues]() -> asio::awaitable<void> {
+            [queues, &pushed]() -> asio::awaitable<void> {
               asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
               co_await t.async_wait(asio::use_awaitable);
               co_await queues.push_to_queue("q", "after failover");
+              pushed = true;
             },
             asio::detached);
         const auto popped = co_await queues.with_timeout(3s).pop_from_queue("q", 5s);
         CHECK(popped == std::optional<std::string>("after failover"));
+        // Let the push and the pop's background ledger cleanup finish before the io stops.
+        const bool settled = co_await wait_until(
+            [&] { return pushed.load() && cache.backend().stats().settle_pending() == 0; }, 10s);
+        CHECK(settled);
         CHECK(cache.backend().stats().blocking_open == 1);
         CHECK(cache.backend().options().sentinel->discoveries() >= 2);
         const auto first = Clock::time_point(Clock::duration(s.first_recovery.load()));
