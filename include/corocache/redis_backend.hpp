@@ -40,6 +40,7 @@
 #include <corocache/detail/redis/settle.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
+#include <corocache/redis_topology_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -98,6 +99,12 @@ class RedisBackend {
     options.validate();
     state_ = std::make_shared<State>(std::move(ex), std::move(options));
   }
+  /// Through Redis Sentinel: every connection (the shared one and the blocking pool's) asks
+  /// the sentinels for the primary, checks ROLE, and follows failovers (a failover looks
+  /// like a reconnect; docs/redis_topology.md, Sentinel). Throws std::invalid_argument for
+  /// bad options.
+  RedisBackend(asio::any_io_executor ex, RedisSentinelOptions options)
+      : RedisBackend(ex, detail::redis::sentinel_connection_options(ex, std::move(options))) {}
 
   RedisBackend(RedisBackend&&) noexcept = default;
   RedisBackend& operator=(RedisBackend&& other) noexcept {

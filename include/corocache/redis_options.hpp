@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -19,6 +20,10 @@
 #include <string_view>
 
 namespace corocache {
+
+namespace detail::redis {
+class SentinelMonitor;  // detail/redis/sentinel_monitor.hpp
+}  // namespace detail::redis
 
 // --- TLS -----------------------------------------------------------------------------------
 
@@ -126,6 +131,12 @@ struct RedisOptions {
   /// without waiting. In [1, 65536].
   std::size_t max_blocking_connections = 16;
 
+  // --- Sentinel ---
+  /// Set by RedisBackend(executor, RedisSentinelOptions) (not meant to be set by hand):
+  /// every connection of the backend asks it for the primary's address instead of using
+  /// host/port, checks ROLE, and follows failovers (docs/redis_topology.md, Sentinel).
+  std::shared_ptr<detail::redis::SentinelMonitor> sentinel;
+
   /// Parses `redis://[[user]:password@]host[:port][/db]` (also `?db=N`),
   /// `rediss://...` (TLS on; TLS query parameters: tls_ca_file (or tls_ca), tls_ca_dir,
   /// tls_cert_file (tls_cert), tls_key_file (tls_key), tls_server_name, tls_verify=0|1,
@@ -149,7 +160,9 @@ struct RedisOptions {
   /// Prints every field; the password as "***" (or "(none)" when empty).
   friend std::ostream& operator<<(std::ostream& os, const RedisOptions& o) {
     os << "RedisOptions{";
-    if (o.unix_socket.empty())
+    if (o.sentinel)
+      os << "sentinel (the primary is discovered)";
+    else if (o.unix_socket.empty())
       os << "host=" << o.host << ", port=" << o.port;
     else
       os << "unix_socket=" << o.unix_socket;

@@ -268,3 +268,25 @@ TEST_CASE("a Cache over AnyBackend works over Redis", "[any][redis]") {
     co_await cache.flush_all();
   });
 }
+
+TEST_CASE("redis+sentinel URLs name a RedisBackend through Sentinel", "[any][url][sentinel]") {
+  const auto s = BackendConfig::from_url("Redis+Sentinel://:pw@10.0.0.1:26380,10.0.0.2/mymaster/3");
+  CHECK(s.kind == Kind::redis_sentinel);
+  CHECK(s.sentinel.sentinels.size() == 2);
+  CHECK(s.sentinel.sentinels[1].port == 26379);
+  CHECK(s.sentinel.master_name == "mymaster");
+  CHECK(s.sentinel.db == 3);
+  CHECK(s.sentinel.password == "pw");
+  CHECK(BackendConfig::from_url("rediss+sentinel://10.0.0.1/m").sentinel.tls.enabled);
+  CHECK_THROWS_AS(BackendConfig::from_url("redis+sentinel://10.0.0.1"), std::invalid_argument);  // no master
+  auto& maker = detail::any::redis_sentinel_maker();
+  const auto saved = maker.exchange(nullptr);
+  asio::io_context io;
+  const auto message = error_of([&] { make_backend(io.get_executor(), "redis+sentinel://127.0.0.1:1/m"); });
+  maker.store(saved);
+  CHECK_THAT(message, Catch::Contains("corocache/any_backend_redis.hpp"));
+  auto backend = make_backend(io.get_executor(), "redis+sentinel://127.0.0.1:1/m");
+  const auto* redis = backend.target<RedisBackend>();
+  REQUIRE(redis != nullptr);
+  CHECK(redis->options().sentinel != nullptr);
+}

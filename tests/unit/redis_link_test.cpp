@@ -106,6 +106,43 @@ TEST_CASE("a rejected SELECT is auth_failed naming the database") {
   CHECK(ok.done());
 }
 
+TEST_CASE("a primary named by Sentinel must answer ROLE master in the handshake") {
+  RedisOptions o;
+  o.password = "pw";
+  Request expected;
+  expected.add("AUTH", "pw");
+  expected.add("ROLE");
+  CHECK(handshake_request(o, /*check_role=*/true).bytes == expected.bytes);
+  CHECK(handshake_request(RedisOptions{}, true).replies == 1);
+
+  HandshakeClassifier master(o, true);
+  CHECK_FALSE(master.on_reply(Reply::make_status("OK")));
+  CHECK_FALSE(master.done());
+  std::vector<Reply> role;
+  role.push_back(Reply::make_string("master"));
+  role.push_back(Reply::make_integer(42));
+  role.push_back(Reply::make_array({}));
+  CHECK_FALSE(master.on_reply(Reply::make_array(role)));
+  CHECK(master.done());
+
+  HandshakeClassifier replica(RedisOptions{}, true);
+  std::vector<Reply> slave;
+  slave.push_back(Reply::make_string("slave"));
+  slave.push_back(Reply::make_string("10.0.0.9"));
+  slave.push_back(Reply::make_integer(6380));
+  slave.push_back(Reply::make_string("connected"));
+  slave.push_back(Reply::make_integer(42));
+  const auto failure = replica.on_reply(Reply::make_array(slave));
+  REQUIRE(failure);
+  CHECK(failure->code == errc::not_connected);  // a failover in progress: retried, not a rejection
+  CHECK_THAT(failure->message, Catch::Contains("ROLE slave of 10.0.0.9:6380"));
+
+  HandshakeClassifier refused(RedisOptions{}, true);
+  const auto error = refused.on_reply(Reply::make_error("NOPERM no permission"));
+  REQUIRE(error);
+  CHECK(error->code == errc::not_connected);
+}
+
 TEST_CASE("failed attempts back off exponentially up to reconnect_max") {
   RedisOptions o;
   o.reconnect_min = 50ms;

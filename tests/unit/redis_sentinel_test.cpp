@@ -186,3 +186,46 @@ TEST_CASE("discovery without sentinels or past its deadline fails at once") {
   CHECK(r.kind == Kind::fail);
   CHECK(r.error == errc::timeout);
 }
+
+TEST_CASE("discovery: every sentinel saying it does not know the name is a rejection, not a wait") {
+  SentinelList list(three());
+  DiscoveryFsm fsm(list, "typo", t0 + 5s);
+  auto a = fsm.start(t0);
+  a = fsm.on_sentinel_reply(Reply::make_nil(), t0);
+  REQUIRE(a.kind == Kind::ask_sentinel);
+  a = fsm.on_sentinel_reply(Reply::make_nil(), t0);
+  REQUIRE(a.kind == Kind::ask_sentinel);
+  a = fsm.on_sentinel_reply(Reply::make_nil(), t0);
+  REQUIRE(a.kind == Kind::fail);
+  CHECK(a.rejection);
+  CHECK(a.error == errc::not_connected);
+  CHECK_THAT(a.message, Catch::Contains("no sentinel monitors a master named 'typo'"));
+
+  // One sentinel down in between: not proof of a wrong name (it may know it), so wait.
+  SentinelList again(three());
+  DiscoveryFsm partial(again, "m", t0 + 5s);
+  partial.start(t0);
+  partial.on_sentinel_reply(Reply::make_nil(), t0);
+  partial.on_sentinel_error("connection refused", t0);
+  const auto b = partial.on_sentinel_reply(Reply::make_nil(), t0);
+  CHECK(b.kind == Kind::wait);
+  CHECK_FALSE(b.rejection);
+}
+
+TEST_CASE("a question to one sentinel gets a quarter of connect_timeout, at least 100 ms") {
+  CHECK(sentinel_timeout(2000ms) == 500ms);
+  CHECK(sentinel_timeout(200ms) == 100ms);
+}
+
+TEST_CASE("-READONLY marks a demoted primary; other errors do not") {
+  CHECK(is_demoted(E("READONLY You can't write against a read only replica.")));
+  CHECK_FALSE(is_demoted(E("ERR unknown command")));
+  CHECK_FALSE(is_demoted(S("READONLY")));
+}
+
+TEST_CASE("+switch-master: a link up elsewhere drops, one on the new primary stays, a down one retries now") {
+  const SwitchMaster notice{"m", {"10.0.1.1", 6379}, {"10.0.1.2", 6379}};
+  CHECK(on_switch_master(notice, true, {"10.0.1.1", 6379}) == SwitchAction::drop_link);
+  CHECK(on_switch_master(notice, true, {"10.0.1.2", 6379}) == SwitchAction::none);
+  CHECK(on_switch_master(notice, false, {"10.0.1.1", 6379}) == SwitchAction::retry_now);
+}

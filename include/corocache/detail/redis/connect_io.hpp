@@ -140,17 +140,17 @@ inline asio::awaitable<std::optional<LinkFailure>> connect_any(Socket& socket, c
   co_return std::nullopt;
 }
 
-/// AUTH and SELECT on a connected stream (the socket, or the TLS stream after its own
-/// handshake), bounded by `deadline`.
+/// AUTH and SELECT (and ROLE with `check_role`) on a connected stream (the socket, or the
+/// TLS stream after its own handshake), bounded by `deadline`.
 template <class Stream>
 asio::awaitable<std::optional<LinkFailure>> handshake(Stream& socket, Reader& reader,
                                                       std::vector<char>& read_buf,
-                                                      const RedisOptions& options,
-                                                      Clock::time_point deadline) {
+                                                      const RedisOptions& options, Clock::time_point deadline,
+                                                      bool check_role = false) {
   using namespace asio::experimental::awaitable_operators;
-  Request hello = handshake_request(options);
+  Request hello = handshake_request(options, check_role);
   if (hello.empty()) co_return std::nullopt;
-  HandshakeClassifier classify(options);
+  HandshakeClassifier classify(options, check_role);
   asio::steady_timer timer(socket.get_executor(), deadline);
   auto wrote =
       co_await (asio::async_write(socket, asio::buffer(hello.bytes), asio::as_tuple(asio::use_awaitable)) ||

@@ -7,6 +7,9 @@
 // backoff). This file owns the socket, the timers, the strand and the resolver, feeds the
 // core its events and carries out what it answers. docs/redis_connection.md has the design.
 //
+// Sentinel (options.sentinel set): each connect attempt asks the SentinelMonitor for the
+// primary, checks ROLE in the handshake, and the link drops on -READONLY or +switch-master.
+//
 // TLS (options.tls.enabled) is a second code path chosen per link, not a layer under the
 // plain one: tls_ is set for a TLS link and every read and write tests it once; plain TCP
 // and unix sockets keep their inline write_some and busy polling untouched.
@@ -22,6 +25,7 @@
 #include <corocache/detail/redis/reader.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
+#include <corocache/detail/redis/sentinel_monitor.hpp>
 #include <corocache/detail/redis/tls.hpp>
 #include <corocache/detail/redis/tls_io.hpp>
 #include <corocache/errors.hpp>
@@ -194,6 +198,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   }
 
   std::string endpoint_text() const {
+    if (options_.sentinel)
+      return "Sentinel master '" + options_.sentinel->options().master_name + "'" +
+             (target_.host.empty() ? std::string() : " at " + target_.to_string());
     return options_.unix_socket.empty() ? options_.host + ":" + std::to_string(options_.port)
                                         : "unix:" + options_.unix_socket;
   }
@@ -372,6 +379,14 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         link_down(errc::protocol_error, "a reply arrived for no request");
         return false;
       }
+      if (d.kind == Multiplexer::ReplyKind::completed && options_.sentinel &&
+          sentinel::is_demoted(d.op->reply)) {
+        // The primary was demoted: this command did not run (not_connected); the link goes.
+        d.op->ec = make_error_code(errc::not_connected);
+        link_down(errc::connection_lost, target_.to_string() + " answered READONLY (demoted by a failover)");
+        finish(d.op, /*post=*/true);
+        return false;
+      }
       if (d.kind == Multiplexer::ReplyKind::completed) finish(d.op, /*post=*/false);
       // A resumed caller may have closed the connection (or anything else that ends the link).
       if (gen != generation_) return false;
@@ -442,12 +457,32 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     check_timer_.cancel();
     wake_timer_.cancel();
     if (resolver_) resolver_->cancel();
+    if (listener_) options_.sentinel->remove_listener(std::exchange(listener_, 0));
+  }
+
+  // A +switch-master notice for our master (posted to the strand by the monitor).
+  void on_switch_master(const sentinel::SwitchMaster& notice) {
+    if (link_ == Link::closed) return;
+    switch (sentinel::on_switch_master(notice, link_ == Link::up, target_)) {
+      case sentinel::SwitchAction::none: return;
+      case sentinel::SwitchAction::drop_link:
+        return link_down(errc::connection_lost,
+                         "+switch-master: the primary moved to " + notice.to.to_string());
+      case sentinel::SwitchAction::retry_now:
+        retry_now_ = true;
+        if (link_ == Link::down) wake_timer_.cancel();  // ends the backoff sleep
+        return;
+    }
   }
 
   // --- supervisor: connect, handshake, serve until the drop, back off, repeat --------------
 
   void start_supervisor() {
     link_ = Link::connecting;
+    if (options_.sentinel && !listener_)
+      listener_ = options_.sentinel->add_listener([weak = weak_from_this()](const sentinel::SwitchMaster& m) {
+        if (auto self = weak.lock()) asio::post(self->strand_, [self, m] { self->on_switch_master(m); });
+      });
     asio::co_spawn(strand_, supervise(shared_from_this()), asio::detached);
   }
 
@@ -473,7 +508,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         boost::system::error_code ignored;
         self->socket_.close(ignored);
         self->last_error_ = failure->message;
-        if (is_rejection(failure->code)) {
+        if (is_rejection(failure->code) || std::exchange(self->sentinel_rejected_, false)) {
           // Rejected credentials, database or certificate: fail waiting requests now with a
           // clear error, and retry only at the slowest pace (no reconnect storm).
           self->rejected_ = true;
@@ -484,8 +519,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
           end = {LinkEnd::Kind::auth_failed};
         }
       }
-      const auto decision = next_backoff(self->options_, backoff, end);
+      auto decision = next_backoff(self->options_, backoff, end);
       backoff = decision.state;
+      if (std::exchange(self->retry_now_, false)) decision.delay = self->options_.reconnect_min;
       if (self->link_ != Link::closed) {
         self->wake_timer_.expires_at(saturating_add(Clock::now(), decision.delay));
         co_await self->wake_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -516,19 +552,29 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     reader_.reset();
     tls_.reset();  // a read or write still completing on the old stream holds its own reference
     link_io::Endpoints endpoints;
+    target_ = {options_.host, options_.port};
+    if (options_.sentinel) {
+      auto found =
+          co_await options_.sentinel->discover(saturating_add(Clock::now(), options_.connect_timeout));
+      if (!found.primary) {
+        sentinel_rejected_ = found.rejection;
+        co_return std::move(found.failure);
+      }
+      target_ = std::move(*found.primary);
+    }
     if (!options_.unix_socket.empty()) {
       endpoints.list.emplace_back(asio::local::stream_protocol::endpoint(options_.unix_socket));
       endpoints.texts.push_back("unix:" + options_.unix_socket);
     } else {
       boost::system::error_code ec;
-      const auto address = asio::ip::make_address(options_.host, ec);
+      const auto address = asio::ip::make_address(target_.host, ec);
       if (!ec) {
-        const asio::ip::tcp::endpoint ep(address, options_.port);
+        const asio::ip::tcp::endpoint ep(address, target_.port);
         endpoints.list.emplace_back(ep);
         endpoints.texts.push_back(link_io::endpoint_text(ep));
       } else {
         auto resolved =
-            co_await link_io::resolve(strand_, options_.host, options_.port,
+            co_await link_io::resolve(strand_, target_.host, target_.port,
                                       saturating_add(Clock::now(), options_.connect_timeout), resolver_);
         if (std::holds_alternative<LinkFailure>(resolved))
           co_return std::get<LinkFailure>(std::move(resolved));
@@ -541,17 +587,19 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
       socket_.set_option(asio::socket_base::keep_alive(true), ignored);
     }
-    // One connect_timeout for the TLS handshake and AUTH/SELECT together.
+    // One connect_timeout for the TLS handshake and AUTH/SELECT(/ROLE) together.
+    const bool check_role = options_.sentinel != nullptr;
     const auto deadline = saturating_add(Clock::now(), options_.connect_timeout);
     if (!tls_context_) {
-      auto rejected = co_await link_io::handshake(socket_, reader_, read_buf_, options_, deadline);
+      auto rejected =
+          co_await link_io::handshake(socket_, reader_, read_buf_, options_, deadline, check_role);
       co_return rejected;
     }
     tls_ = std::make_shared<link_io::TlsStream>(socket_, *tls_context_);
-    const auto peer = tls_peer(options_.tls, options_.host);
+    const auto peer = tls_peer(options_.tls, target_.host);
     auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, deadline);
     if (tls_failure) co_return tls_failure;
-    auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline);
+    auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline, check_role);
     co_return rejected;
   }
 
@@ -576,6 +624,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   errc rejected_code_ = errc::auth_failed;
   std::string auth_error_;
   std::string last_error_;
+  sentinel::NodeAddress target_;    // the address of the current attempt / link
+  std::uint64_t listener_ = 0;      // Sentinel: registered for +switch-master notices
+  bool sentinel_rejected_ = false;  // Sentinel: no sentinel knows the master name
+  bool retry_now_ = false;          // Sentinel: +switch-master while down: skip the backoff
   Clock::time_point poll_until_{};  // end of the current busy poll
 
   bool timer_armed_ = false;

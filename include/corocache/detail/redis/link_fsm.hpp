@@ -8,6 +8,7 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
+#include <corocache/detail/redis/sentinel_discovery.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 
@@ -77,10 +78,11 @@ class ConnectPlan {
   LinkFailure failure_;
 };
 
-// --- handshake: AUTH / SELECT -------------------------------------------------------------
+// --- handshake: AUTH / SELECT (/ ROLE) ------------------------------------------------------
 
-/// The commands sent on a new link before it serves requests (empty: none).
-inline Request handshake_request(const RedisOptions& o) {
+/// The commands sent on a new link before it serves requests (empty: none). `check_role`
+/// (a primary named by Sentinel) adds ROLE last: only a node that says `master` is used.
+inline Request handshake_request(const RedisOptions& o, bool check_role = false) {
   Request hello;
   if (!o.password.empty()) {
     if (o.user.empty())
@@ -89,20 +91,29 @@ inline Request handshake_request(const RedisOptions& o) {
       hello.add("AUTH", o.user, o.password);
   }
   if (o.db != 0) hello.add("SELECT", o.db);
+  if (check_role) hello.add("ROLE");
   return hello;
 }
 
-/// Classifies the handshake's replies in order; an error reply is auth_failed naming the
-/// command (and user), never the password.
+/// Classifies the handshake's replies in order; an error reply to AUTH/SELECT is
+/// auth_failed naming the command (and user), never the password. A ROLE that is not
+/// `master` is not_connected (a failover in progress: the attempt backs off and asks the
+/// sentinels again).
 class HandshakeClassifier {
  public:
-  explicit HandshakeClassifier(const RedisOptions& o)
-      : auth_(!o.password.empty()), user_(o.user), db_(o.db), expected_(handshake_request(o).replies) {}
+  explicit HandshakeClassifier(const RedisOptions& o, bool check_role = false)
+      : auth_(!o.password.empty()),
+        role_(check_role),
+        user_(o.user),
+        db_(o.db),
+        expected_(handshake_request(o, check_role).replies) {}
 
   /// The next reply arrived: a failure if it rejects the handshake.
   std::optional<LinkFailure> on_reply(const Reply& reply) {
     const bool is_auth = auth_ && index_ == 0;
+    const bool is_role = role_ && index_ + 1 == expected_;
     ++index_;
+    if (is_role) return role_failure(reply);
     if (!reply.is_error()) return std::nullopt;
     std::string what = is_auth ? "AUTH rejected" : "SELECT " + std::to_string(db_) + " rejected";
     if (is_auth && !user_.empty()) what += " for user '" + user_ + "'";
@@ -111,7 +122,18 @@ class HandshakeClassifier {
   bool done() const noexcept { return index_ >= expected_; }
 
  private:
+  static std::optional<LinkFailure> role_failure(const Reply& reply) {
+    const auto role = sentinel::parse_role(reply);
+    if (role.role == sentinel::RoleInfo::Role::master) return std::nullopt;
+    if (reply.is_error()) return LinkFailure{errc::not_connected, "ROLE failed: " + reply.str};
+    std::string what = "the node named as primary is not one (ROLE ";
+    what += role.role == sentinel::RoleInfo::Role::replica ? "slave" : "unknown";
+    if (!role.primary.host.empty()) what += " of " + role.primary.to_string();
+    return LinkFailure{errc::not_connected, what + "): failover in progress"};
+  }
+
   bool auth_;
+  bool role_;
   std::string user_;
   int db_;
   std::size_t expected_;

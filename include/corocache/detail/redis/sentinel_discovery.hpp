@@ -251,6 +251,9 @@ struct DiscoveryAction {
   std::chrono::milliseconds delay{0};
   errc error = errc::not_connected;
   std::string message;
+  /// fail: every sentinel answered and none monitors the name (a configuration error, not
+  /// a failover): waiting requests should fail at once instead of at their deadline.
+  bool rejection = false;
 };
 
 /// One discovery of the primary, from start() to done or fail; bounded by `deadline`.
@@ -275,19 +278,28 @@ class DiscoveryFsm {
     const auto addr = parse_master_addr(reply);
     if (addr.kind == MasterAddr::Kind::found) {
       sentinels_.success();
+      unknown_in_a_row_ = 0;
       candidate_ = addr.address;
       return check(candidate_);
     }
     if (addr.kind == MasterAddr::Kind::unknown_master) {
       last_problem_ =
           "sentinel " + sentinels_.current().to_string() + " does not know master '" + name_ + "'";
+      if (++unknown_in_a_row_ >= sentinels_.size()) {
+        auto a = fail(errc::not_connected, "no sentinel monitors a master named '" + name_ + "' (asked " +
+                                               std::to_string(sentinels_.size()) + ")");
+        a.rejection = true;
+        return a;
+      }
     } else {
+      unknown_in_a_row_ = 0;
       last_problem_ = "sentinel " + sentinels_.current().to_string() + ": " + addr.message;
     }
     return next_sentinel(now);
   }
   /// The sentinel could not be reached or did not answer in time.
   DiscoveryAction on_sentinel_error(std::string_view what, Clock::time_point now) {
+    unknown_in_a_row_ = 0;
     last_problem_ = "sentinel " + sentinels_.current().to_string() + ": " + std::string(what);
     return next_sentinel(now);
   }
@@ -350,6 +362,29 @@ class DiscoveryFsm {
   NodeAddress candidate_;
   std::string last_problem_;
   int rounds_ = 0;
+  std::size_t unknown_in_a_row_ = 0;  // sentinels in a row that do not know the name
 };
+
+/// The limit of one question to one sentinel: short, so a dead or paused sentinel leaves
+/// time for the others within the attempt's connect_timeout.
+inline std::chrono::milliseconds sentinel_timeout(std::chrono::milliseconds connect_timeout) {
+  return std::max(connect_timeout / 4, std::chrono::milliseconds(100));
+}
+
+/// A `-READONLY` reply from the node believed to be the primary: it was demoted (the
+/// command did not run); the link is dropped and the primary discovered again.
+inline bool is_demoted(const Reply& reply) { return reply.is_error("READONLY"); }
+
+/// What a data link does with a +switch-master notice for its master name.
+enum class SwitchAction {
+  none,       ///< already on the new primary
+  drop_link,  ///< up on another node: drop it (written requests: connection_lost), rediscover
+  retry_now,  ///< not up: the next connect attempt starts now, not after its backoff
+};
+inline SwitchAction on_switch_master(const SwitchMaster& notice, bool link_up,
+                                     const NodeAddress& connected_to) {
+  if (!link_up) return SwitchAction::retry_now;
+  return connected_to == notice.to ? SwitchAction::none : SwitchAction::drop_link;
+}
 
 }  // namespace corocache::detail::redis::sentinel
