@@ -375,3 +375,20 @@ TEST_CASE("an unassigned slot waits for a map refresh, a passed deadline fails a
   CHECK(a.refresh_map);
   CHECK(fsm.start(empty, t0 + 2s).kind == Action::Kind::fail);
 }
+
+TEST_CASE("group_by_slot: keys of one hash tag stay together, groups follow first appearance") {
+  std::vector<std::string> keys = {"p:{a:ns}:v:1", "p:{b:ns}:v:1", "p:{a:ns}:v:2", "p:{c:ns}:v:1",
+                                   "p:{b:ns}:v:2"};
+  const auto groups = group_by_slot(keys);
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[0] == std::vector<std::string>{"p:{a:ns}:v:1", "p:{a:ns}:v:2"});
+  CHECK(groups[1] == std::vector<std::string>{"p:{b:ns}:v:1", "p:{b:ns}:v:2"});
+  CHECK(groups[2] == std::vector<std::string>{"p:{c:ns}:v:1"});
+  for (const auto& g : groups) {
+    std::vector<std::string_view> argv = {"UNLINK"};
+    argv.insert(argv.end(), g.begin(), g.end());
+    CHECK(route_command(argv).kind == RouteKind::slot);  // each group is one sendable command
+  }
+  std::vector<std::string> none;
+  CHECK(group_by_slot(none).empty());
+}
