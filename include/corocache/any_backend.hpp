@@ -8,6 +8,7 @@
 // URLs (docs/any_backend.md has the full grammar):
 //   memory://[?max_entries=N&max_bytes=N&when_full=evict|reject&sweep_interval_ms=N&shards=N]
 //   redis://[[user]:password@]host[:port][/db]   unix:///path/to/socket   (RedisOptions::from_url)
+//   redis+cluster://h1[:p1],h2[:p2][?params], rediss+cluster://...   (RedisClusterOptions::from_url)
 //   none, null://                                 (NullBackend: caching off)
 //   memory, redis, none                           (bare names; bare redis reads RedisOptions::from_env)
 //
@@ -22,6 +23,7 @@
 #include <corocache/memory_backend.hpp>
 #include <corocache/null_backend.hpp>
 #include <corocache/redis_options.hpp>
+#include <corocache/redis_topology_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -136,10 +138,11 @@ static_assert(Backend<AnyBackend>);
 
 /// Which backend a URL or the environment asks for, parsed and validated, nothing built yet.
 struct BackendConfig {
-  enum class Kind { memory, redis, none };
+  enum class Kind { memory, redis, none, redis_cluster };
   Kind kind = Kind::memory;
-  MemoryOptions memory;  ///< used when kind == memory
-  RedisOptions redis;    ///< used when kind == redis
+  MemoryOptions memory;               ///< used when kind == memory
+  RedisOptions redis;                 ///< used when kind == redis
+  RedisClusterOptions redis_cluster;  ///< used when kind == redis_cluster
 
   /// Parses a backend URL (see the top of any_backend.hpp). Throws std::invalid_argument
   /// for an unknown scheme, an unknown or malformed parameter, or a bad Redis URL; the
@@ -160,6 +163,14 @@ using RedisMaker = AnyBackend (*)(asio::any_io_executor, RedisOptions);
 /// Set by <corocache/any_backend_redis.hpp> when a program includes it.
 inline std::atomic<RedisMaker>& redis_maker() noexcept {
   static std::atomic<RedisMaker> maker{nullptr};
+  return maker;
+}
+
+using RedisClusterMaker = AnyBackend (*)(asio::any_io_executor, RedisClusterOptions);
+
+/// Set by <corocache/any_backend_redis.hpp> when a program includes it.
+inline std::atomic<RedisClusterMaker>& redis_cluster_maker() noexcept {
+  static std::atomic<RedisClusterMaker> maker{nullptr};
   return maker;
 }
 
@@ -258,6 +269,12 @@ inline BackendConfig BackendConfig::from_url(std::string_view url) {
     config.kind = Kind::none;
     return config;
   }
+  if (scheme == "redis+cluster" || scheme == "rediss+cluster") {
+    config.kind = Kind::redis_cluster;
+    config.redis_cluster = RedisClusterOptions::from_url(url);
+    config.redis_cluster.validate();
+    return config;
+  }
   if (scheme == "rediss") a::fail("rediss:// (Redis over TLS) is not supported yet; use redis:// or unix://");
   if (scheme == "redis" || scheme == "unix") {
     config.kind = Kind::redis;
@@ -300,6 +317,14 @@ inline AnyBackend make_backend(asio::any_io_executor ex, const BackendConfig& co
             "corocache: a Redis backend was asked for, but this program does not include "
             "<corocache/any_backend_redis.hpp> (link corocache::redis)");
       return maker(std::move(ex), config.redis);
+    }
+    case BackendConfig::Kind::redis_cluster: {
+      const auto maker = detail::any::redis_cluster_maker().load(std::memory_order_acquire);
+      if (maker == nullptr)
+        throw std::invalid_argument(
+            "corocache: a Redis Cluster backend was asked for, but this program does not include "
+            "<corocache/any_backend_redis.hpp> (link corocache::redis)");
+      return maker(std::move(ex), config.redis_cluster);
     }
     case BackendConfig::Kind::memory: break;
   }

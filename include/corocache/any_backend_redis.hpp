@@ -22,11 +22,16 @@ namespace detail::any {
 inline AnyBackend make_redis(asio::any_io_executor ex, RedisOptions options) {
   return AnyBackend(RedisBackend(std::move(ex), std::move(options)));
 }
+inline AnyBackend make_redis_cluster(asio::any_io_executor ex, RedisClusterOptions options) {
+  return AnyBackend(RedisBackend(std::move(ex), std::move(options)));
+}
 }  // namespace detail::any
 
-/// Makes redis:// and unix:// URLs work in make_backend. Idempotent; runs automatically.
+/// Makes redis://, unix:// and redis+cluster:// URLs work in make_backend. Idempotent;
+/// runs automatically.
 inline bool register_redis_backend() noexcept {
   detail::any::redis_maker().store(&detail::any::make_redis, std::memory_order_release);
+  detail::any::redis_cluster_maker().store(&detail::any::make_redis_cluster, std::memory_order_release);
   return true;
 }
 
