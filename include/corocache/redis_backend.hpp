@@ -546,7 +546,9 @@ class RedisBackend {
     detail::redis::require_prefix(prefix);
     std::size_t removed = 0;
     auto unlink = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
-      for (auto& keys : st.topo.by_slot(found)) {
+      // A named vector, not a temporary in the range-for: g++ 12 (see README, Compilers).
+      auto groups = st.topo.by_slot(found);
+      for (auto& keys : groups) {
         std::vector<std::string_view> argv;
         argv.reserve(keys.size() + 1);
         argv.emplace_back("UNLINK");
@@ -603,7 +605,8 @@ class RedisBackend {
       co_return limit < 0 || removed < static_cast<std::size_t>(limit);
     };
     auto per_slot = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
-      for (auto& keys : st.topo.by_slot(found)) {
+      auto groups = st.topo.by_slot(found);
+      for (auto& keys : groups) {
         const bool more = co_await remove_accepted(keys);
         if (!more) co_return false;
       }

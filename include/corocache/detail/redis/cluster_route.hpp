@@ -121,12 +121,12 @@ inline std::vector<std::vector<std::string>> group_by_slot(std::vector<std::stri
   std::vector<int> slots;
   for (auto& k : keys) {
     const int s = key_slot(k);
-    const auto at = std::find(slots.begin(), slots.end(), s);
-    if (at == slots.end()) {
+    const auto index = static_cast<std::size_t>(std::find(slots.begin(), slots.end(), s) - slots.begin());
+    if (index == slots.size()) {
       slots.push_back(s);
       groups.emplace_back();
     }
-    groups[static_cast<std::size_t>(at - slots.begin())].push_back(std::move(k));
+    groups[index].push_back(std::move(k));
   }
   return groups;
 }
