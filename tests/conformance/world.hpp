@@ -1,7 +1,7 @@
 #pragma once
 // The conformance suite: every semantic of API.md, written once and run against each
 // backend. The same sources build one executable per backend; the backend under test is
-// chosen by a compile definition (COROCACHE_CONFORMANCE_MEMORY / _REDIS / _REDIS_TLS, or
+// chosen by a compile definition (COROCACHE_CONFORMANCE_MEMORY / _REDIS / _REDIS_TLS / _REDIS_CLUSTER, or
 // _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a memory:// or redis:// URL).
 //
 // A World is one io_context, one backend and one Cache whose prefix is unique to the test,
@@ -41,6 +41,9 @@ using TestedBackends = std::tuple<corocache::MemoryBackend>;
 using TestedBackends = std::tuple<corocache::RedisBackend>;
 #elif defined(COROCACHE_CONFORMANCE_REDIS_TLS)
 #include "conformance/redis_tls_factory.hpp"
+using TestedBackends = std::tuple<corocache::RedisBackend>;
+#elif defined(COROCACHE_CONFORMANCE_REDIS_CLUSTER)
+#include "conformance/redis_cluster_factory.hpp"
 using TestedBackends = std::tuple<corocache::RedisBackend>;
 #elif defined(COROCACHE_CONFORMANCE_ANY_MEMORY) || defined(COROCACHE_CONFORMANCE_ANY_REDIS)
 #include "conformance/any_factory.hpp"
