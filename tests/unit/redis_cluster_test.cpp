@@ -392,3 +392,25 @@ TEST_CASE("group_by_slot: keys of one hash tag stay together, groups follow firs
   std::vector<std::string> none;
   CHECK(group_by_slot(none).empty());
 }
+
+TEST_CASE("send_attempt: a down link gets a short attempt within the deadline, a live one all of it") {
+  CHECK(send_attempt(true, 1500ms, 2000ms) == 1500ms);
+  CHECK(send_attempt(false, 1500ms, 2000ms) == 500ms);
+  CHECK(send_attempt(false, 100ms, 2000ms) == 100ms);  // never past the caller's deadline
+  CHECK(send_attempt(false, 1500ms, 400ms) == 100ms);
+  CHECK(send_attempt(false, 1500ms, 10ms) == 50ms);  // long enough for a loopback connect
+  CHECK(send_attempt(false, 1500ms, 60000ms) == 500ms);
+}
+
+TEST_CASE("refresh_order: live links first, then primaries, replicas and seeds, without repeats") {
+  SlotMap map;
+  const NodeAddress a{"10.0.0.1", 7000}, a_r{"10.0.0.4", 7000}, b{"10.0.0.2", 7000}, seed{"10.0.0.9", 7000};
+  map.assign(0, 8191, map.add_shard(Shard{a, "", {a_r}}));
+  map.assign(8192, 16383, map.add_shard(Shard{b, "", {}}));
+  const auto none_up = refresh_order(map, {b, seed}, [](const NodeAddress&) { return false; });
+  CHECK(none_up == std::vector<NodeAddress>{a, a_r, b, seed});
+  const auto b_up = refresh_order(map, {b, seed}, [&](const NodeAddress& n) { return n == b || n == seed; });
+  CHECK(b_up == std::vector<NodeAddress>{b, seed, a, a_r});
+  CHECK(refresh_order(SlotMap{}, {seed}, [](const NodeAddress&) { return true; }) ==
+        std::vector<NodeAddress>{seed});
+}

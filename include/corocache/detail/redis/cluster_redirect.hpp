@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace corocache::detail::redis::cluster {
 
@@ -237,5 +238,36 @@ class ClusterRequestFsm {
   int retries_ = 0;
   Reply last_;
 };
+
+/// The timeout of one send on a node's connection, `left` being what remains of the caller's
+/// deadline. A node whose link is up gets all of it. A node whose link is down (a dead or
+/// not yet reached primary) gets a short attempt, connect_timeout / 4 clamped to 50..500 ms:
+/// the connection would hold the request until its timeout, and a request that comes back
+/// unwritten (not_connected) can be routed again, e.g. to the replica promoted meanwhile.
+inline std::chrono::milliseconds send_attempt(bool link_up, std::chrono::milliseconds left,
+                                              std::chrono::milliseconds connect_timeout) {
+  if (link_up) return left;
+  const auto short_attempt =
+      std::clamp(connect_timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(500));
+  return std::min(left, short_attempt);
+}
+
+/// The order in which to ask nodes for the slot map: nodes with a live link first (they
+/// answer at once), then the map's primaries and replicas, then the seeds; no repeats.
+template <class IsUp>
+std::vector<NodeAddress> refresh_order(const SlotMap& map, const std::vector<NodeAddress>& seeds,
+                                       IsUp is_up) {
+  std::vector<NodeAddress> out;
+  auto add = [&](const NodeAddress& n) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  };
+  for (const auto& shard : map.shards()) {
+    add(shard.primary);
+    for (const auto& r : shard.replicas) add(r);
+  }
+  for (const auto& s : seeds) add(s);
+  std::stable_partition(out.begin(), out.end(), [&](const NodeAddress& n) { return is_up(n); });
+  return out;
+}
 
 }  // namespace corocache::detail::redis::cluster

@@ -9,6 +9,7 @@
 #include <corocache/detail/redis/cluster_redirect.hpp>
 #include <corocache/detail/redis/cluster_slots.hpp>
 #include <corocache/detail/redis/connection.hpp>
+#include <corocache/detail/redis/pending.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/errors.hpp>
@@ -115,9 +116,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       const ConnectionPtr conn = t.connection(action.node);
       const Duration left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
       if (left <= Duration::zero()) t.fail(errc::timeout, fsm, last_error);
-      // A node whose link is down gets a short attempt: a dead primary's requests come back
-      // unwritten (not_connected) in time to be routed again once its replica took over.
-      const Duration attempt = link_up(*conn) ? left : std::min(left, t.unconnected_attempt());
+      const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
       Request out = action.asking ? cluster::with_asking(request) : request;
       boost::system::error_code code;
       Reply reply;
@@ -247,15 +246,6 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     const auto s = conn.stats();
     return s.connects > s.link_drops;
   }
-  static Clock::time_point saturating_add(Clock::time_point t, Duration d) {
-    return d >= std::chrono::duration_cast<Duration>(Clock::time_point::max() - t) ? Clock::time_point::max()
-                                                                                   : t + d;
-  }
-  Duration unconnected_attempt() const {
-    return std::clamp<Duration>(options_.connect_timeout / 4, std::chrono::milliseconds(50),
-                                std::chrono::milliseconds(500));
-  }
-
   [[noreturn]] void fail(errc e, cluster::ClusterRequestFsm& fsm, const std::string& transport) const {
     std::string why = "corocache redis cluster: slot " + std::to_string(fsm.slot());
     if (fsm.reply().is_error()) why += ": " + fsm.reply().str;
@@ -309,25 +299,15 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     asio::co_spawn(executor_, refresh(shared_from_this()), asio::detached);
   }
 
-  /// Nodes to ask for the map: those with a live link first, then known primaries and
-  /// replicas, then the seeds.
   std::vector<cluster::NodeAddress> refresh_candidates() const {
-    std::vector<cluster::NodeAddress> all;
+    std::vector<cluster::NodeAddress> seeds;
+    for (const auto& seed : options_.seeds) seeds.push_back(cluster::NodeAddress{seed.host, seed.port});
     const MapPtr m = map();
-    for (const auto& shard : m->shards()) {
-      all.push_back(shard.primary);
-      all.insert(all.end(), shard.replicas.begin(), shard.replicas.end());
-    }
-    for (const auto& seed : options_.seeds) all.push_back(cluster::NodeAddress{seed.host, seed.port});
-    std::vector<cluster::NodeAddress> out;
-    for (auto& n : all)
-      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(std::move(n));
     std::lock_guard lock(mutex_);
-    std::stable_partition(out.begin(), out.end(), [&](const cluster::NodeAddress& n) {
+    return cluster::refresh_order(*m, seeds, [&](const cluster::NodeAddress& n) {
       const auto it = conns_.find(n);
       return it != conns_.end() && link_up(*it->second);
     });
-    return out;
   }
 
   static asio::awaitable<void> refresh(std::shared_ptr<ClusterTopology> self) {
@@ -340,7 +320,8 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       } catch (...) {
         break;  // closed
       }
-      const Duration attempt = link_up(*conn) ? t.options_.request_timeout : t.unconnected_attempt();
+      const Duration attempt =
+          cluster::send_attempt(link_up(*conn), t.options_.request_timeout, t.options_.connect_timeout);
       auto result = co_await ask_for_map(*conn, node, attempt, t.options_.tls.enabled);
       if (!result.ok() || result.map.empty()) continue;
       {
