@@ -242,6 +242,12 @@ TEST_CASE("MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies are classified") {
   CHECK(classify_reply(E("MOVED 2 redis-3.svc:6379"), origin).redirect == Redirect{2, {"redis-3.svc", 6379}});
   CHECK(classify_reply(E("TRYAGAIN Multiple keys request during rehashing of slot"), origin).kind ==
         ErrorClass::tryagain);
+  CHECK(classify_reply(E("ERR Script attempted to access a non local key in a cluster node script: 3a90, on "
+                         "@user_script:20."),
+                       origin)
+            .kind == ErrorClass::tryagain);
+  CHECK(classify_reply(E("ERR Script attempted to access keys that do not hash to the same slot"), origin)
+            .kind == ErrorClass::other);
   CHECK(classify_reply(E("CLUSTERDOWN Hash slot not served"), origin).kind == ErrorClass::clusterdown);
   CHECK(classify_reply(E("CLUSTERDOWN The cluster is down"), origin).kind == ErrorClass::clusterdown);
   CHECK(classify_reply(E("CROSSSLOT Keys in request don't hash to the same slot"), origin).kind ==

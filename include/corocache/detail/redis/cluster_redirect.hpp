@@ -81,6 +81,12 @@ inline Classified classify_reply(const Reply& reply, const NodeAddress& origin) 
     return {moved ? ErrorClass::moved : ErrorClass::ask, std::move(redirect)};
   }
   if (word("TRYAGAIN")) return {ErrorClass::tryagain, std::nullopt};
+  // A script on a node whose slot is MIGRATING that reaches a key the node no longer has
+  // (e.g. one it deleted and now writes again) is stopped here by Redis 7; the script did
+  // not finish, and the slot's keys are moving: like TRYAGAIN, route it again after a wait
+  // (corocache's scripts are idempotent; docs/redis_topology.md, "During resharding").
+  if (text.starts_with("ERR Script attempted to access a non local key in a cluster node"))
+    return {ErrorClass::tryagain, std::nullopt};
   if (word("CLUSTERDOWN")) return {ErrorClass::clusterdown, std::nullopt};
   return {ErrorClass::other, std::nullopt};
 }
