@@ -27,6 +27,7 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/blocking_pool.hpp>
 #include <corocache/detail/redis/budget.hpp>
+#include <corocache/detail/redis/bulk.hpp>
 #include <corocache/detail/redis/commands.hpp>
 #include <corocache/detail/redis/connection.hpp>
 #include <corocache/detail/redis/peek.hpp>
@@ -532,93 +533,16 @@ class RedisBackend {
 
   // --- bulk --------------------------------------------------------------------------------
 
-  /// One SCAN step (or other per-node request) on one node; an error reply throws.
-  static asio::awaitable<Reply> node_exec(detail::redis::NodeTarget node, Request request,
-                                          Deadline deadline) {
-    Reply reply = co_await node.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
-    detail::redis::throw_if_error(reply);
-    co_return reply;
-  }
-
-  /// SCANs every primary (one server: the server); deletes per slot, never across slots.
   static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix, Deadline deadline) {
     State& st = live(sp);
-    detail::redis::require_prefix(prefix);
-    std::size_t removed = 0;
-    auto unlink = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
-      // A named vector, not a temporary in the range-for: g++ 12 (see README, Compilers).
-      auto groups = st.topo.by_slot(found);
-      for (auto& keys : groups) {
-        std::vector<std::string_view> argv;
-        argv.reserve(keys.size() + 1);
-        argv.emplace_back("UNLINK");
-        argv.insert(argv.end(), keys.begin(), keys.end());
-        Request request;
-        request.add_argv(argv);
-        const Reply reply = co_await exec(st, keys.front(), std::move(request), deadline);
-        if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("UNLINK");
-        removed += static_cast<std::size_t>(reply.integer);
-      }
-      co_return true;
-    };
-    const auto nodes = co_await st.topo.primaries(detail::redis::round_trip_timeout(deadline));
-    for (const auto& node : nodes) {
-      auto send = [&](Request r) { return node_exec(node, std::move(r), deadline); };
-      co_await detail::redis::walk_prefix(send, prefix, unlink);
-    }
-    co_return removed;
+    co_return co_await detail::redis::bulk_erase_prefix(st.topo, std::move(prefix), deadline);
   }
 
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
                                                   std::int64_t limit, Deadline deadline) {
     State& st = live(sp);
-    detail::redis::require_prefix(prefix);
-    if (!predicate) throw std::invalid_argument("corocache: erase_if needs a predicate");
-    if (limit == 0) co_return 0;
-    std::size_t removed = 0;
-    // `keys`: all in one slot.
-    auto remove_accepted = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
-      detail::redis::Routed target{st.topo, keys.front()};
-      const std::vector<Reply> values =
-          co_await detail::redis::peek_values(target, keys, st.options.max_reply_bytes, deadline);
-      // Choose victims, at most as many as the limit still allows.
-      std::vector<std::size_t> chosen;
-      const std::size_t room = limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
-      for (std::size_t i = 0; i < keys.size() && chosen.size() < room; ++i) {
-        if (!values[i].is_string()) continue;
-        if (predicate(keys[i], values[i].str)) chosen.push_back(i);
-      }
-      if (chosen.empty()) co_return true;
-      const Decimal chosen_count(static_cast<long long>(chosen.size()));
-      const Reply reply =
-          co_await detail::redis::run_script(target, detail::redis::scripts::erase_if_same, deadline,
-                                             [&](Request& r, std::string_view verb, std::string_view id) {
-                                               std::vector<std::string_view> argv;
-                                               argv.reserve(2 * chosen.size() + 3);
-                                               argv.insert(argv.end(), {verb, id, chosen_count.view()});
-                                               for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                               for (std::size_t i : chosen) argv.emplace_back(values[i].str);
-                                               r.add_argv(argv);
-                                             });
-      if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the erase_if script");
-      removed += static_cast<std::size_t>(reply.integer);
-      co_return limit < 0 || removed < static_cast<std::size_t>(limit);
-    };
-    auto per_slot = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
-      auto groups = st.topo.by_slot(found);
-      for (auto& keys : groups) {
-        const bool more = co_await remove_accepted(keys);
-        if (!more) co_return false;
-      }
-      co_return true;
-    };
-    const auto nodes = co_await st.topo.primaries(detail::redis::round_trip_timeout(deadline));
-    for (const auto& node : nodes) {
-      auto send = [&](Request r) { return node_exec(node, std::move(r), deadline); };
-      co_await detail::redis::walk_prefix(send, prefix, per_slot);
-      if (limit >= 0 && removed >= static_cast<std::size_t>(limit)) break;
-    }
-    co_return removed;
+    co_return co_await detail::redis::bulk_erase_if(st.topo, std::move(prefix), std::move(predicate), limit,
+                                                    st.options.max_reply_bytes, deadline);
   }
 
   /// The key a batch is routed by: its first operation's (a facade batch is one scope, so

@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -119,12 +120,14 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
       Request out = action.asking ? cluster::with_asking(request) : request;
       boost::system::error_code code;
+      std::exception_ptr error;
       Reply reply;
       try {
         reply = co_await conn->exec(std::move(out), attempt);
       } catch (const boost::system::system_error& e) {
         code = e.code();
         last_error = e.what();
+        error = std::current_exception();
       }
       if (!code) {
         action = fsm.on_reply(std::move(reply), Clock::now());
@@ -135,7 +138,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       } else if (code == errc::not_connected) {
         action = fsm.on_link_lost(false, Clock::now());
       } else {
-        throw boost::system::system_error(code, last_error);
+        std::rethrow_exception(error);  // timeout, overloaded, auth_failed, cancelled...
       }
     }
   }
