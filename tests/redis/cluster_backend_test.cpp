@@ -273,6 +273,28 @@ TEST_CASE("Redis Cluster backend: MOVED after a reshard updates the slot map onc
     CHECK(bg.sync(scope.get_key("k" + std::to_string(i))) ==
           std::optional<std::string>("v" + std::to_string(i)));
   CHECK(cache.backend().stats().cluster.moved == after_first.moved);  // the map learnt the new owner
+
+  // With a short refresh_interval, a reshard is learnt from the periodic refresh (started by
+  // any request once the interval passed), without a MOVED.
+  Cache refreshing(RedisBackend(bg.io.get_executor(),
+                                RedisClusterOptions::from_url(cluster.url() + "?refresh_interval_ms=50")));
+  auto other = refreshing.tenant("rs2");
+  const int other_slot = scope_slot(cluster, "rs2");
+  bg.sync(other.set_key("k", "v"));
+  const std::size_t other_from = cluster.owner_of_slot(other_slot);
+  std::size_t other_to = 0;
+  for (auto p : cluster.primaries())
+    if (p != other_from) other_to = p;
+  cluster.migrate_slot(other_slot, other_to);
+  const auto refreshes = refreshing.backend().stats().cluster.refreshes;
+  REQUIRE(corocache::test::poll_until(
+      [&] {
+        bg.sync(refreshing.tenant("elsewhere").get_key("x"));  // any request may start the refresh
+        return refreshing.backend().stats().cluster.refreshes > refreshes;
+      },
+      5000ms));
+  CHECK(bg.sync(other.get_key("k")) == std::optional<std::string>("v"));
+  CHECK(refreshing.backend().stats().cluster.moved == 0);
 }
 
 TEST_CASE("Redis Cluster backend: flush_all and invalidate_prefix reach every primary") {
