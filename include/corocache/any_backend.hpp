@@ -9,6 +9,7 @@
 //   memory://[?max_entries=N&max_bytes=N&when_full=evict|reject&sweep_interval_ms=N&shards=N]
 //   redis://[[user]:password@]host[:port][/db]   unix:///path/to/socket   (RedisOptions::from_url)
 //   redis+sentinel://s1[:p1],s2[:p2]/master[/db], rediss+sentinel://... (RedisSentinelOptions::from_url)
+//   redis+cluster://h1[:p1],h2[:p2][?params], rediss+cluster://...   (RedisClusterOptions::from_url)
 //   none, null://                                 (NullBackend: caching off)
 //   memory, redis, none                           (bare names; bare redis reads RedisOptions::from_env)
 //
@@ -138,11 +139,12 @@ static_assert(Backend<AnyBackend>);
 
 /// Which backend a URL or the environment asks for, parsed and validated, nothing built yet.
 struct BackendConfig {
-  enum class Kind { memory, redis, none, redis_sentinel };
+  enum class Kind { memory, redis, none, redis_sentinel, redis_cluster };
   Kind kind = Kind::memory;
-  MemoryOptions memory;           ///< used when kind == memory
-  RedisOptions redis;             ///< used when kind == redis
-  RedisSentinelOptions sentinel;  ///< used when kind == redis_sentinel
+  MemoryOptions memory;               ///< used when kind == memory
+  RedisOptions redis;                 ///< used when kind == redis
+  RedisSentinelOptions sentinel;      ///< used when kind == redis_sentinel
+  RedisClusterOptions redis_cluster;  ///< used when kind == redis_cluster
 
   /// Parses a backend URL (see the top of any_backend.hpp). Throws std::invalid_argument
   /// for an unknown scheme, an unknown or malformed parameter, or a bad Redis URL; the
@@ -168,6 +170,14 @@ inline std::atomic<RedisMaker>& redis_maker() noexcept {
 }
 inline std::atomic<RedisSentinelMaker>& redis_sentinel_maker() noexcept {
   static std::atomic<RedisSentinelMaker> maker{nullptr};
+  return maker;
+}
+
+using RedisClusterMaker = AnyBackend (*)(asio::any_io_executor, RedisClusterOptions);
+
+/// Set by <corocache/any_backend_redis.hpp> when a program includes it.
+inline std::atomic<RedisClusterMaker>& redis_cluster_maker() noexcept {
+  static std::atomic<RedisClusterMaker> maker{nullptr};
   return maker;
 }
 
@@ -266,6 +276,12 @@ inline BackendConfig BackendConfig::from_url(std::string_view url) {
     config.kind = Kind::none;
     return config;
   }
+  if (scheme == "redis+cluster" || scheme == "rediss+cluster") {
+    config.kind = Kind::redis_cluster;
+    config.redis_cluster = RedisClusterOptions::from_url(url);
+    config.redis_cluster.validate();
+    return config;
+  }
   if (scheme == "rediss") a::fail("rediss:// (Redis over TLS) is not supported yet; use redis:// or unix://");
   if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
     if (!has_slashes) a::fail("a Sentinel backend URL needs redis+sentinel://host:port,.../master_name");
@@ -323,6 +339,14 @@ inline AnyBackend make_backend(asio::any_io_executor ex, const BackendConfig& co
             "corocache: a Redis Sentinel backend was asked for, but this program does not include "
             "<corocache/any_backend_redis.hpp> (link corocache::redis)");
       return maker(std::move(ex), config.sentinel);
+    }
+    case BackendConfig::Kind::redis_cluster: {
+      const auto maker = detail::any::redis_cluster_maker().load(std::memory_order_acquire);
+      if (maker == nullptr)
+        throw std::invalid_argument(
+            "corocache: a Redis Cluster backend was asked for, but this program does not include "
+            "<corocache/any_backend_redis.hpp> (link corocache::redis)");
+      return maker(std::move(ex), config.redis_cluster);
     }
     case BackendConfig::Kind::memory: break;
   }

@@ -25,13 +25,17 @@ inline AnyBackend make_redis(asio::any_io_executor ex, RedisOptions options) {
 inline AnyBackend make_redis_sentinel(asio::any_io_executor ex, RedisSentinelOptions options) {
   return AnyBackend(RedisBackend(std::move(ex), std::move(options)));
 }
+inline AnyBackend make_redis_cluster(asio::any_io_executor ex, RedisClusterOptions options) {
+  return AnyBackend(RedisBackend(std::move(ex), std::move(options)));
+}
 }  // namespace detail::any
 
-/// Makes redis://, unix:// and redis+sentinel:// URLs work in make_backend. Idempotent;
+/// Makes redis://, unix://, redis+sentinel:// and redis+cluster:// URLs work in make_backend. Idempotent;
 /// runs automatically.
 inline bool register_redis_backend() noexcept {
   detail::any::redis_maker().store(&detail::any::make_redis, std::memory_order_release);
   detail::any::redis_sentinel_maker().store(&detail::any::make_redis_sentinel, std::memory_order_release);
+  detail::any::redis_cluster_maker().store(&detail::any::make_redis_cluster, std::memory_order_release);
   return true;
 }
 

@@ -15,6 +15,8 @@
 //
 // Threads: every operation may be called from any thread, concurrently. All commands share
 // one automatically pipelined Connection; only waiting pops use a bounded pool of others.
+// Redis Cluster (RedisClusterOptions): one such connection (and pool) per primary; every
+// request goes to its key's slot owner, following MOVED/ASK (detail/redis/topology.hpp).
 //
 // Errors: an argument the backend contract rejects (docs/backend_contract.md: ttl <= 0,
 // negative wait, empty prefix or key, ...) or a Redis limit (a value too large to read back,
@@ -28,6 +30,7 @@
 #include <corocache/detail/backend_contract.hpp>
 #include <corocache/detail/redis/blocking_pool.hpp>
 #include <corocache/detail/redis/budget.hpp>
+#include <corocache/detail/redis/bulk.hpp>
 #include <corocache/detail/redis/commands.hpp>
 #include <corocache/detail/redis/connection.hpp>
 #include <corocache/detail/redis/peek.hpp>
@@ -38,6 +41,7 @@
 #include <corocache/detail/redis/script_runner.hpp>
 #include <corocache/detail/redis/scripts.hpp>
 #include <corocache/detail/redis/settle.hpp>
+#include <corocache/detail/redis/topology.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 #include <corocache/redis_topology_options.hpp>
@@ -67,7 +71,8 @@ namespace corocache {
 
 /// Counters of a RedisBackend (for tests and monitoring).
 struct RedisBackendStats {
-  detail::redis::ConnectionStats connection;  ///< the shared connection
+  detail::redis::ConnectionStats connection;  ///< the shared connection (cluster: summed over nodes)
+  detail::redis::ClusterStats cluster;        ///< redirects, retries, map refreshes (cluster only)
   std::size_t blocking_open = 0;              ///< blocking connections open (busy + idle)
   std::size_t blocking_peak = 0;              ///< most blocking connections ever open at once
   std::size_t blocking_waiting = 0;           ///< waiting pops queued for a blocking connection
@@ -105,6 +110,13 @@ class RedisBackend {
   /// bad options.
   RedisBackend(asio::any_io_executor ex, RedisSentinelOptions options)
       : RedisBackend(ex, detail::redis::sentinel_connection_options(ex, std::move(options))) {}
+  /// A Redis Cluster backend: discovers the slot map from the seeds (lazily, like the
+  /// connection), keeps one connection per primary and routes every request by the slot of
+  /// its key (docs/redis_topology.md). Throws std::invalid_argument for bad options.
+  RedisBackend(asio::any_io_executor ex, RedisClusterOptions options) {
+    options.validate();
+    state_ = std::make_shared<State>(std::move(ex), std::move(options));
+  }
 
   RedisBackend(RedisBackend&&) noexcept = default;
   RedisBackend& operator=(RedisBackend&& other) noexcept {
@@ -124,16 +136,18 @@ class RedisBackend {
     if (state_) state_->close();
   }
 
-  /// The options this backend connects with.
+  /// The options this backend connects with (cluster: each node's, with the first seed's
+  /// address).
   const RedisOptions& options() const { return state_->options; }
 
   /// Zeros for a moved-from backend.
   RedisBackendStats stats() const {
     if (!state_) return {};
     const State& st = *state_;
-    const auto pool = st.pool.stats();
+    const auto pool = st.topo.pool_stats();
     RedisBackendStats s;
-    s.connection = st.main.stats();
+    s.connection = st.topo.connection_stats();
+    if (const auto* cluster = st.topo.cluster()) s.cluster = cluster->stats();
     s.blocking_open = pool.open;
     s.blocking_peak = pool.peak;
     s.blocking_waiting = pool.waiting;
@@ -219,22 +233,21 @@ class RedisBackend {
   struct State {
     RedisOptions options;
     asio::any_io_executor executor;
-    Connection main;
-    detail::redis::BlockingPool pool;
+    detail::redis::Topology topo;
     detail::redis::PendingIds ids;
     detail::redis::SettleCounters settle;
     std::atomic<bool> closed{false};
 
     State(asio::any_io_executor ex, RedisOptions opts)
-        : options(std::move(opts)),
+        : options(std::move(opts)), executor(std::move(ex)), topo(executor, options) {}
+    State(asio::any_io_executor ex, RedisClusterOptions cluster)
+        : options(detail::redis::cluster_base_options(cluster)),
           executor(std::move(ex)),
-          main(executor, options),
-          pool(executor, options) {}
+          topo(executor, std::move(cluster), options) {}
 
     void close() noexcept {
       if (closed.exchange(true)) return;
-      main.close();
-      pool.close();
+      topo.close();
     }
   };
   using StatePtr = std::shared_ptr<State>;
@@ -244,9 +257,9 @@ class RedisBackend {
     return *st;
   }
 
-  /// Sends one request on the shared connection; an error reply throws server_error.
-  static asio::awaitable<Reply> exec(State& st, Request request, Deadline deadline) {
-    Reply reply = co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
+  /// Sends one request (all its keys in `key`'s slot); an error reply throws server_error.
+  static asio::awaitable<Reply> exec(State& st, std::string_view key, Request request, Deadline deadline) {
+    Reply reply = co_await st.topo.exec(key, std::move(request), detail::redis::round_trip_timeout(deadline));
     detail::redis::throw_if_error(reply);
     co_return reply;
   }
@@ -255,7 +268,7 @@ class RedisBackend {
   static void settle(const StatePtr& sp, SettleJob job) {
     State& st = *sp;
     st.settle.started.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(st.executor, detail::redis::run_settle(sp, st.main, st.settle, st.closed, std::move(job)),
+    asio::co_spawn(st.executor, detail::redis::run_settle(sp, st.topo, st.settle, st.closed, std::move(job)),
                    asio::detached);
   }
 
@@ -281,12 +294,13 @@ class RedisBackend {
       detail::redis::add_plain_store(request, key, value, params);
       // The fast path: straight to the connection, no helper coroutine in between.
       const Reply reply =
-          co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
+          co_await st.topo.exec(key, std::move(request), detail::redis::round_trip_timeout(deadline));
       detail::redis::throw_if_error(reply);
       co_return !reply.is_nil();  // +OK, or nil when NX found a live value
     }
+    detail::redis::Routed target{st.topo, key};
     const Reply reply =
-        co_await detail::redis::run_script(st.main, detail::redis::scripts::store_hash, deadline,
+        co_await detail::redis::run_script(target, detail::redis::scripts::store_hash, deadline,
                                            [&](Request& r, std::string_view verb, std::string_view id) {
                                              detail::redis::add_store_script(r, verb, id, key, value, params);
                                            });
@@ -299,7 +313,7 @@ class RedisBackend {
     State& st = live(sp);
     Request request;
     request.add("GET", key);
-    Reply reply = co_await st.main.exec(std::move(request), detail::redis::round_trip_timeout(deadline));
+    Reply reply = co_await st.topo.exec(key, std::move(request), detail::redis::round_trip_timeout(deadline));
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     if (!reply.is_error("WRONGTYPE")) {
@@ -307,8 +321,9 @@ class RedisBackend {
       detail::redis::throw_unexpected("GET");
     }
     // Not a string: a hashed (indexed or read-limited) value.
+    detail::redis::Routed target{st.topo, key};
     reply =
-        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::read_hash, deadline, key);
+        co_await detail::redis::run_script_on_key(target, detail::redis::scripts::read_hash, deadline, key);
     if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
     if (reply.is_nil()) co_return std::nullopt;
     detail::redis::throw_unexpected("the read script");
@@ -317,8 +332,9 @@ class RedisBackend {
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     detail::contract::check_erase(key);
     State& st = live(sp);
+    detail::redis::Routed target{st.topo, key};
     const Reply reply =
-        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::erase, deadline, key);
+        co_await detail::redis::run_script_on_key(target, detail::redis::scripts::erase, deadline, key);
     if (!reply.is_integer()) detail::redis::throw_unexpected("the erase script");
     co_return reply.integer > 0;
   }
@@ -327,7 +343,8 @@ class RedisBackend {
     detail::contract::check_expire(key, ttl);
     State& st = live(sp);
     const Decimal ms(detail::redis::px(ttl));
-    const Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::expire,
+    detail::redis::Routed target{st.topo, key};
+    const Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::expire,
                                                                   deadline, key, ms.view());
     if (!reply.is_integer()) detail::redis::throw_unexpected("the expire script");
     co_return reply.integer == 1;
@@ -337,7 +354,8 @@ class RedisBackend {
                                                                     Deadline deadline) {
     detail::contract::check_index_members(index_key);
     State& st = live(sp);
-    Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::index_members,
+    detail::redis::Routed target{st.topo, index_key};
+    Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::index_members,
                                                             deadline, index_key);
     if (!reply.is_array()) detail::redis::throw_unexpected("the index listing script");
     std::vector<std::string> keys;
@@ -352,8 +370,9 @@ class RedisBackend {
   static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
     detail::contract::check_erase_index(index_key);
     State& st = live(sp);
-    const Reply reply = co_await detail::redis::run_script_on_key(
-        st.main, detail::redis::scripts::erase_index, deadline, index_key);
+    detail::redis::Routed target{st.topo, index_key};
+    const Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::erase_index,
+                                                                  deadline, index_key);
     if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the index erase script");
     co_return static_cast<std::size_t>(reply.integer);
   }
@@ -365,7 +384,7 @@ class RedisBackend {
     detail::redis::require_readable(value.size(), st.options.max_reply_bytes);
     Request request;
     request.add("RPUSH", queue_key, value);
-    co_await exec(st, std::move(request), deadline);
+    co_await exec(st, queue_key, std::move(request), deadline);
   }
 
   // --- pops (docs/redis_queues.md) ---------------------------------------------------------
@@ -387,9 +406,10 @@ class RedisBackend {
     detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
     const CancelState cancel = co_await asio::this_coro::cancellation_state;
     const auto before = cancel.cancelled();
+    detail::redis::Routed target{st.topo, queue_key};
     Reply reply;
     try {
-      reply = co_await detail::redis::run_script(st.main, detail::redis::scripts::pop_to_ledger, deadline,
+      reply = co_await detail::redis::run_script(target, detail::redis::scripts::pop_to_ledger, deadline,
                                                  [&](Request& r, std::string_view verb, std::string_view id) {
                                                    r.add(verb, id, "2", queue_key, ledger);
                                                  });
@@ -411,19 +431,25 @@ class RedisBackend {
     const auto wait_end = Deadline::after(wait, start).at();
     const CancelState cancel = co_await asio::this_coro::cancellation_state;
     const auto before = cancel.cancelled();
+    detail::redis::BlockingPool* pool = st.topo.blocking_pool(queue_key);
+    if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
+      co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+      pool = st.topo.blocking_pool(queue_key);
+    }
+    if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
     const auto conn =
-        co_await st.pool.acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+        co_await pool->acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
     if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
     const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
     if (waited >= wait) {
-      st.pool.release(conn, true);
+      pool->release(conn, true);
       co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
     }
     detail::redis::BlockingBudget budget{};
     try {
       budget = detail::redis::blocking_budget(wait - waited, deadline, st.options.request_timeout);
     } catch (...) {
-      st.pool.release(conn, true);
+      pool->release(conn, true);
       throw;
     }
     Request request;
@@ -435,15 +461,27 @@ class RedisBackend {
       reply = co_await conn->exec(std::move(request), budget.trip);
     } catch (const boost::system::system_error& e) {
       // The BLMOVE may still be pending on the server: the connection serves no one else.
-      st.pool.release(conn, false);
+      pool->release(conn, false);
       if (detail::redis::outcome_unknown(e.code()))
         settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
       throw;
     } catch (...) {
-      st.pool.release(conn, false);
+      pool->release(conn, false);
       throw;
     }
-    st.pool.release(conn, true);
+    pool->release(conn, true);
+    if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
+      // The slot moved away from the node the pool belongs to (nothing was moved): learn
+      // the redirect and pop without waiting through the routed connection instead.
+      const auto& node = conn->options();
+      const auto redirect = detail::redis::cluster::classify_reply(
+          reply, detail::redis::cluster::NodeAddress{node.host, node.port});
+      if (redirect.kind != detail::redis::cluster::ErrorClass::none &&
+          redirect.kind != detail::redis::cluster::ErrorClass::other) {
+        cluster->note_redirect(reply, detail::redis::cluster::NodeAddress{node.host, node.port});
+        co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+      }
+    }
     co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
   }
 
@@ -477,9 +515,10 @@ class RedisBackend {
     detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
     const CancelState cancel = co_await asio::this_coro::cancellation_state;
     const auto before = cancel.cancelled();
+    detail::redis::Routed target{st.topo, lock_key};
     Reply reply;
     try {
-      reply = co_await detail::redis::run_script(st.main, detail::redis::scripts::lock_attempt, deadline,
+      reply = co_await detail::redis::run_script(target, detail::redis::scripts::lock_attempt, deadline,
                                                  [&](Request& r, std::string_view verb, std::string_view id) {
                                                    r.add(verb, id, "2", lock_key, record, token, ms.view());
                                                  });
@@ -500,8 +539,9 @@ class RedisBackend {
                                          Deadline deadline) {
     detail::contract::check_unlock(lock_key, token);
     State& st = live(sp);
+    detail::redis::Routed target{st.topo, lock_key};
     const Reply reply = co_await detail::redis::run_script_on_key(
-        st.main, detail::redis::scripts::unlock, deadline, lock_key, std::string_view(token));
+        target, detail::redis::scripts::unlock, deadline, lock_key, std::string_view(token));
     if (!reply.is_integer()) detail::redis::throw_unexpected("the unlock script");
     co_return reply.integer == 1;
   }
@@ -511,59 +551,33 @@ class RedisBackend {
   static asio::awaitable<std::size_t> do_erase_prefix(StatePtr sp, std::string prefix, Deadline deadline) {
     detail::contract::check_erase_prefix(prefix);
     State& st = live(sp);
-    std::size_t removed = 0;
-    auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
-    auto unlink = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
-      std::vector<std::string_view> argv;
-      argv.reserve(keys.size() + 1);
-      argv.emplace_back("UNLINK");
-      argv.insert(argv.end(), keys.begin(), keys.end());
-      Request request;
-      request.add_argv(argv);
-      const Reply reply = co_await exec(st, std::move(request), deadline);
-      if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("UNLINK");
-      removed += static_cast<std::size_t>(reply.integer);
-      co_return true;
-    };
-    co_await detail::redis::walk_prefix(send, prefix, unlink);
-    co_return removed;
+    co_return co_await detail::redis::bulk_erase_prefix(st.topo, std::move(prefix), deadline);
   }
 
   static asio::awaitable<std::size_t> do_erase_if(StatePtr sp, std::string prefix, EntryPredicate predicate,
                                                   std::int64_t limit, Deadline deadline) {
     detail::contract::check_erase_if(prefix, predicate);
     State& st = live(sp);
-    if (limit == 0) co_return 0;
-    std::size_t removed = 0;
-    auto send = [&](Request r) { return exec(st, std::move(r), deadline); };
-    auto remove_accepted = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
-      const std::vector<Reply> values =
-          co_await detail::redis::peek_values(st.main, keys, st.options.max_reply_bytes, deadline);
-      // Choose victims, at most as many as the limit still allows.
-      std::vector<std::size_t> chosen;
-      const std::size_t room = limit < 0 ? keys.size() : static_cast<std::size_t>(limit) - removed;
-      for (std::size_t i = 0; i < keys.size() && chosen.size() < room; ++i) {
-        if (!values[i].is_string()) continue;
-        if (predicate(keys[i], values[i].str)) chosen.push_back(i);
-      }
-      if (chosen.empty()) co_return true;
-      const Decimal chosen_count(static_cast<long long>(chosen.size()));
-      const Reply reply =
-          co_await detail::redis::run_script(st.main, detail::redis::scripts::erase_if_same, deadline,
-                                             [&](Request& r, std::string_view verb, std::string_view id) {
-                                               std::vector<std::string_view> argv;
-                                               argv.reserve(2 * chosen.size() + 3);
-                                               argv.insert(argv.end(), {verb, id, chosen_count.view()});
-                                               for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                               for (std::size_t i : chosen) argv.emplace_back(values[i].str);
-                                               r.add_argv(argv);
-                                             });
-      if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the erase_if script");
-      removed += static_cast<std::size_t>(reply.integer);
-      co_return limit < 0 || removed < static_cast<std::size_t>(limit);
-    };
-    co_await detail::redis::walk_prefix(send, prefix, remove_accepted);
-    co_return removed;
+    co_return co_await detail::redis::bulk_erase_if(st.topo, std::move(prefix), std::move(predicate), limit,
+                                                    st.options.max_reply_bytes, deadline);
+  }
+
+  /// The key a batch is routed by: its first operation's (a facade batch is one scope, so
+  /// one slot; a batch across slots gets the server's CROSSSLOT error on a cluster).
+  static std::string_view batch_key(const std::vector<BatchOp>& ops) {
+    return std::visit(
+        [](const auto& o) -> std::string_view {
+          using Op = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<Op, batch_op::Push>)
+            return o.queue_key;
+          else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>)
+            return o.index_key;
+          else if constexpr (std::is_same_v<Op, batch_op::ErasePrefix>)
+            return o.prefix;
+          else
+            return o.key;
+        },
+        ops.front());
   }
 
   static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
@@ -571,7 +585,7 @@ class RedisBackend {
     State& st = live(sp);
     detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;
-    const Reply reply = co_await exec(st, detail::redis::encode_batch(ops), deadline);
+    const Reply reply = co_await exec(st, batch_key(ops), detail::redis::encode_batch(ops), deadline);
     if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
     for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
   }

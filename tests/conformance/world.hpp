@@ -2,8 +2,8 @@
 // The conformance suite: every semantic of API.md, written once and run against each
 // backend. The same sources build one executable per backend; the backend under test is
 // chosen by a compile definition (COROCACHE_CONFORMANCE_MEMORY / _REDIS / _REDIS_TLS /
-// _REDIS_SENTINEL, or _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a memory:// or
-// redis:// URL).
+// _REDIS_SENTINEL / _REDIS_CLUSTER, or _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a
+// memory:// or redis:// URL).
 //
 // A World is one io_context, one backend and one Cache whose prefix is unique to the test,
 // so tests sharing a Redis server never see each other's keys. `w.sync(op)` runs one
@@ -45,6 +45,9 @@ using TestedBackends = std::tuple<corocache::RedisBackend>;
 using TestedBackends = std::tuple<corocache::RedisBackend>;
 #elif defined(COROCACHE_CONFORMANCE_REDIS_SENTINEL)
 #include "conformance/redis_sentinel_factory.hpp"
+using TestedBackends = std::tuple<corocache::RedisBackend>;
+#elif defined(COROCACHE_CONFORMANCE_REDIS_CLUSTER)
+#include "conformance/redis_cluster_factory.hpp"
 using TestedBackends = std::tuple<corocache::RedisBackend>;
 #elif defined(COROCACHE_CONFORMANCE_ANY_MEMORY) || defined(COROCACHE_CONFORMANCE_ANY_REDIS)
 #include "conformance/any_factory.hpp"

@@ -290,3 +290,20 @@ TEST_CASE("redis+sentinel URLs name a RedisBackend through Sentinel", "[any][url
   REQUIRE(redis != nullptr);
   CHECK(redis->options().sentinel != nullptr);
 }
+
+TEST_CASE("AnyBackend: redis+cluster:// selects a Redis Cluster backend, configured by RedisClusterOptions") {
+  using Kind = BackendConfig::Kind;
+  const auto config = BackendConfig::from_url("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2?max_redirects=3");
+  CHECK(config.kind == Kind::redis_cluster);
+  REQUIRE(config.redis_cluster.seeds.size() == 2);
+  CHECK(config.redis_cluster.seeds[0] == RedisAddress{"10.0.0.1", 7000});
+  CHECK(config.redis_cluster.seeds[1] == RedisAddress{"10.0.0.2", 6379});
+  CHECK(config.redis_cluster.password == "pw");
+  CHECK(config.redis_cluster.max_redirects == 3);
+  CHECK(BackendConfig::from_url("rediss+cluster://10.0.0.1").redis_cluster.tls.enabled);
+  // Built lazily: nothing connects before the first call.
+  asio::io_context io;
+  auto backend = make_backend(io.get_executor(), "redis+cluster://127.0.0.1:1");
+  REQUIRE(backend.target<RedisBackend>() != nullptr);
+  CHECK(backend.target<RedisBackend>()->options().port == 1);
+}

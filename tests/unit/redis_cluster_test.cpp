@@ -242,6 +242,12 @@ TEST_CASE("MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies are classified") {
   CHECK(classify_reply(E("MOVED 2 redis-3.svc:6379"), origin).redirect == Redirect{2, {"redis-3.svc", 6379}});
   CHECK(classify_reply(E("TRYAGAIN Multiple keys request during rehashing of slot"), origin).kind ==
         ErrorClass::tryagain);
+  CHECK(classify_reply(E("ERR Script attempted to access a non local key in a cluster node script: 3a90, on "
+                         "@user_script:20."),
+                       origin)
+            .kind == ErrorClass::tryagain);
+  CHECK(classify_reply(E("ERR Script attempted to access keys that do not hash to the same slot"), origin)
+            .kind == ErrorClass::other);
   CHECK(classify_reply(E("CLUSTERDOWN Hash slot not served"), origin).kind == ErrorClass::clusterdown);
   CHECK(classify_reply(E("CLUSTERDOWN The cluster is down"), origin).kind == ErrorClass::clusterdown);
   CHECK(classify_reply(E("CROSSSLOT Keys in request don't hash to the same slot"), origin).kind ==
@@ -374,4 +380,43 @@ TEST_CASE("an unassigned slot waits for a map refresh, a passed deadline fails a
   CHECK(a.kind == Action::Kind::wait_then_send);
   CHECK(a.refresh_map);
   CHECK(fsm.start(empty, t0 + 2s).kind == Action::Kind::fail);
+}
+
+TEST_CASE("group_by_slot: keys of one hash tag stay together, groups follow first appearance") {
+  std::vector<std::string> keys = {"p:{a:ns}:v:1", "p:{b:ns}:v:1", "p:{a:ns}:v:2", "p:{c:ns}:v:1",
+                                   "p:{b:ns}:v:2"};
+  const auto groups = group_by_slot(keys);
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[0] == std::vector<std::string>{"p:{a:ns}:v:1", "p:{a:ns}:v:2"});
+  CHECK(groups[1] == std::vector<std::string>{"p:{b:ns}:v:1", "p:{b:ns}:v:2"});
+  CHECK(groups[2] == std::vector<std::string>{"p:{c:ns}:v:1"});
+  for (const auto& g : groups) {
+    std::vector<std::string_view> argv = {"UNLINK"};
+    argv.insert(argv.end(), g.begin(), g.end());
+    CHECK(route_command(argv).kind == RouteKind::slot);  // each group is one sendable command
+  }
+  std::vector<std::string> none;
+  CHECK(group_by_slot(none).empty());
+}
+
+TEST_CASE("send_attempt: a down link gets a short attempt within the deadline, a live one all of it") {
+  CHECK(send_attempt(true, 1500ms, 2000ms) == 1500ms);
+  CHECK(send_attempt(false, 1500ms, 2000ms) == 500ms);
+  CHECK(send_attempt(false, 100ms, 2000ms) == 100ms);  // never past the caller's deadline
+  CHECK(send_attempt(false, 1500ms, 400ms) == 100ms);
+  CHECK(send_attempt(false, 1500ms, 10ms) == 50ms);  // long enough for a loopback connect
+  CHECK(send_attempt(false, 1500ms, 60000ms) == 500ms);
+}
+
+TEST_CASE("refresh_order: live links first, then primaries, replicas and seeds, without repeats") {
+  SlotMap map;
+  const NodeAddress a{"10.0.0.1", 7000}, a_r{"10.0.0.4", 7000}, b{"10.0.0.2", 7000}, seed{"10.0.0.9", 7000};
+  map.assign(0, 8191, map.add_shard(Shard{a, "", {a_r}}));
+  map.assign(8192, 16383, map.add_shard(Shard{b, "", {}}));
+  const auto none_up = refresh_order(map, {b, seed}, [](const NodeAddress&) { return false; });
+  CHECK(none_up == std::vector<NodeAddress>{a, a_r, b, seed});
+  const auto b_up = refresh_order(map, {b, seed}, [&](const NodeAddress& n) { return n == b || n == seed; });
+  CHECK(b_up == std::vector<NodeAddress>{b, seed, a, a_r});
+  CHECK(refresh_order(SlotMap{}, {seed}, [](const NodeAddress&) { return true; }) ==
+        std::vector<NodeAddress>{seed});
 }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace corocache::detail::redis::cluster {
 
@@ -80,6 +81,12 @@ inline Classified classify_reply(const Reply& reply, const NodeAddress& origin) 
     return {moved ? ErrorClass::moved : ErrorClass::ask, std::move(redirect)};
   }
   if (word("TRYAGAIN")) return {ErrorClass::tryagain, std::nullopt};
+  // A script on a node whose slot is MIGRATING that reaches a key the node no longer has
+  // (e.g. one it deleted and now writes again) is stopped here by Redis 7; the script did
+  // not finish, and the slot's keys are moving: like TRYAGAIN, route it again after a wait
+  // (corocache's scripts are idempotent; docs/redis_topology.md, "During resharding").
+  if (text.starts_with("ERR Script attempted to access a non local key in a cluster node"))
+    return {ErrorClass::tryagain, std::nullopt};
   if (word("CLUSTERDOWN")) return {ErrorClass::clusterdown, std::nullopt};
   return {ErrorClass::other, std::nullopt};
 }
@@ -237,5 +244,36 @@ class ClusterRequestFsm {
   int retries_ = 0;
   Reply last_;
 };
+
+/// The timeout of one send on a node's connection, `left` being what remains of the caller's
+/// deadline. A node whose link is up gets all of it. A node whose link is down (a dead or
+/// not yet reached primary) gets a short attempt, connect_timeout / 4 clamped to 50..500 ms:
+/// the connection would hold the request until its timeout, and a request that comes back
+/// unwritten (not_connected) can be routed again, e.g. to the replica promoted meanwhile.
+inline std::chrono::milliseconds send_attempt(bool link_up, std::chrono::milliseconds left,
+                                              std::chrono::milliseconds connect_timeout) {
+  if (link_up) return left;
+  const auto short_attempt =
+      std::clamp(connect_timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(500));
+  return std::min(left, short_attempt);
+}
+
+/// The order in which to ask nodes for the slot map: nodes with a live link first (they
+/// answer at once), then the map's primaries and replicas, then the seeds; no repeats.
+template <class IsUp>
+std::vector<NodeAddress> refresh_order(const SlotMap& map, const std::vector<NodeAddress>& seeds,
+                                       IsUp is_up) {
+  std::vector<NodeAddress> out;
+  auto add = [&](const NodeAddress& n) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  };
+  for (const auto& shard : map.shards()) {
+    add(shard.primary);
+    for (const auto& r : shard.replicas) add(r);
+  }
+  for (const auto& s : seeds) add(s);
+  std::stable_partition(out.begin(), out.end(), [&](const NodeAddress& n) { return is_up(n); });
+  return out;
+}
 
 }  // namespace corocache::detail::redis::cluster

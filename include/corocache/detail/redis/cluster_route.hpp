@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <initializer_list>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace corocache::detail::redis::cluster {
 
@@ -110,6 +112,23 @@ inline Route route_command(std::span<const std::string_view> argv) {
   if (n < 2) return Route{RouteKind::malformed, -1};
   add_key(route, argv[1]);
   return route;
+}
+
+/// `keys` split into groups of one slot each (for per-slot deletes after a SCAN of a node):
+/// groups in the order their slot first appears, keys in their original order.
+inline std::vector<std::vector<std::string>> group_by_slot(std::vector<std::string>& keys) {
+  std::vector<std::vector<std::string>> groups;
+  std::vector<int> slots;
+  for (auto& k : keys) {
+    const int s = key_slot(k);
+    const auto index = static_cast<std::size_t>(std::find(slots.begin(), slots.end(), s) - slots.begin());
+    if (index == slots.size()) {
+      slots.push_back(s);
+      groups.emplace_back();
+    }
+    groups[index].push_back(std::move(k));
+  }
+  return groups;
 }
 
 }  // namespace corocache::detail::redis::cluster

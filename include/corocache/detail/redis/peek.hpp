@@ -25,8 +25,9 @@ namespace corocache::detail::redis {
 inline constexpr long long peek_element_overhead = 256;
 
 /// The values of `keys` (nil for missing keys and non-values), one Reply per key, in order.
-inline asio::awaitable<std::vector<Reply>> peek_values(Connection& conn, const std::vector<std::string>& keys,
-                                                       std::size_t max_reply_bytes, Deadline deadline) {
+template <class Target>
+asio::awaitable<std::vector<Reply>> peek_values(Target& conn, const std::vector<std::string>& keys,
+                                                std::size_t max_reply_bytes, Deadline deadline) {
   const Decimal budget(static_cast<long long>(max_readable_value(max_reply_bytes)));
   const Decimal per_element(peek_element_overhead);
   std::vector<Reply> values;

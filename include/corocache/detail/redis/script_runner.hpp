@@ -17,11 +17,13 @@
 
 namespace corocache::detail::redis {
 
+/// `conn`: a Connection, or anything with its `exec(Request, Duration)` (a cluster slot's
+/// Routed target; a NOSCRIPT fallback then goes to the same node, whose script cache missed).
 /// `encode(request, verb, script_id)` appends the command (verb "EVALSHA" or "EVAL", id the
 /// sha or the text) with the script's KEYS/ARGV. Each round trip gets what is left of
 /// `deadline`. An error reply throws server_error; transport failures propagate.
-template <class Encode>
-asio::awaitable<Reply> run_script(Connection& conn, const Script& script, Deadline deadline, Encode encode) {
+template <class Target, class Encode>
+asio::awaitable<Reply> run_script(Target& conn, const Script& script, Deadline deadline, Encode encode) {
   Request by_sha;
   encode(by_sha, std::string_view("EVALSHA"), script.sha_view());
   Reply reply = co_await conn.exec(std::move(by_sha), round_trip_timeout(deadline));
@@ -35,8 +37,8 @@ asio::awaitable<Reply> run_script(Connection& conn, const Script& script, Deadli
 }
 
 /// run_script() of a script taking one key and `args` (string_view-convertible or integers).
-template <class... Args>
-asio::awaitable<Reply> run_script_on_key(Connection& conn, const Script& script, Deadline deadline,
+template <class Target, class... Args>
+asio::awaitable<Reply> run_script_on_key(Target& conn, const Script& script, Deadline deadline,
                                          std::string_view key, Args... args) {
   return run_script(conn, script, deadline,
                     [key, args...](Request& r, std::string_view verb, std::string_view id) {

@@ -2,8 +2,8 @@
 // Background settling of pending records (docs/redis_queues.md): after a pop delivered its
 // element, its ledger is deleted; after a pop or lock attempt whose caller is gone, the
 // element goes back to its queue (or the lock is released) and a tombstone is left. Each job
-// is one idempotent command or script on the shared connection, sent after the operation's own
-// request (so on one link it runs after it), retried with backoff until the server answers.
+// is one idempotent command or script on the shared connection (a cluster: the key's slot), sent after the
+// operation's own request (so on one link it runs after it), retried with backoff until the server answers.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/redis/budget.hpp>
@@ -12,6 +12,7 @@
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/detail/redis/script_runner.hpp>
 #include <corocache/detail/redis/scripts.hpp>
+#include <corocache/detail/redis/topology.hpp>
 #include <corocache/errors.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -65,14 +66,15 @@ struct SettleJob {
 };
 
 /// One attempt of `job`; throws on failure.
-inline asio::awaitable<void> settle_once(Connection& conn, const SettleJob& job, SettleCounters& counters) {
+template <class Target>
+asio::awaitable<void> settle_once(Target& conn, const SettleJob& job, SettleCounters& counters) {
   const Decimal ttl(px(tombstone_ttl));
   const Deadline by_default;  // named: no temporaries in a co_await expression (g++ 12)
   switch (job.kind) {
     case SettleJob::Kind::forget: {
       Request unlink;
       unlink.add("UNLINK", job.record);
-      const Reply reply = co_await conn.exec(std::move(unlink));
+      const Reply reply = co_await conn.exec(std::move(unlink), Duration::zero());
       throw_if_error(reply);
       break;
     }
@@ -98,14 +100,15 @@ inline asio::awaitable<void> settle_once(Connection& conn, const SettleJob& job,
 }
 
 /// Runs `job` until it succeeds, `closed` is set, or the attempts run out. `keep_alive` owns
-/// `conn`, `counters` and `closed`.
-inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Connection& conn,
+/// `topology`, `counters` and `closed`. Each attempt goes to the job key's slot.
+inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Topology& topology,
                                         SettleCounters& counters, const std::atomic<bool>& closed,
                                         SettleJob job) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (int attempt = 0; attempt < settle_attempts && !closed.load(std::memory_order_acquire); ++attempt) {
     bool stop = false;
     try {
+      Routed conn{topology, job.key};
       co_await settle_once(conn, job, counters);
       counters.done.fetch_add(1, std::memory_order_relaxed);
       co_return;
