@@ -18,7 +18,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,9 +33,8 @@ inline asio::awaitable<Reply> node_exec(NodeTarget node, Request request, Deadli
 }
 
 /// RedisBackend::erase_prefix: SCANs every primary of `topo` (one server: the server) and UNLINKs per
-/// slot, never across slots. Throws std::invalid_argument for an empty prefix.
+/// slot, never across slots. The arguments were checked by the caller (backend_contract.hpp).
 inline asio::awaitable<std::size_t> bulk_erase_prefix(Topology& topo, std::string prefix, Deadline deadline) {
-  require_prefix(prefix);
   std::size_t removed = 0;
   auto unlink = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
     // A named vector, not a temporary in the range-for: g++ 12 (see README, Compilers).
@@ -69,8 +67,6 @@ inline asio::awaitable<std::size_t> bulk_erase_prefix(Topology& topo, std::strin
 inline asio::awaitable<std::size_t> bulk_erase_if(Topology& topo, std::string prefix,
                                                   EntryPredicate predicate, std::int64_t limit,
                                                   std::size_t max_reply_bytes, Deadline deadline) {
-  require_prefix(prefix);
-  if (!predicate) throw std::invalid_argument("corocache: erase_if needs a predicate");
   if (limit == 0) co_return 0;
   std::size_t removed = 0;
   // `keys`: all in one slot.
