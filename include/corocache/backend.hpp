@@ -145,7 +145,7 @@ using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire,
 ///   starts with prefix, removes those the predicate accepts, at most `limit` of them
 ///   (limit < 0: no limit); reading values for the predicate consumes no reads.
 /// - commit(ops) -> void: applies the operations together, in order, with nothing
-///   interleaved from other callers (one MULTI/EXEC on Redis).
+///   interleaved from other callers (one atomic script on Redis).
 template <class B>
 concept Backend = std::move_constructible<B> &&
     requires(B& b, std::string s, StoreParams params, Duration d, EntryPredicate pred,

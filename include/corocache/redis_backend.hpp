@@ -35,6 +35,7 @@
 #include <corocache/detail/redis/script_runner.hpp>
 #include <corocache/detail/redis/scripts.hpp>
 #include <corocache/detail/redis/settle.hpp>
+#include <corocache/detail/redis/value_ops.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 
@@ -190,9 +191,9 @@ class RedisBackend {
                                         Deadline deadline = {}) {
     return do_erase_if(state_, std::move(prefix), std::move(predicate), limit, deadline);
   }
-  /// One MULTI ... EXEC request; scripts inside it go as EVAL (EVALSHA could not fall back).
-  /// Throws server_error if any operation failed (the others still applied: Redis does not
-  /// roll back).
+  /// One batch script, atomic (a second run when it must learn the indices of values it
+  /// changes). Throws server_error if any operation failed (the others still applied, as in
+  /// MULTI/EXEC: Redis does not roll back).
   asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline deadline = {}) {
     return do_commit(state_, std::move(ops), deadline);
   }
@@ -275,13 +276,8 @@ class RedisBackend {
       detail::redis::throw_if_error(reply);
       co_return !reply.is_nil();  // +OK, or nil when NX found a live value
     }
-    const Reply reply =
-        co_await detail::redis::run_script(st.main, detail::redis::scripts::store_hash, deadline,
-                                           [&](Request& r, std::string_view verb, std::string_view id) {
-                                             detail::redis::add_store_script(r, verb, id, key, value, params);
-                                           });
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the store script");
-    co_return reply.integer == 1;
+    co_return co_await detail::redis::store_hashed(st.main, detail::redis::scripts::store_hash, key, value,
+                                                   params, deadline);
   }
 
   static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key, Deadline deadline) {
@@ -296,52 +292,32 @@ class RedisBackend {
       detail::redis::throw_unexpected("GET");
     }
     // Not a string: a hashed (indexed or read-limited) value.
-    reply =
-        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::read_hash, deadline, key);
-    if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
-    if (reply.is_nil()) co_return std::nullopt;
-    detail::redis::throw_unexpected("the read script");
+    co_return co_await detail::redis::read_hashed(st.main, detail::redis::scripts::read_hash, key, deadline);
   }
 
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply =
-        co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::erase, deadline, key);
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the erase script");
-    co_return reply.integer > 0;
+    co_return co_await detail::redis::erase_value(st.main, detail::redis::scripts::erase, key, deadline);
   }
 
   static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl, Deadline deadline) {
     State& st = live(sp);
     detail::redis::require_positive_ttl(ttl, "expiry");
-    const Decimal ms(detail::redis::px(ttl));
-    const Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::expire,
-                                                                  deadline, key, ms.view());
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the expire script");
-    co_return reply.integer == 1;
+    co_return co_await detail::redis::expire_value(st.main, detail::redis::scripts::expire, key, ttl,
+                                                   deadline);
   }
 
   static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key,
                                                                     Deadline deadline) {
     State& st = live(sp);
-    Reply reply = co_await detail::redis::run_script_on_key(st.main, detail::redis::scripts::index_members,
-                                                            deadline, index_key);
-    if (!reply.is_array()) detail::redis::throw_unexpected("the index listing script");
-    std::vector<std::string> keys;
-    keys.reserve(reply.elements.size());
-    for (auto& e : reply.elements) {
-      if (!e.is_string()) detail::redis::throw_unexpected("the index listing script");
-      keys.push_back(std::move(e.str));
-    }
-    co_return keys;
+    co_return co_await detail::redis::list_index(st.main, detail::redis::scripts::index_members, index_key,
+                                                 deadline);
   }
 
   static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
     State& st = live(sp);
-    const Reply reply = co_await detail::redis::run_script_on_key(
-        st.main, detail::redis::scripts::erase_index, deadline, index_key);
-    if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the index erase script");
-    co_return static_cast<std::size_t>(reply.integer);
+    co_return co_await detail::redis::erase_index_values(st.main, detail::redis::scripts::erase_index,
+                                                         index_key, deadline);
   }
 
   static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value,
@@ -532,19 +508,15 @@ class RedisBackend {
         if (predicate(keys[i], values[i].str)) chosen.push_back(i);
       }
       if (chosen.empty()) co_return true;
-      const Decimal chosen_count(static_cast<long long>(chosen.size()));
-      const Reply reply =
-          co_await detail::redis::run_script(st.main, detail::redis::scripts::erase_if_same, deadline,
-                                             [&](Request& r, std::string_view verb, std::string_view id) {
-                                               std::vector<std::string_view> argv;
-                                               argv.reserve(2 * chosen.size() + 3);
-                                               argv.insert(argv.end(), {verb, id, chosen_count.view()});
-                                               for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                               for (std::size_t i : chosen) argv.emplace_back(values[i].str);
-                                               r.add_argv(argv);
-                                             });
-      if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the erase_if script");
-      removed += static_cast<std::size_t>(reply.integer);
+      std::vector<std::string_view> victims, expected;
+      victims.reserve(chosen.size());
+      expected.reserve(chosen.size());
+      for (std::size_t i : chosen) {
+        victims.emplace_back(keys[i]);
+        expected.emplace_back(values[i].str);
+      }
+      removed += co_await detail::redis::erase_if_unchanged(st.main, detail::redis::scripts::erase_if_same,
+                                                            victims, expected, deadline);
       co_return limit < 0 || removed < static_cast<std::size_t>(limit);
     };
     co_await detail::redis::walk_prefix(send, prefix, remove_accepted);
@@ -555,9 +527,7 @@ class RedisBackend {
     State& st = live(sp);
     detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;
-    const Reply reply = co_await exec(st, detail::redis::encode_batch(ops), deadline);
-    if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
-    for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
+    co_await detail::redis::commit_batch(st.main, detail::redis::scripts::batch, ops, deadline);
   }
 
   StatePtr state_;
