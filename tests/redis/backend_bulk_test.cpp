@@ -203,6 +203,28 @@ TEST_CASE("commit applies all its operations in one script run", "[redis][backen
   });
 }
 
+TEST_CASE("commit learns the indices of values it erases or expires in a second run", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    const auto stored_a = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:a"));
+    const auto stored_b = co_await b.set(scope + "v:b", "b", P(1s).index(scope + "i:b").index(scope + "i:c"));
+    CHECK((stored_a && stored_b));
+    std::vector<BatchOp> ops;
+    ops.emplace_back(batch_op::Erase{scope + "v:a"});
+    ops.emplace_back(batch_op::Expire{scope + "v:b", 100s});
+    const auto evalsha_before = command_calls(server, "evalsha");
+    co_await b.commit(std::move(ops));
+    CHECK(command_calls(server, "evalsha") == evalsha_before + 2);  // the first run named i:a, i:b, i:c
+    CHECK(server.run({"EXISTS", scope + "i:a"}) == "0");
+    CHECK(std::stoll(server.run({"PTTL", scope + "i:b"})) > 90'000);
+    CHECK(std::stoll(server.run({"PTTL", scope + "i:c"})) > 90'000);
+    const auto got = co_await b.get(scope + "v:a");
+    CHECK(got == std::nullopt);
+  });
+}
+
 TEST_CASE("a failing operation inside commit is reported as server_error", "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto scope = unique_scope();

@@ -269,7 +269,8 @@ for _ = 1, tonumber(ARGV[1]) do
   local op = {kind = ARGV[a], key = KEYS[tonumber(ARGV[a + 1])]}
   a = a + 2
   if op.kind == 'S' or op.kind == 'H' then
-    op.value, op.ttl, op.nx = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1'
+    op.value, op.px, op.nx = ARGV[a], ARGV[a + 1], ARGV[a + 2] == '1'
+    op.ttl = tonumber(op.px)
     a = a + 3
   elseif op.kind == 'X' then
     op.ttl = tonumber(ARGV[a]); a = a + 1
@@ -292,8 +293,8 @@ end
 if #missing > 0 then return {missing} end
 local function apply(op)
   if op.kind == 'S' then
-    if op.nx then return redis.pcall('SET', op.key, op.value, 'PX', op.ttl, 'NX') end
-    return redis.pcall('SET', op.key, op.value, 'PX', op.ttl)
+    if op.nx then return redis.pcall('SET', op.key, op.value, 'PX', op.px, 'NX') end
+    return redis.pcall('SET', op.key, op.value, 'PX', op.px)
   elseif op.kind == 'H' then
     return store_value(op.key, op.value, op.ttl, op.nx, op.reads, op.indices)
   elseif op.kind == 'E' then
