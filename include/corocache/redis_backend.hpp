@@ -515,8 +515,9 @@ class RedisBackend {
         victims.emplace_back(keys[i]);
         expected.emplace_back(values[i].str);
       }
-      removed += co_await detail::redis::erase_if_unchanged(st.main, detail::redis::scripts::erase_if_same,
-                                                            victims, expected, deadline);
+      const std::size_t erased = co_await detail::redis::erase_if_unchanged(
+          st.main, detail::redis::scripts::erase_if_same, victims, expected, deadline);
+      removed += erased;
       co_return limit < 0 || removed < static_cast<std::size_t>(limit);
     };
     co_await detail::redis::walk_prefix(send, prefix, remove_accepted);
