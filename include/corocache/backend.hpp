@@ -155,7 +155,7 @@ using BatchOp = std::variant<batch_op::Store, batch_op::Erase, batch_op::Expire,
 ///   starts with prefix, removes those the predicate accepts, at most `limit` of them
 ///   (limit < 0: no limit); reading values for the predicate consumes no reads.
 /// - commit(ops) -> void: applies the operations together, in order, with nothing
-///   interleaved from other callers (one MULTI/EXEC on Redis). EraseIndex and ErasePrefix
+///   interleaved from other callers (one atomic script on Redis). EraseIndex and ErasePrefix
 ///   do what erase_index and erase_prefix do.
 template <class B>
 concept Backend = std::move_constructible<B> &&

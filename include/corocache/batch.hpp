@@ -1,9 +1,10 @@
 #pragma once
 // Batch: operations queued on a scope and applied together by commit(): on Redis in one
-// MULTI/EXEC round trip, in memory all at once. A batch holds stores, deletes, refreshes,
-// pushes, index invalidations and memoized-function clears. A batch dropped without commit applies
-// nothing, which makes it a post-commit hook for a database transaction: queue the cache
-// changes while the transaction runs, commit the batch only after the database commit.
+// atomic script (docs/redis_scripts.md), in memory all at once. A batch holds stores,
+// deletes, refreshes, pushes, index invalidations and memoized-function clears. A batch
+// dropped without commit applies nothing, which makes it a post-commit hook for a database
+// transaction: queue the cache changes while the transaction runs, commit the batch only
+// after the database commit.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/cache_core.hpp>

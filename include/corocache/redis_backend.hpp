@@ -42,6 +42,7 @@
 #include <corocache/detail/redis/scripts.hpp>
 #include <corocache/detail/redis/settle.hpp>
 #include <corocache/detail/redis/topology.hpp>
+#include <corocache/detail/redis/value_ops.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis_options.hpp>
 #include <corocache/redis_topology_options.hpp>
@@ -214,9 +215,9 @@ class RedisBackend {
                                         Deadline deadline = {}) {
     return do_erase_if(state_, std::move(prefix), std::move(predicate), limit, deadline);
   }
-  /// One MULTI ... EXEC request; scripts inside it go as EVAL (EVALSHA could not fall back).
-  /// Throws server_error if any operation failed (the others still applied: Redis does not
-  /// roll back).
+  /// One batch script, atomic (a second run when it must learn the indices of values it
+  /// changes). Throws server_error if any operation failed (the others still applied, as in
+  /// MULTI/EXEC: Redis does not roll back).
   asio::awaitable<void> commit(std::vector<BatchOp> ops, Deadline deadline = {}) {
     return do_commit(state_, std::move(ops), deadline);
   }
@@ -299,13 +300,8 @@ class RedisBackend {
       co_return !reply.is_nil();  // +OK, or nil when NX found a live value
     }
     detail::redis::Routed target{st.topo, key};
-    const Reply reply =
-        co_await detail::redis::run_script(target, detail::redis::scripts::store_hash, deadline,
-                                           [&](Request& r, std::string_view verb, std::string_view id) {
-                                             detail::redis::add_store_script(r, verb, id, key, value, params);
-                                           });
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the store script");
-    co_return reply.integer == 1;
+    co_return co_await detail::redis::store_hashed(target, detail::redis::scripts::store_hash, key, value,
+                                                   params, deadline);
   }
 
   static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key, Deadline deadline) {
@@ -322,32 +318,22 @@ class RedisBackend {
     }
     // Not a string: a hashed (indexed or read-limited) value.
     detail::redis::Routed target{st.topo, key};
-    reply =
-        co_await detail::redis::run_script_on_key(target, detail::redis::scripts::read_hash, deadline, key);
-    if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
-    if (reply.is_nil()) co_return std::nullopt;
-    detail::redis::throw_unexpected("the read script");
+    co_return co_await detail::redis::read_hashed(target, detail::redis::scripts::read_hash, key, deadline);
   }
 
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     detail::contract::check_erase(key);
     State& st = live(sp);
     detail::redis::Routed target{st.topo, key};
-    const Reply reply =
-        co_await detail::redis::run_script_on_key(target, detail::redis::scripts::erase, deadline, key);
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the erase script");
-    co_return reply.integer > 0;
+    co_return co_await detail::redis::erase_value(target, detail::redis::scripts::erase, key, deadline);
   }
 
   static asio::awaitable<bool> do_expire(StatePtr sp, std::string key, Duration ttl, Deadline deadline) {
     detail::contract::check_expire(key, ttl);
     State& st = live(sp);
-    const Decimal ms(detail::redis::px(ttl));
     detail::redis::Routed target{st.topo, key};
-    const Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::expire,
-                                                                  deadline, key, ms.view());
-    if (!reply.is_integer()) detail::redis::throw_unexpected("the expire script");
-    co_return reply.integer == 1;
+    co_return co_await detail::redis::expire_value(target, detail::redis::scripts::expire, key, ttl,
+                                                   deadline);
   }
 
   static asio::awaitable<std::vector<std::string>> do_index_members(StatePtr sp, std::string index_key,
@@ -355,26 +341,16 @@ class RedisBackend {
     detail::contract::check_index_members(index_key);
     State& st = live(sp);
     detail::redis::Routed target{st.topo, index_key};
-    Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::index_members,
-                                                            deadline, index_key);
-    if (!reply.is_array()) detail::redis::throw_unexpected("the index listing script");
-    std::vector<std::string> keys;
-    keys.reserve(reply.elements.size());
-    for (auto& e : reply.elements) {
-      if (!e.is_string()) detail::redis::throw_unexpected("the index listing script");
-      keys.push_back(std::move(e.str));
-    }
-    co_return keys;
+    co_return co_await detail::redis::list_index(target, detail::redis::scripts::index_members, index_key,
+                                                 deadline);
   }
 
   static asio::awaitable<std::size_t> do_erase_index(StatePtr sp, std::string index_key, Deadline deadline) {
     detail::contract::check_erase_index(index_key);
     State& st = live(sp);
     detail::redis::Routed target{st.topo, index_key};
-    const Reply reply = co_await detail::redis::run_script_on_key(target, detail::redis::scripts::erase_index,
-                                                                  deadline, index_key);
-    if (!reply.is_integer() || reply.integer < 0) detail::redis::throw_unexpected("the index erase script");
-    co_return static_cast<std::size_t>(reply.integer);
+    co_return co_await detail::redis::erase_index_values(target, detail::redis::scripts::erase_index,
+                                                         index_key, deadline);
   }
 
   static asio::awaitable<void> do_push(StatePtr sp, std::string queue_key, std::string value,
@@ -585,9 +561,20 @@ class RedisBackend {
     State& st = live(sp);
     detail::redis::check_batch(ops, st.options.max_reply_bytes);
     if (ops.empty()) co_return;
-    const Reply reply = co_await exec(st, batch_key(ops), detail::redis::encode_batch(ops), deadline);
-    if (!reply.is_array()) detail::redis::throw_unexpected("EXEC");
-    for (const auto& e : reply.elements) detail::redis::throw_if_error(e);
+    std::vector<std::vector<std::string>> scanned;  // ErasePrefix: found by SCAN first
+    for (const auto& op : ops) {
+      const auto* erase = std::get_if<batch_op::ErasePrefix>(&op);
+      if (erase == nullptr) continue;
+      auto& found = scanned.emplace_back();
+      auto send = [&](Request r) { return exec(st, erase->prefix, std::move(r), deadline); };
+      auto collect = [&](std::vector<std::string>& keys) -> asio::awaitable<bool> {
+        found.insert(found.end(), std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end()));
+        co_return true;
+      };
+      co_await detail::redis::walk_prefix(send, erase->prefix, collect);
+    }
+    detail::redis::Routed target{st.topo, batch_key(ops)};
+    co_await detail::redis::commit_batch(target, detail::redis::scripts::batch, ops, scanned, deadline);
   }
 
   StatePtr state_;

@@ -1,5 +1,5 @@
 // RedisBackend against a real server: prefix removal (SCAN + UNLINK with escaped glob
-// characters), predicate removal, and batches in one MULTI/EXEC.
+// characters), predicate removal, and batches in one script run.
 
 #include "redis/backend_support.hpp"
 
@@ -163,7 +163,7 @@ TEST_CASE("erase_if removes the accepted live values up to the limit without con
   });
 }
 
-TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backend]") {
+TEST_CASE("commit applies all its operations in one script run", "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto scope = unique_scope();
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -181,12 +181,11 @@ TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backen
     ops.emplace_back(batch_op::Push{scope + "q:q", "m1"});
     ops.emplace_back(batch_op::Push{scope + "q:q", "m2"});
     const auto multi_before = command_calls(server, "multi");
-    const auto exec_before = command_calls(server, "exec");
-    const auto eval_before = command_calls(server, "eval");
+    const auto evalsha_before = command_calls(server, "evalsha");
     co_await b.commit(std::move(ops));
-    CHECK(command_calls(server, "multi") == multi_before + 1);
-    CHECK(command_calls(server, "exec") == exec_before + 1);
-    CHECK(command_calls(server, "eval") == eval_before + 3);  // inside the transaction
+    CHECK(command_calls(server, "multi") == multi_before);
+    // One script run: the batch names i:x, the only index of the values it changes.
+    CHECK(command_calls(server, "evalsha") == evalsha_before + 1);
     const auto got159 = co_await b.get(scope + "v:plain");
     CHECK(got159 == std::optional<std::string>("p"));
     const auto got160 = co_await b.index_members(scope + "i:x");
@@ -201,6 +200,28 @@ TEST_CASE("commit applies all its operations in one MULTI/EXEC", "[redis][backen
     std::vector<BatchOp> nothing;
     co_await b.commit(std::move(nothing));  // nothing to do, no I/O
     co_await settled(b);
+  });
+}
+
+TEST_CASE("commit learns the indices of values it erases or expires in a second run", "[redis][backend]") {
+  auto& server = shared_redis_server();
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for());
+    const auto stored_a = co_await b.set(scope + "v:a", "a", P(60s).index(scope + "i:a"));
+    const auto stored_b = co_await b.set(scope + "v:b", "b", P(1s).index(scope + "i:b").index(scope + "i:c"));
+    CHECK((stored_a && stored_b));
+    std::vector<BatchOp> ops;
+    ops.emplace_back(batch_op::Erase{scope + "v:a"});
+    ops.emplace_back(batch_op::Expire{scope + "v:b", 100s});
+    const auto evalsha_before = command_calls(server, "evalsha");
+    co_await b.commit(std::move(ops));
+    CHECK(command_calls(server, "evalsha") == evalsha_before + 2);  // the first run named i:a, i:b, i:c
+    CHECK(server.run({"EXISTS", scope + "i:a"}) == "0");
+    CHECK(std::stoll(server.run({"PTTL", scope + "i:b"})) > 90'000);
+    CHECK(std::stoll(server.run({"PTTL", scope + "i:c"})) > 90'000);
+    const auto got = co_await b.get(scope + "v:a");
+    CHECK(got == std::nullopt);
   });
 }
 

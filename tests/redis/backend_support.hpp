@@ -8,16 +8,18 @@
 #include <corocache/redis_backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -97,18 +99,31 @@ inline asio::awaitable<void> settled(const RedisBackend& b) {
 }
 
 /// Runs `n` copies of `task(i)` concurrently on `ex` and waits for all of them; rethrows
-/// the first exception any of them threw.
+/// the first exception any of them threw. Waits by polling: Asio's ranged parallel_group
+/// reads its range after launching it, which on a multi-threaded io_context may already be
+/// freed by a group that completed on another thread (an ASan use-after-free).
 template <class Task>
 asio::awaitable<void> run_all(asio::any_io_executor ex, std::size_t n, Task task) {
-  using Op = decltype(asio::co_spawn(ex, task(std::size_t{0}), asio::deferred));
-  std::vector<Op> ops;
-  ops.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) ops.push_back(asio::co_spawn(ex, task(i), asio::deferred));
-  auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(ops))
-                             .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-  (void)order;
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  struct Shared {
+    std::atomic<std::size_t> left;
+    std::mutex mutex;
+    std::exception_ptr first;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->left.store(n);
+  for (std::size_t i = 0; i < n; ++i)
+    asio::co_spawn(ex, task(i), [shared](std::exception_ptr e) {
+      if (e) {
+        const std::lock_guard<std::mutex> lock(shared->mutex);
+        if (!shared->first) shared->first = e;
+      }
+      shared->left.fetch_sub(1, std::memory_order_acq_rel);
+    });
+  const bool done = co_await wait_until(
+      [shared] { return shared->left.load(std::memory_order_acquire) == 0; }, std::chrono::seconds(60));
+  if (!done) throw std::runtime_error("run_all: tasks still running after 60 s");
+  const std::lock_guard<std::mutex> lock(shared->mutex);
+  if (shared->first) std::rethrow_exception(shared->first);
 }
 
 /// The sorted elements of a newline-joined RedisServer::run() array reply.

@@ -13,6 +13,7 @@
 #include <corocache/detail/redis/script_runner.hpp>
 #include <corocache/detail/redis/scripts.hpp>
 #include <corocache/detail/redis/topology.hpp>
+#include <corocache/detail/redis/value_ops.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -81,18 +82,14 @@ inline asio::awaitable<std::size_t> bulk_erase_if(Topology& topo, std::string pr
       if (predicate(keys[i], values[i].str)) chosen.push_back(i);
     }
     if (chosen.empty()) co_return true;
-    const Decimal chosen_count(static_cast<long long>(chosen.size()));
-    const Reply reply = co_await run_script(target, scripts::erase_if_same, deadline,
-                                            [&](Request& r, std::string_view verb, std::string_view id) {
-                                              std::vector<std::string_view> argv;
-                                              argv.reserve(2 * chosen.size() + 3);
-                                              argv.insert(argv.end(), {verb, id, chosen_count.view()});
-                                              for (std::size_t i : chosen) argv.emplace_back(keys[i]);
-                                              for (std::size_t i : chosen) argv.emplace_back(values[i].str);
-                                              r.add_argv(argv);
-                                            });
-    if (!reply.is_integer() || reply.integer < 0) throw_unexpected("the erase_if script");
-    removed += static_cast<std::size_t>(reply.integer);
+    std::vector<std::string_view> victims, expected;
+    victims.reserve(chosen.size());
+    expected.reserve(chosen.size());
+    for (std::size_t i : chosen) {
+      victims.emplace_back(keys[i]);
+      expected.emplace_back(values[i].str);
+    }
+    removed += co_await erase_if_unchanged(target, scripts::erase_if_same, victims, expected, deadline);
     co_return limit < 0 || removed < static_cast<std::size_t>(limit);
   };
   auto per_slot = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {

@@ -1,12 +1,11 @@
 #pragma once
 // Command encoding and reply checks of RedisBackend, without I/O: the store commands (plain
-// SET or the store script), batches (MULTI/EXEC), input checks that run before any I/O, and the errors thrown
-// for error replies and replies of an unexpected shape.
+// SET or the store script), batches (the batch script), scripts' retry markers, input checks
+// that run before any I/O, and the errors thrown for error replies and replies of an
+// unexpected shape.
 
 #include <corocache/backend.hpp>
-#include <corocache/detail/redis/batch_scripts.hpp>
 #include <corocache/detail/redis/budget.hpp>
-#include <corocache/detail/redis/glob.hpp>
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/detail/redis/scripts.hpp>
@@ -16,10 +15,13 @@
 
 #include <charconv>
 #include <cstddef>
+#include <deque>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -50,17 +52,21 @@ inline void throw_if_error(const Reply& reply) {
 }
 
 /// Appends `EVAL <text>` (or `EVALSHA <sha>`, chosen by `verb`) with the store script's
-/// KEYS/ARGV for `key`, `value` and `params` to `request`.
+/// KEYS/ARGV for `key`, `value` and `params` to `request`; `learned` are further keys to
+/// declare (the value's current indices, from a retry marker).
 inline void add_store_script(Request& request, std::string_view verb, std::string_view script_id,
-                             std::string_view key, std::string_view value, const StoreParams& params) {
-  const Decimal numkeys(static_cast<long long>(params.index_keys.size() + 1));
+                             std::string_view key, std::string_view value, const StoreParams& params,
+                             std::span<const std::string> learned = {}) {
+  const Decimal numkeys(static_cast<long long>(params.index_keys.size() + learned.size() + 1));
   const Decimal ttl(px(params.ttl));
   const Decimal reads(params.max_reads);
+  const Decimal index_count(static_cast<long long>(params.index_keys.size()));
   std::vector<std::string_view> argv;
-  argv.reserve(params.index_keys.size() + 8);
+  argv.reserve(params.index_keys.size() + learned.size() + 9);
   argv.insert(argv.end(), {verb, script_id, numkeys.view(), key});
   for (const auto& index_key : params.index_keys) argv.emplace_back(index_key);
-  argv.insert(argv.end(), {value, ttl.view(), params.nx ? "1" : "0", reads.view()});
+  for (const auto& k : learned) argv.emplace_back(k);
+  argv.insert(argv.end(), {value, ttl.view(), params.nx ? "1" : "0", reads.view(), index_count.view()});
   request.add_argv(argv);
 }
 
@@ -114,39 +120,71 @@ inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_b
   }
 }
 
-/// A batch (not empty) as one MULTI ... EXEC request. Scripts go as EVAL inside it: an
-/// EVALSHA there could not fall back on NOSCRIPT.
-inline Request encode_batch(const std::vector<BatchOp>& ops) {
-  Request request;
-  request.add("MULTI");
+/// Appends the batch script (scripts::batch) running `ops` (not empty) to `request`;
+/// `learned` are further keys to declare (current indices, from a retry marker).
+/// `scanned`: for each ErasePrefix of `ops`, in order, the keys found under its prefix.
+inline void add_batch_script(Request& request, std::string_view verb, std::string_view script_id,
+                             const std::vector<BatchOp>& ops, std::span<const std::string> learned = {},
+                             std::span<const std::vector<std::string>> scanned = {}) {
+  std::size_t next_scanned = 0;
+  std::vector<std::string_view> keys;
+  std::unordered_map<std::string_view, std::size_t> position;  // 1-based, as Lua's KEYS
+  std::deque<std::string> numbers;                             // stable storage for the views
+  auto number = [&](long long n) -> std::string_view { return numbers.emplace_back(std::to_string(n)); };
+  auto key_at = [&](std::string_view key) -> std::string_view {
+    const auto [it, added] = position.try_emplace(key, keys.size() + 1);
+    if (added) keys.push_back(key);
+    return number(static_cast<long long>(it->second));
+  };
+  std::vector<std::string_view> args;
+  args.push_back(number(static_cast<long long>(ops.size())));
   for (const auto& op : ops) {
     std::visit(
         [&](const auto& o) {
           using Op = std::decay_t<decltype(o)>;
           if constexpr (std::is_same_v<Op, batch_op::Store>) {
-            if (is_plain_store(o.params))
-              add_plain_store(request, o.key, o.value, o.params);
-            else
-              add_store_script(request, "EVAL", scripts::store_hash.text, o.key, o.value, o.params);
+            const bool plain = is_plain_store(o.params);
+            args.insert(args.end(), {plain ? "S" : "H", key_at(o.key), o.value, number(px(o.params.ttl)),
+                                     o.params.nx ? "1" : "0"});
+            if (!plain) {
+              args.push_back(number(o.params.max_reads));
+              args.push_back(number(static_cast<long long>(o.params.index_keys.size())));
+              for (const auto& index_key : o.params.index_keys) args.push_back(key_at(index_key));
+            }
           } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
-            request.add("EVAL", scripts::erase.text, "1", o.key);
+            args.insert(args.end(), {"E", key_at(o.key)});
           } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
-            const Decimal ms(px(o.ttl));
-            request.add("EVAL", scripts::expire.text, "1", o.key, ms.view());
+            args.insert(args.end(), {"X", key_at(o.key), number(px(o.ttl))});
           } else if constexpr (std::is_same_v<Op, batch_op::Push>) {
-            request.add("RPUSH", o.queue_key, o.value);
+            args.insert(args.end(), {"Q", key_at(o.queue_key), o.value});
           } else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>) {
-            request.add("EVAL", scripts::erase_index.text, "1", o.index_key);
+            args.insert(args.end(), {"I", key_at(o.index_key)});
           } else {
             static_assert(std::is_same_v<Op, batch_op::ErasePrefix>);
-            request.add("EVAL", batch_scripts::erase_prefix.text, "1", o.prefix,
-                        prefix_match_pattern(o.prefix));
+            // The keys found under the prefix before the batch (SCAN cannot run in a
+            // script that declares its keys): the next scanned list, in batch order.
+            if (next_scanned == scanned.size()) throw std::logic_error("corocache: batch prefix not scanned");
+            const auto& found = scanned[next_scanned++];
+            args.insert(args.end(), {"P", "0", number(static_cast<long long>(found.size()))});
+            for (const auto& k : found) args.push_back(key_at(k));
           }
         },
         op);
   }
-  request.add("EXEC");
-  return request;
+  for (const auto& k : learned) key_at(k);
+  std::vector<std::string_view> argv;
+  argv.reserve(keys.size() + args.size() + 3);
+  argv.insert(argv.end(), {verb, script_id, number(static_cast<long long>(keys.size()))});
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  request.add_argv(argv);
+}
+
+/// The keys a script's retry marker (scripts.hpp) asks for, or null when `reply` is not one.
+inline const std::vector<Reply>* retry_keys(const Reply& reply) noexcept {
+  if (reply.is_array() && reply.elements.size() == 1 && reply.elements[0].is_array())
+    return &reply.elements[0].elements;
+  return nullptr;
 }
 
 /// True for a failure after which a request may have run, or may still run, on the server

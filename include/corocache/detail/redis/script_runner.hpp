@@ -9,11 +9,16 @@
 #include <corocache/detail/redis/reply.hpp>
 #include <corocache/detail/redis/request.hpp>
 #include <corocache/detail/redis/scripts.hpp>
+#include <corocache/errors.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
+#include <span>
+#include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace corocache::detail::redis {
 
@@ -44,6 +49,34 @@ asio::awaitable<Reply> run_script_on_key(Target& conn, const Script& script, Dea
                     [key, args...](Request& r, std::string_view verb, std::string_view id) {
                       r.add(verb, id, "1", key, args...);
                     });
+}
+
+/// How many times one operation runs a script that keeps asking for more keys (each round
+/// declares what the last one named; two suffice unless other clients keep changing them).
+inline constexpr int max_declare_rounds = 8;
+
+/// run_script() of a script that may answer with a retry marker (scripts.hpp): it runs
+/// again with the keys the marker names added to `learned`, which `encode(request, verb,
+/// script_id, learned)` declares. Returns the first reply that is not a marker; throws
+/// server_error after max_declare_rounds markers.
+template <class Target, class Encode>
+asio::awaitable<Reply> run_declaring(Target& conn, const Script& script, Deadline deadline, Encode encode) {
+  std::vector<std::string> learned;
+  std::unordered_set<std::string> known;
+  for (int round = 1;; ++round) {
+    Reply reply = co_await run_script(conn, script, deadline,
+                                      [&](Request& r, std::string_view verb, std::string_view id) {
+                                        encode(r, verb, id, std::span<const std::string>(learned));
+                                      });
+    const std::vector<Reply>* keys = retry_keys(reply);
+    if (keys == nullptr) co_return reply;
+    if (round == max_declare_rounds || keys->empty())
+      throw_error(errc::server_error, "corocache: redis: the keys of a script kept changing");
+    for (const Reply& k : *keys) {
+      if (!k.is_string()) throw_unexpected("a script's retry marker");
+      if (known.insert(k.str).second) learned.push_back(k.str);
+    }
+  }
 }
 
 }  // namespace corocache::detail::redis
