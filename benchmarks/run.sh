@@ -23,7 +23,7 @@ if [[ -f "$build/CMakeCache.txt" ]]; then generator=(); fi  # keep the generator
 cmake "${generator[@]}" -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DCOROCACHE_BUILD_BENCHMARKS=ON -DCOROCACHE_BUILD_TESTS=OFF -DCOROCACHE_BUILD_EXAMPLES=OFF \
   -DCOROCACHE_INSTALL=OFF -DCOROCACHE_SANITIZE=OFF >/dev/null
-targets=(memory_bench func_cache_bench redis_bench redis_tls_bench)
+targets=(memory_bench func_cache_bench redis_bench redis_tls_bench redis_cluster_bench)
 if cmake --build "$build" --target help 2>/dev/null | grep -qw hit_ratio; then targets+=(hit_ratio); fi
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 
@@ -39,6 +39,7 @@ run "$bin/memory_bench"
 run "$bin/func_cache_bench"
 run "$bin/redis_bench" --csv "$results/redis_throughput.csv"
 run "$bin/redis_tls_bench"
+run "$bin/redis_cluster_bench"
 if [[ -x "$bin/hit_ratio" ]]; then run "$bin/hit_ratio"; fi
 
 if command -v gnuplot >/dev/null 2>&1; then

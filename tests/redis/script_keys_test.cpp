@@ -34,7 +34,7 @@ local checked_real = redis
 local checked_declared = {}
 for _, k in ipairs(KEYS) do checked_declared[k] = true end
 local checked_spec = {
-  GET = 1, SET = 1, HGET = 1, HMGET = 1, HSET = 1, HINCRBY = 1, PEXPIRE = 1, PTTL = 1,
+  GET = 1, SET = 1, HGET = 1, HMGET = 1, HSET = 1, HDEL = 1, HINCRBY = 1, PEXPIRE = 1, PTTL = 1,
   SADD = 1, SREM = 1, SMEMBERS = 1, LPOP = 1, RPOP = 1, LPUSH = 1, RPUSH = 1, TYPE = 1,
   DEL = 0, EXISTS = 0, UNLINK = 0 }
 local function checked_keys(cmd, ...)

@@ -99,7 +99,11 @@ local function store_value(key, value, ttl, nx, reads, indices)
   for _, idx in ipairs(index_list(key)) do
     if not seen[idx] then redis.call('SREM', idx, key) end
   end
-  redis.call('DEL', key)
+  if redis.call('TYPE', key).ok == 'hash' then
+    redis.call('HDEL', key, 'r', 'i')
+  else
+    redis.call('DEL', key)
+  end
   if reads ~= '0' then
     redis.call('HSET', key, 'v', value, 'r', reads)
   else
