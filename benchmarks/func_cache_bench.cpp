@@ -20,7 +20,7 @@
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/sha256.hpp>
 #include <corocache/func_cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -10,7 +10,7 @@
 //   requests, so yesterday's hot keys cool down.
 // Cache sizes are 0.1%, 1% and 10% of the distinct hot keys, counted in entries.
 
-#include <corocache/detail/memory/s3fifo.hpp>
+#include <corocache/memory/detail/s3fifo.hpp>
 #include "support/lru.hpp"
 
 #include <algorithm>

@@ -18,7 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <corocache/cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -21,7 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include <corocache/cache.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

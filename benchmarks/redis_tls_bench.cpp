@@ -12,7 +12,7 @@
 #include "support/redis_tls.hpp"
 
 #include <corocache/cache.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -21,10 +21,10 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/any_backend_model.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/null_backend.hpp>
-#include <corocache/redis_options.hpp>
-#include <corocache/redis_topology_options.hpp>
+#include <corocache/redis/options.hpp>
+#include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

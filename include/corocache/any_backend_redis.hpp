@@ -8,8 +8,8 @@
 // itself first.
 
 #include <corocache/any_backend.hpp>
-#include <corocache/redis_backend.hpp>
-#include <corocache/redis_options.hpp>
+#include <corocache/redis/backend.hpp>
+#include <corocache/redis/options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

@@ -7,9 +7,9 @@
 #include <corocache/errors.hpp>
 #include <corocache/func_cache.hpp>
 #include <corocache/lock.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/null_backend.hpp>
 #include <corocache/options.hpp>
-#include <corocache/redis_backend.hpp>
-#include <corocache/redis_options.hpp>
+#include <corocache/redis/backend.hpp>
+#include <corocache/redis/options.hpp>
 #include <corocache/scope.hpp>

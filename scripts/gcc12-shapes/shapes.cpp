@@ -5,7 +5,7 @@
 #define CATCH_CONFIG_RUNNER
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <corocache/cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

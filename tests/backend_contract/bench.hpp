@@ -17,7 +17,7 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/keys.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/null_backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -43,7 +43,7 @@
 #include "support/redis_server.hpp"
 
 #include <corocache/any_backend_redis.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 #endif
 
 namespace corocache::test {

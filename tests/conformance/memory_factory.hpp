@@ -1,7 +1,7 @@
 #pragma once
 #include "conformance/backend_factory.hpp"
 
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 namespace corocache::test {
 template <>

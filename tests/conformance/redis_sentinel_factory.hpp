@@ -5,8 +5,8 @@
 #include "conformance/backend_factory.hpp"
 #include "support/redis_sentinel.hpp"
 
-#include <corocache/redis_backend.hpp>
-#include <corocache/redis_topology_options.hpp>
+#include <corocache/redis/backend.hpp>
+#include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

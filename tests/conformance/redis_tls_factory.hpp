@@ -5,7 +5,7 @@
 #include "conformance/backend_factory.hpp"
 #include "support/redis_tls.hpp"
 
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

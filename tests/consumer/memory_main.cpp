@@ -3,7 +3,7 @@
 // when values stored in the memory backend read back and the null backend misses.
 
 #include <corocache/cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/null_backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -5,7 +5,7 @@
 #include "support/redis_server.hpp"
 #include "support/run.hpp"
 
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>

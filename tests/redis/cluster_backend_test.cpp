@@ -8,8 +8,8 @@
 
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/redis_backend.hpp>
-#include <corocache/redis_topology_options.hpp>
+#include <corocache/redis/backend.hpp>
+#include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

@@ -1,6 +1,6 @@
 // Connection against a real redis-server: replies, pipelining across coroutines and threads,
 // deadlines, cancellation, overload, AUTH/SELECT, unix sockets, close and destruction.
-#include <corocache/detail/redis/connection.hpp>
+#include <corocache/redis/detail/connection.hpp>
 
 #include "support/redis_server.hpp"
 #include "support/run.hpp"

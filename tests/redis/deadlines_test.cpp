@@ -9,7 +9,7 @@
 
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -7,7 +7,7 @@
 #include "redis/fault_support.hpp"
 #include "support/run.hpp"
 
-#include <corocache/detail/redis/reader.hpp>
+#include <corocache/redis/detail/reader.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

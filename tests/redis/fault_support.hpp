@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the fault tests (tests/redis/fault_*_test.cpp).
 
-#include <corocache/detail/redis/connection.hpp>
+#include <corocache/redis/detail/connection.hpp>
 
 #include "support/redis_server.hpp"
 #include "support/run.hpp"  // wait_until

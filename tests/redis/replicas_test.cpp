@@ -6,7 +6,7 @@
 #include "support/run.hpp"
 
 #include <corocache/cache.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -7,8 +7,8 @@
 
 #include "redis/backend_support.hpp"
 
-#include <corocache/detail/redis/script_runner.hpp>
-#include <corocache/detail/redis/value_ops.hpp>
+#include <corocache/redis/detail/script_runner.hpp>
+#include <corocache/redis/detail/value_ops.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -9,9 +9,9 @@
 
 #include <corocache/any_backend_redis.hpp>
 #include <corocache/cache.hpp>
-#include <corocache/detail/redis/sentinel_monitor.hpp>
-#include <corocache/redis_backend.hpp>
-#include <corocache/redis_topology_options.hpp>
+#include <corocache/redis/detail/sentinel_monitor.hpp>
+#include <corocache/redis/backend.hpp>
+#include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

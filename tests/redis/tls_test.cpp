@@ -6,8 +6,8 @@
 #include "support/redis_tls.hpp"
 #include "support/run.hpp"
 
-#include <corocache/detail/redis/connection.hpp>
-#include <corocache/redis_backend.hpp>
+#include <corocache/redis/detail/connection.hpp>
+#include <corocache/redis/backend.hpp>
 
 #include <catch2/catch.hpp>
 

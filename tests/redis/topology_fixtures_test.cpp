@@ -6,7 +6,7 @@
 #include "support/redis_sentinel.hpp"
 #include "support/redis_tls.hpp"
 
-#include <corocache/detail/redis/cluster_slots.hpp>
+#include <corocache/redis/detail/cluster_slots.hpp>
 
 #include <catch2/catch.hpp>
 

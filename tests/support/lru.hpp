@@ -5,7 +5,7 @@
 // takes the head (an expired entry at the head goes like any other; LRU has no notion of
 // preferring dead entries further in).
 
-#include <corocache/detail/memory/policy_hook.hpp>
+#include <corocache/memory/detail/policy_hook.hpp>
 
 #include <cstddef>
 

@@ -1,5 +1,5 @@
 #include <corocache/detail/keys.hpp>
-#include <corocache/detail/redis/cluster_slots.hpp>
+#include <corocache/redis/detail/cluster_slots.hpp>
 
 #include <catch2/catch.hpp>
 

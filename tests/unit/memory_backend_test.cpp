@@ -5,7 +5,7 @@
 #include "support/run.hpp"
 
 #include <corocache/errors.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

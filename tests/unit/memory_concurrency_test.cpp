@@ -4,7 +4,7 @@
 #include "memory_test_support.hpp"
 #include "support/run.hpp"
 
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>

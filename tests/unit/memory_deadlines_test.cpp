@@ -8,7 +8,7 @@
 
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/null_backend.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>

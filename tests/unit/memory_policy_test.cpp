@@ -1,8 +1,8 @@
 // The memory backend's eviction policies (S3-FIFO, LRU) and the ghost queue, as plain
 // synchronous code: no Asio, no backend.
 
-#include <corocache/detail/memory/ghost.hpp>
-#include <corocache/detail/memory/s3fifo.hpp>
+#include <corocache/memory/detail/ghost.hpp>
+#include <corocache/memory/detail/s3fifo.hpp>
 #include "support/lru.hpp"
 
 #include <catch2/catch.hpp>

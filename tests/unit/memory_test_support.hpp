@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the memory backend tests.
 
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>

@@ -9,7 +9,7 @@
 
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

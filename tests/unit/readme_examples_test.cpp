@@ -4,7 +4,7 @@
 #include "support/run.hpp"
 
 #include <corocache/cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/testing.hpp>
 
 #include <catch2/catch.hpp>

@@ -1,11 +1,11 @@
 // The I/O-free parts of RedisBackend: pending record keys, time budgets, value limits, the
 // settling backoff and SCAN reply parsing.
 
-#include <corocache/detail/redis/budget.hpp>
-#include <corocache/detail/redis/commands.hpp>
-#include <corocache/detail/redis/pending_keys.hpp>
-#include <corocache/detail/redis/scan.hpp>
-#include <corocache/detail/redis/settle.hpp>
+#include <corocache/redis/detail/budget.hpp>
+#include <corocache/redis/detail/commands.hpp>
+#include <corocache/redis/detail/pending_keys.hpp>
+#include <corocache/redis/detail/scan.hpp>
+#include <corocache/redis/detail/settle.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,9 +1,9 @@
 // Redis Cluster logic without a server: key slots (CRC16 + hash tags), the slot map from
 // CLUSTER SLOTS / CLUSTER SHARDS replies, command routing, MOVED/ASK/TRYAGAIN/CLUSTERDOWN
 // classification and the per-request redirect state machine.
-#include <corocache/detail/redis/cluster_redirect.hpp>
-#include <corocache/detail/redis/cluster_route.hpp>
-#include <corocache/detail/redis/cluster_slots.hpp>
+#include <corocache/redis/detail/cluster_redirect.hpp>
+#include <corocache/redis/detail/cluster_route.hpp>
+#include <corocache/redis/detail/cluster_slots.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include <corocache/detail/redis/glob.hpp>
+#include <corocache/redis/detail/glob.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // The I/O-free link state machine: every resolved address tried with its own timeout, the
 // AUTH/SELECT handshake as requests and a reply classifier, and the reconnect backoff.
-#include <corocache/detail/redis/link_fsm.hpp>
+#include <corocache/redis/detail/link_fsm.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // The I/O-free core of a Redis connection, driven by scripted events without a server:
 // batching, reply matching, abandonment, short writes, link loss, unsolicited and oversized
 // replies, max_pending, deadlines, stall detection and the health check.
-#include <corocache/detail/redis/multiplexer.hpp>
-#include <corocache/detail/redis/request.hpp>
+#include <corocache/redis/detail/multiplexer.hpp>
+#include <corocache/redis/detail/request.hpp>
 
 #include <boost/asio/error.hpp>
 #include <catch2/catch.hpp>

@@ -1,6 +1,6 @@
 // RedisOptions: URL and environment parsing, validation, printing; the password is never echoed.
-#include <corocache/detail/redis/tls.hpp>
-#include <corocache/redis_options.hpp>
+#include <corocache/redis/detail/tls.hpp>
+#include <corocache/redis/options.hpp>
 
 #include <catch2/catch.hpp>
 

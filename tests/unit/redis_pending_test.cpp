@@ -1,6 +1,6 @@
 // The request bookkeeping of a connection, without I/O: FIFO reply matching with holes and
 // abandoned entries, and the deadline-ordered list.
-#include <corocache/detail/redis/pending.hpp>
+#include <corocache/redis/detail/pending.hpp>
 
 #include <catch2/catch.hpp>
 

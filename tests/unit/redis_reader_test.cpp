@@ -1,6 +1,6 @@
 // Reply decoding without a server: bytes in, replies, too_large or one error out.
-#include <corocache/detail/redis/reader.hpp>
-#include <corocache/detail/redis/request.hpp>
+#include <corocache/redis/detail/reader.hpp>
+#include <corocache/redis/detail/request.hpp>
 
 #include "support/hiredis_format.hpp"
 

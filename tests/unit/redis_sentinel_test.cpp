@@ -1,7 +1,7 @@
 // Redis Sentinel discovery without a server: requests, reply parsers (master address,
 // sentinel list, ROLE, +switch-master), the order sentinels are asked in, and the discovery
 // state machine with its deadline.
-#include <corocache/detail/redis/sentinel_discovery.hpp>
+#include <corocache/redis/detail/sentinel_discovery.hpp>
 
 #include <catch2/catch.hpp>
 

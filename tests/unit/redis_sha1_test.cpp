@@ -1,5 +1,5 @@
-#include <corocache/detail/redis/scripts.hpp>
-#include <corocache/detail/redis/sha1.hpp>
+#include <corocache/redis/detail/scripts.hpp>
+#include <corocache/redis/detail/sha1.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // Cluster, Sentinel and TLS options: URL and environment parsing, validation before any I/O,
 // printing; passwords are never echoed.
-#include <corocache/redis_topology_options.hpp>
+#include <corocache/redis/topology_options.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The memory store's shard lock (a hand-written futex mutex): mutual exclusion under
 // contention, try_lock, and that a thread asleep on the lock is woken by the unlock.
 
-#include <corocache/detail/memory/shard_mutex.hpp>
+#include <corocache/memory/detail/shard_mutex.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // corocache/testing.hpp (run a coroutine with a deadline) and MemoryBackend::close().
 
 #include <corocache/cache.hpp>
-#include <corocache/memory_backend.hpp>
+#include <corocache/memory/backend.hpp>
 #include <corocache/testing.hpp>
 
 #include <boost/asio/co_spawn.hpp>

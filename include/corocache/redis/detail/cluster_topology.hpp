@@ -1,0 +1,390 @@
+#pragma once
+// The Redis Cluster topology: the slot map, one pipelined Connection per node, and the thin
+// I/O shell that performs what ClusterRequestFsm (cluster_redirect.hpp) decides for each
+// request: send to the slot's owner, follow MOVED / ASK, wait and route again after
+// TRYAGAIN / CLUSTERDOWN / an unwritten send. Design: docs/redis_topology.md, "Cluster".
+
+#include <corocache/backend.hpp>
+#include <corocache/redis/detail/blocking_pool.hpp>
+#include <corocache/redis/detail/cluster_redirect.hpp>
+#include <corocache/redis/detail/cluster_slots.hpp>
+#include <corocache/redis/detail/connection.hpp>
+#include <corocache/redis/detail/pending.hpp>
+#include <corocache/redis/detail/reply.hpp>
+#include <corocache/redis/detail/request.hpp>
+#include <corocache/errors.hpp>
+#include <corocache/redis/options.hpp>
+#include <corocache/redis/topology_options.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace corocache::detail::redis {
+
+/// The RedisOptions of one cluster node's connections (credentials, TLS and timeouts of
+/// the cluster options; everything else at its default).
+inline RedisOptions cluster_node_options(const RedisClusterOptions& c, const cluster::NodeAddress& node) {
+  RedisOptions o;
+  o.host = node.host;
+  o.port = node.port;
+  o.user = c.user;
+  o.password = c.password;
+  o.tls = c.tls;
+  o.connect_timeout = c.connect_timeout;
+  o.request_timeout = c.request_timeout;
+  return o;
+}
+
+/// The options a cluster backend reports and takes its limits from: the first seed's.
+inline RedisOptions cluster_base_options(const RedisClusterOptions& c) {
+  if (c.seeds.empty()) throw std::invalid_argument("corocache: a Redis Cluster needs at least one seed");
+  return cluster_node_options(c, cluster::NodeAddress{c.seeds.front().host, c.seeds.front().port});
+}
+
+/// Counters of a cluster topology (monotonic, except nodes).
+struct ClusterStats {
+  std::uint64_t moved = 0;             ///< MOVED replies followed
+  std::uint64_t ask = 0;               ///< ASK replies followed
+  std::uint64_t retries = 0;           ///< waits after TRYAGAIN / CLUSTERDOWN / unwritten link loss
+  std::uint64_t refreshes = 0;         ///< slot maps installed (discovery included)
+  std::uint64_t refresh_failures = 0;  ///< refreshes where no node answered with a usable map
+  std::size_t nodes = 0;               ///< node connections open
+};
+
+class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using ConnectionPtr = std::shared_ptr<Connection>;
+  using MapPtr = std::shared_ptr<const cluster::SlotMap>;
+
+  ClusterTopology(asio::any_io_executor ex, RedisClusterOptions options)
+      : executor_(std::move(ex)), options_(std::move(options)), map_(std::make_shared<cluster::SlotMap>()) {
+    options_.validate();
+    policy_.max_redirects = options_.max_redirects;
+    policy_.retry_min = std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_min);
+    policy_.retry_max = std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_max);
+  }
+  ClusterTopology(const ClusterTopology&) = delete;
+  ClusterTopology& operator=(const ClusterTopology&) = delete;
+
+  const RedisClusterOptions& options() const noexcept { return options_; }
+
+  /// Sends `request` (every key in `slot`) to the slot's owner, following redirects and
+  /// retrying within `timeout` (zero: request_timeout). Errors as Connection::exec; a
+  /// request written before its link dropped fails with connection_lost, never resent.
+  static asio::awaitable<Reply> exec(std::shared_ptr<ClusterTopology> self, int slot, Request request,
+                                     Duration timeout) {
+    ClusterTopology& t = *self;
+    const Duration budget = timeout > Duration::zero() ? timeout : t.options_.request_timeout;
+    const auto deadline = saturating_add(Clock::now(), budget);
+    cluster::ClusterRequestFsm fsm(slot, deadline, t.policy_);
+    t.refresh_if_due();
+    cluster::Action action = fsm.start(*t.map(), Clock::now());
+    asio::steady_timer timer(t.executor_);
+    std::string last_error;
+    for (;;) {
+      t.apply(action);
+      if (action.kind == cluster::Action::Kind::complete) co_return std::move(fsm.reply());
+      if (action.kind == cluster::Action::Kind::fail) t.fail(action.error, fsm, last_error);
+      if (action.kind == cluster::Action::Kind::wait_then_send) {
+        t.retries_.fetch_add(1, std::memory_order_relaxed);
+        timer.expires_after(action.delay);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        action = fsm.start(*t.map(), Clock::now());
+        continue;
+      }
+      // send
+      if (action.asking) t.ask_.fetch_add(1, std::memory_order_relaxed);
+      const ConnectionPtr conn = t.connection(action.node);
+      const Duration left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+      if (left <= Duration::zero()) t.fail(errc::timeout, fsm, last_error);
+      const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
+      Request out = action.asking ? cluster::with_asking(request) : request;
+      boost::system::error_code code;
+      std::exception_ptr error;
+      Reply reply;
+      try {
+        reply = co_await conn->exec(std::move(out), attempt);
+      } catch (const boost::system::system_error& e) {
+        code = e.code();
+        last_error = e.what();
+        error = std::current_exception();
+      }
+      if (!code) {
+        action = fsm.on_reply(std::move(reply), Clock::now());
+        if (action.update_map) t.moved_.fetch_add(1, std::memory_order_relaxed);
+      } else if (code == errc::connection_lost) {
+        t.request_refresh();
+        action = fsm.on_link_lost(true, Clock::now());
+      } else if (code == errc::not_connected) {
+        action = fsm.on_link_lost(false, Clock::now());
+      } else {
+        std::rethrow_exception(error);  // timeout, overloaded, auth_failed, cancelled...
+      }
+    }
+  }
+
+  /// The current primaries' connections, waiting up to `timeout` for the first slot map.
+  static asio::awaitable<std::vector<ConnectionPtr>> primaries(std::shared_ptr<ClusterTopology> self,
+                                                               Duration timeout) {
+    ClusterTopology& t = *self;
+    const auto deadline =
+        saturating_add(Clock::now(), timeout > Duration::zero() ? timeout : t.options_.request_timeout);
+    co_await t.wait_for_map(deadline);
+    std::vector<ConnectionPtr> out;
+    for (const auto& node : t.map()->primaries()) out.push_back(t.connection(node));
+    co_return out;
+  }
+
+  /// Waits until the first slot map is known (discovery) or `until` passed.
+  static asio::awaitable<void> wait_ready(std::shared_ptr<ClusterTopology> self, Clock::time_point until) {
+    asio::steady_timer timer(self->executor_);
+    Duration delay = self->options_.retry_min;
+    while (self->map()->empty() && Clock::now() < until) {
+      self->request_refresh();
+      timer.expires_at(std::min(until, saturating_add(Clock::now(), delay)));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      delay = std::min<Duration>(delay * 2, self->options_.retry_max);
+    }
+  }
+
+  /// The blocking pool of `slot`'s owner; nullptr while the slot has no known owner.
+  BlockingPool* blocking_pool(int slot) {
+    const MapPtr m = map();
+    const auto* owner = m->primary_of(slot);
+    if (!owner) return nullptr;
+    std::lock_guard lock(mutex_);
+    if (closed_) return nullptr;
+    auto& pool = pools_[*owner];
+    if (!pool) pool = std::make_unique<BlockingPool>(executor_, cluster_node_options(options_, *owner));
+    return pool.get();
+  }
+
+  /// A reply from a blocking connection said the slot moved: learn it.
+  void note_redirect(const Reply& reply, const cluster::NodeAddress& origin) {
+    const auto c = cluster::classify_reply(reply, origin);
+    if (c.kind == cluster::ErrorClass::none || c.kind == cluster::ErrorClass::other) return;
+    if (c.kind == cluster::ErrorClass::moved) {
+      cluster::Action a;
+      a.update_map = c.redirect;
+      apply(a);
+    }
+    request_refresh();
+  }
+
+  /// Sums of the per-node counters.
+  ConnectionStats connection_stats() const {
+    std::lock_guard lock(mutex_);
+    ConnectionStats s;
+    for (const auto& [node, conn] : conns_) {
+      const auto c = conn->stats();
+      s.connect_attempts += c.connect_attempts;
+      s.connects += c.connects;
+      s.writes += c.writes;
+      s.requests += c.requests;
+      s.link_drops += c.link_drops;
+      s.stalls += c.stalls;
+      s.health_checks += c.health_checks;
+    }
+    return s;
+  }
+  BlockingPool::Stats pool_stats() const {
+    std::lock_guard lock(mutex_);
+    BlockingPool::Stats s;
+    for (const auto& [node, pool] : pools_) {
+      const auto p = pool->stats();
+      s.open += p.open;
+      s.idle += p.idle;
+      s.waiting += p.waiting;
+      s.peak += p.peak;
+    }
+    return s;
+  }
+  ClusterStats stats() const {
+    ClusterStats s;
+    s.moved = moved_.load(std::memory_order_relaxed);
+    s.ask = ask_.load(std::memory_order_relaxed);
+    s.retries = retries_.load(std::memory_order_relaxed);
+    s.refreshes = refreshes_.load(std::memory_order_relaxed);
+    s.refresh_failures = refresh_failures_.load(std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    s.nodes = conns_.size();
+    return s;
+  }
+
+  void close() noexcept {
+    std::map<cluster::NodeAddress, ConnectionPtr> conns;
+    std::map<cluster::NodeAddress, std::unique_ptr<BlockingPool>> pools;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return;
+      closed_ = true;
+      conns.swap(conns_);
+      for (auto& [node, pool] : pools_) pool->close();  // pools stay: a pop may still release into one
+    }
+    for (auto& [node, conn] : conns) conn->close();
+  }
+
+ private:
+  static bool link_up(const Connection& conn) {
+    const auto s = conn.stats();
+    return s.connects > s.link_drops;
+  }
+  [[noreturn]] void fail(errc e, cluster::ClusterRequestFsm& fsm, const std::string& transport) const {
+    std::string why = "corocache redis cluster: slot " + std::to_string(fsm.slot());
+    if (fsm.reply().is_error()) why += ": " + fsm.reply().str;
+    if (!transport.empty()) why += " (" + transport + ")";
+    throw_error(e, why);
+  }
+
+  MapPtr map() const {
+    std::lock_guard lock(mutex_);
+    return map_;
+  }
+
+  ConnectionPtr connection(const cluster::NodeAddress& node) {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw_error(errc::shut_down, "corocache redis cluster: closed");
+    auto& conn = conns_[node];
+    if (!conn) conn = std::make_shared<Connection>(executor_, cluster_node_options(options_, node));
+    return conn;
+  }
+
+  /// The map side effects of an action (a MOVED slot at once, a refresh soon).
+  void apply(const cluster::Action& a) {
+    if (a.update_map) {
+      std::lock_guard lock(mutex_);
+      auto next = std::make_shared<cluster::SlotMap>(*map_);
+      next->apply_moved(a.update_map->slot, a.update_map->to);
+      map_ = std::move(next);
+    }
+    if (a.refresh_map) request_refresh();
+  }
+
+  void refresh_if_due() {
+    if (options_.refresh_interval <= Duration::zero()) return;
+    const auto last = last_refresh_.load(std::memory_order_relaxed);
+    if (Clock::now().time_since_epoch().count() - last >=
+        std::chrono::duration_cast<Clock::duration>(options_.refresh_interval).count())
+      request_refresh();
+  }
+
+  /// Starts a refresh unless one is running or one started less than retry_min ago.
+  void request_refresh() {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_ || refreshing_) return;
+      const auto now = Clock::now();
+      if (now - last_refresh_start_ < std::max<Duration>(options_.retry_min, std::chrono::milliseconds(10)))
+        return;
+      refreshing_ = true;
+      last_refresh_start_ = now;
+    }
+    asio::co_spawn(executor_, refresh(shared_from_this()), asio::detached);
+  }
+
+  std::vector<cluster::NodeAddress> refresh_candidates() const {
+    std::vector<cluster::NodeAddress> seeds;
+    for (const auto& seed : options_.seeds) seeds.push_back(cluster::NodeAddress{seed.host, seed.port});
+    const MapPtr m = map();
+    std::lock_guard lock(mutex_);
+    return cluster::refresh_order(*m, seeds, [&](const cluster::NodeAddress& n) {
+      const auto it = conns_.find(n);
+      return it != conns_.end() && link_up(*it->second);
+    });
+  }
+
+  static asio::awaitable<void> refresh(std::shared_ptr<ClusterTopology> self) {
+    ClusterTopology& t = *self;
+    bool installed = false;
+    for (const auto& node : t.refresh_candidates()) {
+      ConnectionPtr conn;
+      try {
+        conn = t.connection(node);
+      } catch (...) {
+        break;  // closed
+      }
+      const Duration attempt =
+          cluster::send_attempt(link_up(*conn), t.options_.request_timeout, t.options_.connect_timeout);
+      auto result = co_await ask_for_map(*conn, node, attempt, t.options_.tls.enabled);
+      if (!result.ok() || result.map.empty()) continue;
+      {
+        std::lock_guard lock(t.mutex_);
+        t.map_ = std::make_shared<cluster::SlotMap>(std::move(result.map));
+      }
+      installed = true;
+      break;
+    }
+    (installed ? t.refreshes_ : t.refresh_failures_).fetch_add(1, std::memory_order_relaxed);
+    if (installed) t.last_refresh_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    std::lock_guard lock(t.mutex_);
+    t.refreshing_ = false;
+  }
+
+  /// CLUSTER SHARDS, or CLUSTER SLOTS when SHARDS is refused; an error text on failure.
+  static asio::awaitable<cluster::SlotMapResult> ask_for_map(Connection& conn, cluster::NodeAddress node,
+                                                             Duration attempt, bool tls) {
+    try {
+      Request shards;
+      shards.add("CLUSTER", "SHARDS");
+      const Reply reply = co_await conn.exec(std::move(shards), attempt);
+      if (!reply.is_error()) co_return cluster::parse_cluster_shards(reply, node, tls);
+      Request slots;
+      slots.add("CLUSTER", "SLOTS");
+      const Reply fallback = co_await conn.exec(std::move(slots), attempt);
+      co_return cluster::parse_cluster_slots(fallback, node);
+    } catch (const std::exception& e) {
+      co_return cluster::SlotMapResult{cluster::SlotMap{}, e.what()};
+    }
+  }
+
+  /// Waits (polling every retry_min .. retry_max) until a map with an owner for some slot is
+  /// installed; timeout at `deadline`.
+  asio::awaitable<void> wait_for_map(Clock::time_point deadline) {
+    asio::steady_timer timer(executor_);
+    Duration delay = options_.retry_min;
+    for (;;) {
+      if (!map()->empty()) co_return;
+      request_refresh();
+      if (Clock::now() + delay >= deadline)
+        throw_error(errc::timeout, "corocache redis cluster: no slot map from any seed before the deadline");
+      timer.expires_after(delay);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      delay = std::min<Duration>(delay * 2, options_.retry_max);
+    }
+  }
+
+  asio::any_io_executor executor_;
+  RedisClusterOptions options_;
+  cluster::RedirectPolicy policy_;
+  mutable std::mutex mutex_;  // guards map_, conns_, pools_, closed_, refreshing_, last_refresh_start_
+  MapPtr map_;
+  std::map<cluster::NodeAddress, ConnectionPtr> conns_;
+  std::map<cluster::NodeAddress, std::unique_ptr<BlockingPool>> pools_;
+  bool closed_ = false;
+  bool refreshing_ = false;
+  Clock::time_point last_refresh_start_{};
+  std::atomic<Clock::rep> last_refresh_{0};
+  std::atomic<std::uint64_t> moved_{0}, ask_{0}, retries_{0}, refreshes_{0}, refresh_failures_{0};
+};
+
+}  // namespace corocache::detail::redis

@@ -1,0 +1,197 @@
+#pragma once
+// Command encoding and reply checks of RedisBackend, without I/O: the store commands (plain
+// SET or the store script), batches (the batch script), scripts' retry markers, input checks
+// that run before any I/O, and the errors thrown for error replies and replies of an
+// unexpected shape.
+
+#include <corocache/backend.hpp>
+#include <corocache/redis/detail/budget.hpp>
+#include <corocache/redis/detail/reply.hpp>
+#include <corocache/redis/detail/request.hpp>
+#include <corocache/redis/detail/scripts.hpp>
+#include <corocache/errors.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <charconv>
+#include <cstddef>
+#include <deque>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace corocache::detail::redis {
+
+/// A number written into a caller-owned buffer, viewed without allocating.
+class Decimal {
+ public:
+  explicit Decimal(long long v) noexcept {
+    size_ = static_cast<std::size_t>(std::to_chars(buf_, buf_ + sizeof buf_, v).ptr - buf_);
+  }
+  std::string_view view() const noexcept { return {buf_, size_}; }
+  operator std::string_view() const noexcept { return view(); }
+
+ private:
+  char buf_[24];
+  std::size_t size_ = 0;
+};
+
+/// Throws system_error(errc::server_error) carrying the server's message for an error reply.
+inline void throw_if_error(const Reply& reply) {
+  if (reply.is_error()) throw_error(errc::server_error, "corocache: redis: " + reply.str);
+}
+
+/// A reply of an unexpected shape (e.g. a proxy answering oddly): a protocol error.
+[[noreturn]] inline void throw_unexpected(std::string_view command) {
+  throw_error(errc::protocol_error, "corocache: redis: unexpected reply to " + std::string(command));
+}
+
+/// Appends `EVAL <text>` (or `EVALSHA <sha>`, chosen by `verb`) with the store script's
+/// KEYS/ARGV for `key`, `value` and `params` to `request`; `learned` are further keys to
+/// declare (the value's current indices, from a retry marker).
+inline void add_store_script(Request& request, std::string_view verb, std::string_view script_id,
+                             std::string_view key, std::string_view value, const StoreParams& params,
+                             std::span<const std::string> learned = {}) {
+  const Decimal numkeys(static_cast<long long>(params.index_keys.size() + learned.size() + 1));
+  const Decimal ttl(px(params.ttl));
+  const Decimal reads(params.max_reads);
+  const Decimal index_count(static_cast<long long>(params.index_keys.size()));
+  std::vector<std::string_view> argv;
+  argv.reserve(params.index_keys.size() + learned.size() + 9);
+  argv.insert(argv.end(), {verb, script_id, numkeys.view(), key});
+  for (const auto& index_key : params.index_keys) argv.emplace_back(index_key);
+  for (const auto& k : learned) argv.emplace_back(k);
+  argv.insert(argv.end(), {value, ttl.view(), params.nx ? "1" : "0", reads.view(), index_count.view()});
+  request.add_argv(argv);
+}
+
+/// True when a store can be a plain SET (no hash needed).
+inline bool is_plain_store(const StoreParams& params) noexcept {
+  return params.index_keys.empty() && params.max_reads == 0;
+}
+
+/// Appends a plain `SET key value PX ttl [NX]`.
+inline void add_plain_store(Request& request, std::string_view key, std::string_view value,
+                            const StoreParams& params) {
+  const Decimal ttl(px(params.ttl));
+  if (params.nx)
+    request.add("SET", key, value, "PX", ttl.view(), "NX");
+  else
+    request.add("SET", key, value, "PX", ttl.view());
+}
+
+/// Room a reply needs besides a value's bytes (headers, and one array around it, as in the
+/// peek script's reply): a value is readable when value + overhead <= max_reply_bytes.
+inline constexpr std::size_t value_reply_overhead = 1024;
+
+/// The largest value a backend with `max_reply_bytes` can read back.
+constexpr std::size_t max_readable_value(std::size_t max_reply_bytes) noexcept {
+  return max_reply_bytes > value_reply_overhead ? max_reply_bytes - value_reply_overhead : 0;
+}
+
+/// Throws invalid_backend_argument, naming the size and the limit, for a value that no read
+/// could return (its reply would exceed max_reply_bytes): refused before any I/O.
+inline void require_readable(std::size_t value_size, std::size_t max_reply_bytes) {
+  if (value_size <= max_readable_value(max_reply_bytes)) [[likely]]
+    return;
+  throw invalid_backend_argument("corocache: a value of " + std::to_string(value_size) +
+                                 " bytes could not be read back: replies are limited to max_reply_bytes = " +
+                                 std::to_string(max_reply_bytes) + " (values up to " +
+                                 std::to_string(max_readable_value(max_reply_bytes)) + " bytes)");
+}
+
+/// Checks a batch's values before any I/O: each must be readable back (the backend contract,
+/// detail/backend_contract.hpp, has checked the rest).
+inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_bytes) {
+  for (const auto& op : ops) {
+    if (const auto* store = std::get_if<batch_op::Store>(&op)) {
+      require_readable(store->value.size(), max_reply_bytes);
+    } else if (const auto* push = std::get_if<batch_op::Push>(&op)) {
+      require_readable(push->value.size(), max_reply_bytes);
+    } else if (const auto* erase = std::get_if<batch_op::ErasePrefix>(&op)) {
+      if (erase->prefix.empty())
+        throw std::invalid_argument("corocache: an empty prefix would match the whole database");
+    }
+  }
+}
+
+/// Appends the batch script (scripts::batch) running `ops` (not empty) to `request`;
+/// `learned` are further keys to declare (current indices, from a retry marker).
+/// `scanned`: for each ErasePrefix of `ops`, in order, the keys found under its prefix.
+inline void add_batch_script(Request& request, std::string_view verb, std::string_view script_id,
+                             const std::vector<BatchOp>& ops, std::span<const std::string> learned = {},
+                             std::span<const std::vector<std::string>> scanned = {}) {
+  std::size_t next_scanned = 0;
+  std::vector<std::string_view> keys;
+  std::unordered_map<std::string_view, std::size_t> position;  // 1-based, as Lua's KEYS
+  std::deque<std::string> numbers;                             // stable storage for the views
+  auto number = [&](long long n) -> std::string_view { return numbers.emplace_back(std::to_string(n)); };
+  auto key_at = [&](std::string_view key) -> std::string_view {
+    const auto [it, added] = position.try_emplace(key, keys.size() + 1);
+    if (added) keys.push_back(key);
+    return number(static_cast<long long>(it->second));
+  };
+  std::vector<std::string_view> args;
+  args.push_back(number(static_cast<long long>(ops.size())));
+  for (const auto& op : ops) {
+    std::visit(
+        [&](const auto& o) {
+          using Op = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<Op, batch_op::Store>) {
+            const bool plain = is_plain_store(o.params);
+            args.insert(args.end(), {plain ? "S" : "H", key_at(o.key), o.value, number(px(o.params.ttl)),
+                                     o.params.nx ? "1" : "0"});
+            if (!plain) {
+              args.push_back(number(o.params.max_reads));
+              args.push_back(number(static_cast<long long>(o.params.index_keys.size())));
+              for (const auto& index_key : o.params.index_keys) args.push_back(key_at(index_key));
+            }
+          } else if constexpr (std::is_same_v<Op, batch_op::Erase>) {
+            args.insert(args.end(), {"E", key_at(o.key)});
+          } else if constexpr (std::is_same_v<Op, batch_op::Expire>) {
+            args.insert(args.end(), {"X", key_at(o.key), number(px(o.ttl))});
+          } else if constexpr (std::is_same_v<Op, batch_op::Push>) {
+            args.insert(args.end(), {"Q", key_at(o.queue_key), o.value});
+          } else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>) {
+            args.insert(args.end(), {"I", key_at(o.index_key)});
+          } else {
+            static_assert(std::is_same_v<Op, batch_op::ErasePrefix>);
+            // The keys found under the prefix before the batch (SCAN cannot run in a
+            // script that declares its keys): the next scanned list, in batch order.
+            if (next_scanned == scanned.size()) throw std::logic_error("corocache: batch prefix not scanned");
+            const auto& found = scanned[next_scanned++];
+            args.insert(args.end(), {"P", "0", number(static_cast<long long>(found.size()))});
+            for (const auto& k : found) args.push_back(key_at(k));
+          }
+        },
+        op);
+  }
+  for (const auto& k : learned) key_at(k);
+  std::vector<std::string_view> argv;
+  argv.reserve(keys.size() + args.size() + 3);
+  argv.insert(argv.end(), {verb, script_id, number(static_cast<long long>(keys.size()))});
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  request.add_argv(argv);
+}
+
+/// The keys a script's retry marker (scripts.hpp) asks for, or null when `reply` is not one.
+inline const std::vector<Reply>* retry_keys(const Reply& reply) noexcept {
+  if (reply.is_array() && reply.elements.size() == 1 && reply.elements[0].is_array())
+    return &reply.elements[0].elements;
+  return nullptr;
+}
+
+/// True for a failure after which a request may have run, or may still run, on the server
+/// (its outcome is unknown): the caller is gone but the server may have acted.
+inline bool outcome_unknown(const boost::system::error_code& ec) noexcept {
+  return ec == errc::timeout || ec == errc::connection_lost || ec == errc::protocol_error ||
+         ec == errc::reply_too_large || ec == boost::asio::error::operation_aborted;
+}
+
+}  // namespace corocache::detail::redis

@@ -1,0 +1,647 @@
+#pragma once
+// The I/O layer of a pipelined Redis connection (Connection, connection.hpp, is its handle).
+//
+// Every protocol decision is made by the I/O-free core: the Multiplexer (multiplexer.hpp:
+// request FIFO, write batching, reply matching, abandonment, deadlines, stall and health
+// checks, max_pending) and the link state machine (link_fsm.hpp: addresses, handshake,
+// backoff). This file owns the socket, the timers, the strand and the resolver, feeds the
+// core its events and carries out what it answers. docs/redis_connection.md has the design.
+//
+// Sentinel (options.sentinel set): each connect attempt asks the SentinelMonitor for the
+// primary, checks ROLE in the handshake, and the link drops on -READONLY or +switch-master.
+//
+// TLS (options.tls.enabled) is a second code path chosen per link, not a layer under the
+// plain one: tls_ is set for a TLS link and every read and write tests it once; plain TCP
+// and unix sockets keep their inline write_some and busy polling untouched.
+//
+// All state is touched only on the strand; exec() may be called from any thread and
+// executor and resumes its caller on the caller's executor.
+
+#include <corocache/backend.hpp>
+#include <corocache/redis/detail/connect_io.hpp>
+#include <corocache/redis/detail/exec_op.hpp>
+#include <corocache/redis/detail/link_fsm.hpp>
+#include <corocache/redis/detail/multiplexer.hpp>
+#include <corocache/redis/detail/reader.hpp>
+#include <corocache/redis/detail/reply.hpp>
+#include <corocache/redis/detail/request.hpp>
+#include <corocache/redis/detail/sentinel_monitor.hpp>
+#include <corocache/redis/detail/tls.hpp>
+#include <corocache/redis/detail/tls_io.hpp>
+#include <corocache/errors.hpp>
+#include <corocache/redis/options.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace corocache::detail::redis {
+
+namespace asio = boost::asio;
+
+/// Counters for tests and monitoring (monotonic since construction).
+struct ConnectionStats {
+  std::uint64_t connect_attempts = 0;  ///< connect attempts started
+  std::uint64_t connects = 0;          ///< links that completed the handshake
+  std::uint64_t writes = 0;            ///< write operations (each carries a batch)
+  std::uint64_t requests = 0;          ///< requests accepted into the queue
+  std::uint64_t link_drops = 0;        ///< established links that were lost or reset
+  std::uint64_t stalls = 0;            ///< ... of which dropped by stall detection
+  std::uint64_t health_checks = 0;     ///< PINGs sent by the idle health check
+};
+
+class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
+ public:
+  using Strand = asio::strand<asio::any_io_executor>;
+  using Socket = asio::generic::stream_protocol::socket;
+
+  ConnectionImpl(asio::any_io_executor ex, RedisOptions options)
+      : options_(std::move(options)),
+        tls_context_(options_.tls.enabled ? link_io::make_tls_context(options_.tls) : nullptr),
+        strand_(asio::make_strand(ex)),
+        socket_(strand_),
+        deadline_timer_(strand_),
+        check_timer_(strand_),
+        wake_timer_(strand_),
+        reader_(ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}),
+        read_buf_(64 * 1024),
+        mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout,
+                               options_.health_check_interval}) {}
+
+  const RedisOptions& options() const noexcept { return options_; }
+
+  ConnectionStats stats() const noexcept {
+    auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    return {get(connect_attempts_), get(connects_), get(writes_),       get(requests_),
+            get(link_drops_),       get(stalls_),   get(health_checks_)};
+  }
+
+  /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
+  /// handler has run: exec()'s suspended initiation holds a reference to both.
+  void submit(ExecOp* op, ExecOp::Handler handler) {
+    op->handler.emplace(std::move(handler));
+    auto slot = op->handler->get_cancellation_slot();
+    if (slot.is_connected()) slot.template emplace<CancelHandler>(op);
+    if (closed_.load(std::memory_order_acquire)) {
+      fail(op, make_error_code(errc::shut_down));
+      return;
+    }
+    // A caller resumed by a reply (dispatched inline) is already on the strand: queue
+    // directly; asio::dispatch through strand<any_io_executor> would allocate per request.
+    if (strand_.running_in_this_thread())
+      enqueue(op);
+    else
+      asio::dispatch(strand_, [this, op] { enqueue(op); });
+  }
+
+  /// Fails everything with shut_down and stops all background work. Idempotent; any thread.
+  void close() {
+    if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_close(); });
+  }
+
+ private:
+  enum class Link { idle, connecting, up, down, closed };
+
+  // Installed in the caller's cancellation slot, which may be emitted from any thread: it
+  // only posts to the strand, holding references. Total cancellation (no observable side
+  // effect) cannot take back a written request; terminal and partial abandon it.
+  struct CancelHandler {
+    explicit CancelHandler(ExecOp* o) : op(ExecRef::share(o)) {}
+    void operator()(asio::cancellation_type_t type) {
+      if (type == asio::cancellation_type::none) return;
+      const bool written_too =
+          (type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) !=
+          asio::cancellation_type::none;
+      auto* impl = static_cast<ConnectionImpl*>(op->owner);
+      asio::post(impl->strand_,
+                 [self = impl->shared_from_this(), ref = ExecRef::share(op.get()), written_too] {
+                   if (auto* done = self->mux_.cancel(ref.get(), written_too))
+                     self->finish(done, /*post=*/true);
+                 });
+    }
+    ExecRef op;
+  };
+
+  static Clock::time_point now() noexcept { return Clock::now(); }
+
+  // --- requests (strand) -------------------------------------------------------------------
+
+  void enqueue(ExecOp* op) {
+    if (link_ == Link::closed) return fail(op, make_error_code(errc::shut_down));
+    if (rejected_ && link_ != Link::up) return fail(op, make_error_code(rejected_code_));
+    const auto submitted = mux_.submit(op, &ConnectionImpl::now);
+    if (submitted == Multiplexer::Submit::overloaded) return fail(op, make_error_code(errc::overloaded));
+    op->add_ref();  // the multiplexer's hold, released in finish()
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    if (!mux_.in_batch()) arm_deadline_timer(op->deadline);
+    if (submitted == Multiplexer::Submit::write_now) start_write();
+    if (link_ == Link::idle) start_supervisor();
+    if (link_ == Link::up) schedule_flush();
+  }
+
+  // Fails an op the multiplexer never took (or already gave back): always posted.
+  void fail(ExecOp* op, boost::system::error_code ec) {
+    op->ec = ec;
+    deliver(op, /*post=*/true);
+  }
+
+  // Hands back an op the multiplexer returned (completed or failed) and drops its hold.
+  void finish(PendingOp* p, bool post) {
+    auto* op = static_cast<ExecOp*>(p);
+    deliver(op, post);
+    op->release();
+  }
+
+  // Resumes the caller. `post` for completions in the middle of bookkeeping; replies are
+  // dispatched (the caller may resume inline, which the reply loop tolerates).
+  void deliver(ExecOp* op, bool post) {
+    if (op->ec && !op->ec_out) op->what = message_for(op->ec);
+    ExecCompletion done{std::move(*op->handler), op};
+    op->handler.reset();
+    if (post)
+      asio::post(std::move(done));
+    else if (on_callers_thread(done.get_executor()))
+      done();  // what dispatch would do, minus wrapping the call in a type-erased function
+    else
+      asio::dispatch(std::move(done));
+  }
+
+  static bool on_callers_thread(const asio::any_io_executor& ex) noexcept {
+    const auto* io = ex.target<asio::io_context::executor_type>();
+    return io != nullptr && io->running_in_this_thread();
+  }
+
+  std::string endpoint_text() const {
+    if (options_.sentinel)
+      return "Sentinel master '" + options_.sentinel->options().master_name + "'" +
+             (target_.host.empty() ? std::string() : " at " + target_.to_string());
+    return options_.unix_socket.empty() ? options_.host + ":" + std::to_string(options_.port)
+                                        : "unix:" + options_.unix_socket;
+  }
+
+  // The message of a failed call: endpoint and reason, never the password.
+  std::string message_for(boost::system::error_code ec) const {
+    const std::string base = "corocache redis: ";
+    if (ec == errc::timeout) return base + endpoint_text() + ": no reply before the request's deadline";
+    if (ec == errc::not_connected) {
+      std::string m = base + "not connected to " + endpoint_text();
+      if (!last_error_.empty()) m += " (" + last_error_ + ")";
+      return m;
+    }
+    if (ec == errc::connection_lost || ec == errc::protocol_error)
+      return base + endpoint_text() + ": " + last_error_;
+    if (ec == errc::auth_failed || ec == errc::tls_failed) return auth_error_;
+    if (ec == errc::overloaded)
+      return base + std::to_string(mux_.in_use()) + " requests pending (max_pending " +
+             std::to_string(options_.max_pending) + ")";
+    if (ec == errc::reply_too_large) return base + endpoint_text() + ": " + reader_.error_message();
+    if (ec == errc::shut_down) return base + "the connection was closed";
+    if (ec == asio::error::operation_aborted) return base + "request cancelled";
+    return base + ec.message();
+  }
+
+  // --- timers: deadlines (armed lazily for the earliest) and periodic checks --------------
+
+  void arm_deadline_timer(Clock::time_point when) {
+    if (when == Clock::time_point::max()) return;  // "forever": nothing to wake for
+    if (timer_armed_ && timer_expiry_ <= when) return;
+    timer_armed_ = true;
+    timer_expiry_ = when;
+    const auto epoch = ++timer_epoch_;
+    deadline_timer_.expires_at(when);
+    deadline_timer_.async_wait([self = shared_from_this(), epoch](boost::system::error_code) {
+      if (epoch != self->timer_epoch_) return;  // superseded by an earlier deadline
+      self->timer_armed_ = false;
+      self->tick();
+    });
+  }
+
+  void start_check_timer() {
+    const auto period = mux_.check_period();
+    if (period <= Duration::zero()) return;
+    check_timer_.expires_after(period);
+    check_timer_.async_wait([self = shared_from_this(), gen = generation_](boost::system::error_code) {
+      if (gen != self->generation_ || self->link_ != Link::up) return;
+      self->tick();
+      if (gen == self->generation_ && self->link_ == Link::up) self->start_check_timer();
+    });
+  }
+
+  void tick() {
+    if (link_ == Link::closed) return;
+    const auto t = mux_.on_tick(now(), [this](PendingOp* op) { finish(op, true); });
+    if (t.drop_link) {
+      stalls_.fetch_add(1, std::memory_order_relaxed);
+      link_down(errc::connection_lost, "no reply from the server within stall_timeout (" +
+                                           std::to_string(options_.stall_timeout.count()) + " ms)");
+    } else if (t.write) {
+      health_checks_.fetch_add(1, std::memory_order_relaxed);
+      start_write();
+    }
+    arm_deadline_timer(mux_.next_deadline());
+  }
+
+  // --- writing ------------------------------------------------------------------------------
+
+  void schedule_flush() {
+    if (flush_posted_ || !mux_.wants_write()) return;
+    if (mux_.in_batch()) {
+      flush_after_batch_ = true;  // the reply loop writes in chunks and the rest when it ends
+      return;
+    }
+    // Deferred so requests submitted in the same burst leave in one write.
+    flush_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] {
+      self->flush_posted_ = false;
+      self->start_write();
+    });
+  }
+
+  void start_write() {
+    if (link_ != Link::up) return;
+    const auto bytes = mux_.prepare_write();
+    if (bytes.empty()) return;
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    if (tls_) return start_tls_write();
+    // Try the write now (the socket is non-blocking): a batch usually fits in the socket
+    // buffer, and writing inline saves the reactor round trip an async_write costs.
+    boost::system::error_code ec;
+    const std::size_t sent = socket_.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
+    if (!ec && mux_.on_written(sent)) return;
+    // The rest goes through the reactor; a real error comes back in on_written.
+    const auto rest = mux_.unsent();
+    asio::async_write(socket_, asio::buffer(rest.data(), rest.size()),
+                      [self = shared_from_this(), gen = generation_](
+                          boost::system::error_code ec, std::size_t n) { self->on_written(gen, ec, n); });
+  }
+
+  // A TLS write goes through the reactor: a synchronous SSL write on a non-blocking socket
+  // could leave a half-written record inside OpenSSL. The handler holds the stream alive.
+  void start_tls_write() {
+    const auto rest = mux_.unsent();
+    asio::async_write(*tls_, asio::buffer(rest.data(), rest.size()),
+                      [self = shared_from_this(), gen = generation_, hold = tls_](
+                          boost::system::error_code ec, std::size_t n) { self->on_written(gen, ec, n); });
+  }
+
+  void on_written(std::uint64_t gen, boost::system::error_code ec, std::size_t n) {
+    if (gen != generation_ || ec) {
+      mux_.on_write_aborted();
+      if (gen == generation_)
+        link_down(errc::connection_lost, "write failed: " + ec.message());
+      else if (link_ == Link::up)
+        start_write();  // a new link queued work behind the old write
+      return;
+    }
+    mux_.on_written(n);
+    if (mux_.wants_write()) start_write();
+  }
+
+  // --- reading ------------------------------------------------------------------------------
+
+  void start_read() {
+    auto on_read = [self = shared_from_this(), gen = generation_](boost::system::error_code ec,
+                                                                  std::size_t n) {
+      if (gen != self->generation_) return;
+      if (ec) return self->read_failed(ec);
+      self->consume(gen, n);
+    };
+    if (!tls_) return socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
+    // The handler holds the TLS stream: a new link replaces tls_ while this read may still
+    // be completing inside OpenSSL.
+    tls_->async_read_some(asio::buffer(read_buf_),
+                          [on_read = std::move(on_read), hold = tls_](
+                              boost::system::error_code ec, std::size_t n) mutable { on_read(ec, n); });
+  }
+
+  void read_failed(boost::system::error_code ec) {
+    link_down(errc::connection_lost, ec == asio::error::eof ? std::string("the server closed the connection")
+                                                            : "read failed: " + ec.message());
+  }
+
+  // Hands out the replies in the `n` new bytes of read_buf_, writes what the resumed callers
+  // queue, and waits for more. Resumed callers usually queue their next request at once;
+  // the multiplexer puts their bytes in the write buffer and asks for a write every
+  // WritePolicy::loop_chunk requests, so the server works on one chunk while the client
+  // resumes the callers of the next (writing once at the end would make client and server
+  // take turns). The rest is written when the loop ends.
+  void consume(std::uint64_t gen, std::size_t n) {
+    mux_.on_bytes_received();
+    reader_.feed(read_buf_.data(), n);
+    mux_.begin_batch();
+    const bool link_kept = deliver_replies(gen);
+    mux_.end_batch(&ConnectionImpl::now);  // also after a failure: unwritten requests wait
+    arm_deadline_timer(mux_.next_deadline());
+    if (!link_kept) return;
+    if (std::exchange(flush_after_batch_, false)) start_write();
+    await_replies();
+  }
+
+  // Hands every complete reply in the reader to its caller (who may resume inline); false
+  // when the link went down meanwhile.
+  bool deliver_replies(std::uint64_t gen) {
+    Reply reply;
+    for (;;) {
+      Multiplexer::Delivery d{Multiplexer::ReplyKind::more};
+      switch (reader_.next(reply)) {
+        case Reader::Status::need_more: return true;
+        case Reader::Status::error: link_down(errc::protocol_error, reader_.error_message()); return false;
+        case Reader::Status::too_large: d = mux_.on_reply_too_large(); break;
+        case Reader::Status::reply: d = mux_.on_reply(std::move(reply)); break;
+      }
+      if (d.kind == Multiplexer::ReplyKind::unsolicited) {
+        link_down(errc::protocol_error, "a reply arrived for no request");
+        return false;
+      }
+      if (d.kind == Multiplexer::ReplyKind::completed && options_.sentinel &&
+          sentinel::is_demoted(d.op->reply)) {
+        // The primary was demoted: this command did not run (not_connected); the link goes.
+        d.op->ec = make_error_code(errc::not_connected);
+        link_down(errc::connection_lost, target_.to_string() + " answered READONLY (demoted by a failover)");
+        finish(d.op, /*post=*/true);
+        return false;
+      }
+      if (d.kind == Multiplexer::ReplyKind::completed) finish(d.op, /*post=*/false);
+      // A resumed caller may have closed the connection (or anything else that ends the link).
+      if (gen != generation_) return false;
+    }
+  }
+
+  // --- busy polling (RedisOptions::busy_poll) -------------------------------------------------
+
+  // While written requests await replies and the poll budget lasts, try non-blocking reads
+  // from posted handlers instead of sleeping in the reactor.
+  void await_replies() {
+    if (options_.busy_poll <= std::chrono::microseconds::zero() || mux_.written() == 0 || tls_) {
+      start_read();
+      return;
+    }
+    poll_until_ = Clock::now() + options_.busy_poll;
+    post_poll();
+  }
+
+  void post_poll() {
+    asio::post(strand_, [self = shared_from_this(), gen = generation_] { self->poll_once(gen); });
+  }
+
+  void poll_once(std::uint64_t gen) {
+    if (gen != generation_) return;
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(read_buf_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      if (Clock::now() < poll_until_)
+        post_poll();
+      else
+        start_read();  // budget spent: sleep in the reactor
+      return;
+    }
+    if (ec) return read_failed(ec);
+    consume(gen, n);
+  }
+
+  // --- link lifecycle -----------------------------------------------------------------------
+
+  // The link is unusable: close it, fail what was written on it, let the supervisor reconnect.
+  void link_down(errc reason, std::string why) {
+    if (link_ != Link::up) return;
+    ++generation_;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    reader_.reset();
+    link_ = Link::down;
+    last_error_ = std::move(why);
+    link_drops_.fetch_add(1, std::memory_order_relaxed);
+    mux_.on_link_down(make_error_code(reason), [this](PendingOp* op) { finish(op, true); });
+    check_timer_.cancel();
+    wake_timer_.cancel();
+  }
+
+  void do_close() {
+    if (link_ == Link::closed) return;
+    ++generation_;
+    link_ = Link::closed;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    const auto ec = make_error_code(errc::shut_down);
+    auto fail_op = [this](PendingOp* op) { finish(op, true); };
+    mux_.on_link_down(ec, fail_op);
+    mux_.fail_queued(ec, fail_op);
+    ++timer_epoch_;
+    deadline_timer_.cancel();
+    check_timer_.cancel();
+    wake_timer_.cancel();
+    if (resolver_) resolver_->cancel();
+    if (listener_) options_.sentinel->remove_listener(std::exchange(listener_, 0));
+  }
+
+  // A +switch-master notice for our master (posted to the strand by the monitor).
+  void on_switch_master(const sentinel::SwitchMaster& notice) {
+    if (link_ == Link::closed) return;
+    switch (sentinel::on_switch_master(notice, link_ == Link::up, target_)) {
+      case sentinel::SwitchAction::none: return;
+      case sentinel::SwitchAction::drop_link:
+        return link_down(errc::connection_lost,
+                         "+switch-master: the primary moved to " + notice.to.to_string());
+      case sentinel::SwitchAction::retry_now:
+        retry_now_ = true;
+        if (link_ == Link::down) wake_timer_.cancel();  // ends the backoff sleep
+        return;
+    }
+  }
+
+  // --- supervisor: connect, handshake, serve until the drop, back off, repeat --------------
+
+  void start_supervisor() {
+    link_ = Link::connecting;
+    if (options_.sentinel && !listener_)
+      listener_ = options_.sentinel->add_listener([weak = weak_from_this()](const sentinel::SwitchMaster& m) {
+        if (auto self = weak.lock()) asio::post(self->strand_, [self, m] { self->on_switch_master(m); });
+      });
+    asio::co_spawn(strand_, supervise(shared_from_this()), asio::detached);
+  }
+
+  static asio::awaitable<void> supervise(std::shared_ptr<ConnectionImpl> self) {
+    BackoffState backoff = initial_backoff(self->options_);
+    while (self->link_ != Link::closed) {
+      self->link_ = Link::connecting;
+      self->connect_attempts_.fetch_add(1, std::memory_order_relaxed);
+      auto failure = co_await self->connect_once();
+      if (self->link_ == Link::closed) break;
+      LinkEnd end{LinkEnd::Kind::connect_failed};
+      if (!failure) {
+        self->serve_link();
+        const auto up_at = Clock::now();
+        while (self->link_ == Link::up) {
+          self->wake_timer_.expires_at(Clock::time_point::max());
+          co_await self->wake_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        if (self->link_ == Link::closed) break;
+        end = {LinkEnd::Kind::dropped, std::chrono::duration_cast<Duration>(Clock::now() - up_at)};
+      } else {
+        self->link_ = Link::down;
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);
+        self->last_error_ = failure->message;
+        if (is_rejection(failure->code) || std::exchange(self->sentinel_rejected_, false)) {
+          // Rejected credentials, database or certificate: fail waiting requests now with a
+          // clear error, and retry only at the slowest pace (no reconnect storm).
+          self->rejected_ = true;
+          self->rejected_code_ = failure->code;
+          self->auth_error_ = "corocache redis: " + self->endpoint_text() + ": " + failure->message;
+          self->mux_.fail_queued(make_error_code(failure->code),
+                                 [&](PendingOp* op) { self->finish(op, true); });
+          end = {LinkEnd::Kind::auth_failed};
+        }
+      }
+      auto decision = next_backoff(self->options_, backoff, end);
+      backoff = decision.state;
+      if (std::exchange(self->retry_now_, false)) decision.delay = self->options_.reconnect_min;
+      if (self->link_ != Link::closed) {
+        self->wake_timer_.expires_at(saturating_add(Clock::now(), decision.delay));
+        co_await self->wake_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+    }
+  }
+
+  void serve_link() {
+    link_ = Link::up;
+    rejected_ = false;
+    last_error_.clear();
+    connects_.fetch_add(1, std::memory_order_relaxed);
+    // Non-blocking, so start_write() and busy polling can try the socket directly.
+    boost::system::error_code ignored;
+    if (!tls_) socket_.non_blocking(true, ignored);
+    mux_.on_link_up();
+    start_read();
+    start_write();
+    start_check_timer();
+  }
+
+  // One attempt: resolve (bounded by connect_timeout), then every address with its own
+  // connect_timeout, then the handshake with one more. Empty on success.
+  asio::awaitable<std::optional<LinkFailure>> connect_once() {
+    ++generation_;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    reader_.reset();
+    tls_.reset();  // a read or write still completing on the old stream holds its own reference
+    link_io::Endpoints endpoints;
+    target_ = {options_.host, options_.port};
+    if (options_.sentinel) {
+      auto found =
+          co_await options_.sentinel->discover(saturating_add(Clock::now(), options_.connect_timeout));
+      if (!found.primary) {
+        sentinel_rejected_ = found.rejection;
+        co_return std::move(found.failure);
+      }
+      target_ = std::move(*found.primary);
+    }
+    if (!options_.unix_socket.empty()) {
+      endpoints.list.emplace_back(asio::local::stream_protocol::endpoint(options_.unix_socket));
+      endpoints.texts.push_back("unix:" + options_.unix_socket);
+    } else {
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(target_.host, ec);
+      if (!ec) {
+        const asio::ip::tcp::endpoint ep(address, target_.port);
+        endpoints.list.emplace_back(ep);
+        endpoints.texts.push_back(link_io::endpoint_text(ep));
+      } else {
+        auto resolved =
+            co_await link_io::resolve(strand_, target_.host, target_.port,
+                                      saturating_add(Clock::now(), options_.connect_timeout), resolver_);
+        if (std::holds_alternative<LinkFailure>(resolved))
+          co_return std::get<LinkFailure>(std::move(resolved));
+        endpoints = std::get<link_io::Endpoints>(std::move(resolved));
+      }
+    }
+    auto failure = co_await link_io::connect_any(socket_, endpoints, options_.connect_timeout, closed_);
+    if (failure) co_return failure;
+    if (options_.unix_socket.empty()) {
+      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+    }
+    // One connect_timeout for the TLS handshake and AUTH/SELECT(/ROLE) together.
+    const bool check_role = options_.sentinel != nullptr;
+    const auto deadline = saturating_add(Clock::now(), options_.connect_timeout);
+    if (!tls_context_) {
+      auto rejected =
+          co_await link_io::handshake(socket_, reader_, read_buf_, options_, deadline, check_role);
+      co_return rejected;
+    }
+    tls_ = std::make_shared<link_io::TlsStream>(socket_, *tls_context_);
+    const auto peer = tls_peer(options_.tls, target_.host);
+    auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, deadline);
+    if (tls_failure) co_return tls_failure;
+    auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline, check_role);
+    co_return rejected;
+  }
+
+  RedisOptions options_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // TLS only: built once, shared by its links
+  Strand strand_;
+  Socket socket_;
+  std::shared_ptr<link_io::TlsStream> tls_;  // the current link's TLS stream over socket_
+  asio::steady_timer deadline_timer_;
+  asio::steady_timer check_timer_;  // stall and health checks while the link is up
+  asio::steady_timer wake_timer_;   // supervisor: link-drop signal and backoff sleeps
+  std::shared_ptr<asio::ip::tcp::resolver> resolver_;
+  Reader reader_;
+  std::vector<char> read_buf_;
+  Multiplexer mux_;
+
+  Link link_ = Link::idle;
+  std::uint64_t generation_ = 0;  // bumped whenever the socket is replaced or closed
+  bool flush_posted_ = false;
+  bool flush_after_batch_ = false;
+  bool rejected_ = false;  // the last attempt was rejected (is_rejection): fail new requests at once
+  errc rejected_code_ = errc::auth_failed;
+  std::string auth_error_;
+  std::string last_error_;
+  sentinel::NodeAddress target_;    // the address of the current attempt / link
+  std::uint64_t listener_ = 0;      // Sentinel: registered for +switch-master notices
+  bool sentinel_rejected_ = false;  // Sentinel: no sentinel knows the master name
+  bool retry_now_ = false;          // Sentinel: +switch-master while down: skip the backoff
+  Clock::time_point poll_until_{};  // end of the current busy poll
+
+  bool timer_armed_ = false;
+  Clock::time_point timer_expiry_{};
+  std::uint64_t timer_epoch_ = 0;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<std::uint64_t> connect_attempts_{0};
+  std::atomic<std::uint64_t> connects_{0};
+  std::atomic<std::uint64_t> writes_{0};
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> link_drops_{0};
+  std::atomic<std::uint64_t> stalls_{0};
+  std::atomic<std::uint64_t> health_checks_{0};
+};
+
+}  // namespace corocache::detail::redis

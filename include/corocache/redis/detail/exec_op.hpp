@@ -1,0 +1,110 @@
+#pragma once
+// The I/O layer's side of one exec() call: the multiplexer's PendingOp plus the awaiting
+// caller's completion handler, a reference count (the awaiting operation, the multiplexer's
+// hold and each cancellation handler own one) and the error message. Allocated through
+// Asio's recycling allocator, so a steady stream of requests does not hit the heap for it.
+
+#include <corocache/redis/detail/pending.hpp>
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace corocache::detail::redis {
+
+struct ExecOp : PendingOp {
+  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>,
+                                            void(std::exception_ptr, Reply)>::handler_type;
+
+  void* owner = nullptr;  // the ConnectionImpl (for the cancellation handler)
+  std::string what;       // the error message, composed when the op fails (and will throw)
+  boost::system::error_code* ec_out = nullptr;  // non-throwing exec(): where the error goes
+  // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
+  // only ever awaited through use_awaitable): no type erasure, no allocation for it.
+  std::optional<Handler> handler;
+
+  static ExecOp* create() {
+    boost::asio::recycling_allocator<ExecOp> alloc;
+    ExecOp* p = alloc.allocate(1);
+    return ::new (static_cast<void*>(p)) ExecOp();
+  }
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      boost::asio::recycling_allocator<ExecOp> alloc;
+      this->~ExecOp();
+      alloc.deallocate(this, 1);
+    }
+  }
+
+ private:
+  std::atomic<int> refs_{1};
+};
+
+/// Owning reference to an ExecOp.
+class ExecRef {
+ public:
+  ExecRef() = default;
+  static ExecRef adopt(ExecOp* p) noexcept {
+    ExecRef r;
+    r.p_ = p;
+    return r;
+  }
+  static ExecRef share(ExecOp* p) noexcept {
+    p->add_ref();
+    return adopt(p);
+  }
+  ExecRef(ExecRef&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  ExecRef& operator=(ExecRef&& o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = std::exchange(o.p_, nullptr);
+    }
+    return *this;
+  }
+  ExecRef(const ExecRef&) = delete;
+  ExecRef& operator=(const ExecRef&) = delete;
+  ~ExecRef() { reset(); }
+  void reset() noexcept {
+    if (p_) std::exchange(p_, nullptr)->release();
+  }
+  ExecOp* get() const noexcept { return p_; }
+  ExecOp* operator->() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  ExecOp* p_ = nullptr;
+};
+
+/// Calls an op's handler with its result. Points to the op rather than holding the result,
+/// so moving the completion through Asio's dispatch machinery does not move the reply each
+/// time. No reference needed: the handler owns the awaiting coroutine stack, in which
+/// exec()'s initiation holds a reference to the op. The exception a failed call throws is
+/// built here, on the caller's side, only when it fails.
+struct ExecCompletion {
+  ExecOp::Handler handler;
+  ExecOp* op;
+
+  using executor_type = boost::asio::associated_executor_t<ExecOp::Handler>;
+  executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler); }
+  void operator()() {
+    if (op->ec && op->ec_out) {
+      *op->ec_out = op->ec;
+      std::move(handler)(std::exception_ptr(), Reply{});
+    } else if (op->ec)
+      std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Reply{});
+    else
+      std::move(handler)(std::exception_ptr(), std::move(op->reply));
+  }
+};
+
+}  // namespace corocache::detail::redis

@@ -1,0 +1,127 @@
+#pragma once
+// Background settling of pending records (docs/redis_queues.md): after a pop delivered its
+// element, its ledger is deleted; after a pop or lock attempt whose caller is gone, the
+// element goes back to its queue (or the lock is released) and a tombstone is left. Each job
+// is one idempotent command or script on the shared connection (a cluster: the key's slot), sent after the
+// operation's own request (so on one link it runs after it), retried with backoff until the server answers.
+
+#include <corocache/backend.hpp>
+#include <corocache/redis/detail/budget.hpp>
+#include <corocache/redis/detail/commands.hpp>
+#include <corocache/redis/detail/connection.hpp>
+#include <corocache/redis/detail/request.hpp>
+#include <corocache/redis/detail/script_runner.hpp>
+#include <corocache/redis/detail/scripts.hpp>
+#include <corocache/redis/detail/topology.hpp>
+#include <corocache/errors.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace corocache::detail::redis {
+
+/// How long a tombstone stays: longer than any request can stay on its way to the server
+/// (TCP gives up retransmitting after ~15 minutes).
+inline constexpr Duration tombstone_ttl = std::chrono::hours(1);
+
+/// Attempts of one job, and the delay after the n-th failed one (50 ms doubling, at most
+/// 2 s): a job keeps trying for about three minutes of server outage.
+inline constexpr int settle_attempts = 100;
+constexpr Duration settle_delay(int attempt) noexcept {
+  Duration d = std::chrono::milliseconds(50);
+  for (int i = 0; i < attempt && d < std::chrono::seconds(2); ++i) d *= 2;
+  return std::min<Duration>(d, std::chrono::seconds(2));
+}
+
+/// Counters of settling jobs (monotonic).
+struct SettleCounters {
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> failed{0};    ///< gave up (backend closed, or attempts used up)
+  std::atomic<std::uint64_t> returned{0};  ///< elements put back into their queue
+};
+
+struct SettleJob {
+  enum class Kind {
+    forget,          ///< delivered: delete the ledger
+    return_ledger,   ///< pop abandoned: ledger back to the queue, tombstone
+    release_attempt  ///< lock attempt abandoned: release if held, tombstone
+  };
+  Kind kind;
+  std::string key;     ///< the queue or lock key
+  std::string record;  ///< the ledger / attempt record
+  std::string token;   ///< release_attempt only
+};
+
+/// One attempt of `job`; throws on failure.
+template <class Target>
+asio::awaitable<void> settle_once(Target& conn, const SettleJob& job, SettleCounters& counters) {
+  const Decimal ttl(px(tombstone_ttl));
+  const Deadline by_default;  // named: no temporaries in a co_await expression (g++ 12)
+  switch (job.kind) {
+    case SettleJob::Kind::forget: {
+      Request unlink;
+      unlink.add("UNLINK", job.record);
+      const Reply reply = co_await conn.exec(std::move(unlink), Duration::zero());
+      throw_if_error(reply);
+      break;
+    }
+    case SettleJob::Kind::return_ledger: {
+      const Reply reply = co_await run_script(conn, scripts::return_ledger, by_default,
+                                              [&](Request& r, std::string_view verb, std::string_view id) {
+                                                r.add(verb, id, "2", job.key, job.record, ttl.view());
+                                              });
+      if (reply.is_integer() && reply.integer > 0)
+        counters.returned.fetch_add(static_cast<std::uint64_t>(reply.integer), std::memory_order_relaxed);
+      break;
+    }
+    case SettleJob::Kind::release_attempt: {
+      const Reply reply =
+          co_await run_script(conn, scripts::release_attempt, by_default,
+                              [&](Request& r, std::string_view verb, std::string_view id) {
+                                r.add(verb, id, "2", job.key, job.record, job.token, ttl.view());
+                              });
+      (void)reply;
+      break;
+    }
+  }
+}
+
+/// Runs `job` until it succeeds, `closed` is set, or the attempts run out. `keep_alive` owns
+/// `topology`, `counters` and `closed`. Each attempt goes to the job key's slot.
+inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Topology& topology,
+                                        SettleCounters& counters, const std::atomic<bool>& closed,
+                                        SettleJob job) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (int attempt = 0; attempt < settle_attempts && !closed.load(std::memory_order_acquire); ++attempt) {
+    bool stop = false;
+    try {
+      Routed conn{topology, job.key};
+      co_await settle_once(conn, job, counters);
+      counters.done.fetch_add(1, std::memory_order_relaxed);
+      co_return;
+    } catch (const boost::system::system_error& e) {
+      stop = e.code() == errc::shut_down;
+    } catch (...) {
+    }
+    if (stop) break;
+    timer.expires_after(settle_delay(attempt));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  counters.failed.fetch_add(1, std::memory_order_relaxed);
+  (void)keep_alive;
+}
+
+}  // namespace corocache::detail::redis
