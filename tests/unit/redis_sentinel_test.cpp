@@ -217,7 +217,7 @@ TEST_CASE("a question to one sentinel gets a quarter of connect_timeout, at leas
   CHECK(sentinel_timeout(200ms) == 100ms);
 }
 
-TEST_CASE("-READONLY marks a demoted primary, other errors do not") {
+TEST_CASE("a -READONLY reply marks a demoted primary, other errors do not") {
   CHECK(is_demoted(E("READONLY You can't write against a read only replica.")));
   CHECK_FALSE(is_demoted(E("ERR unknown command")));
   CHECK_FALSE(is_demoted(S("READONLY")));
