@@ -20,9 +20,9 @@
 //   clock.advance(5s);  // "k" has expired now: no sleep
 
 #include <corocache/backend.hpp>
-#include <corocache/memory/detail/clock.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/memory/backend.hpp>
+#include <corocache/memory/detail/clock.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

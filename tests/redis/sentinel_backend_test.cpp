@@ -9,8 +9,8 @@
 
 #include <corocache/any_backend_redis.hpp>
 #include <corocache/cache.hpp>
-#include <corocache/redis/detail/sentinel_monitor.hpp>
 #include <corocache/redis/backend.hpp>
+#include <corocache/redis/detail/sentinel_monitor.hpp>
 #include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -6,8 +6,8 @@
 #include "support/redis_tls.hpp"
 #include "support/run.hpp"
 
-#include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/backend.hpp>
+#include <corocache/redis/detail/connection.hpp>
 
 #include <catch2/catch.hpp>
 

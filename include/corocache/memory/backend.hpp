@@ -50,10 +50,10 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
 #include <corocache/detail/deadline.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/memory/detail/clock.hpp>
 #include <corocache/memory/detail/store.hpp>
 #include <corocache/memory/detail/sweeper.hpp>
-#include <corocache/errors.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>

@@ -28,6 +28,7 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/blocking_pool.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/bulk.hpp>
@@ -43,7 +44,6 @@
 #include <corocache/redis/detail/settle.hpp>
 #include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/value_ops.hpp>
-#include <corocache/errors.hpp>
 #include <corocache/redis/options.hpp>
 #include <corocache/redis/topology_options.hpp>
 

@@ -6,11 +6,11 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/deadline.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/memory/detail/clock.hpp>
 #include <corocache/memory/detail/key_map.hpp>
 #include <corocache/memory/detail/pop_waiter.hpp>
 #include <corocache/memory/detail/shard.hpp>
-#include <corocache/errors.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>

@@ -6,11 +6,11 @@
 // IndexTable.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/memory/detail/clock.hpp>
 #include <corocache/memory/detail/index_table.hpp>
 #include <corocache/memory/detail/key_map.hpp>
 #include <corocache/memory/detail/shard.hpp>
-#include <corocache/errors.hpp>
 
 #include <algorithm>
 #include <cstddef>

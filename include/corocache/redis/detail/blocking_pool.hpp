@@ -12,8 +12,8 @@
 // timer from another thread (a grant, close()) does so under the pool's mutex, and so does the
 // waiter when it starts waiting and when it wakes, so the timer is never used concurrently.
 
-#include <corocache/redis/detail/connection.hpp>
 #include <corocache/errors.hpp>
+#include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>

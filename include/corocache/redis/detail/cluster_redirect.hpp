@@ -5,10 +5,10 @@
 // with or without ASKING; wait and resend; complete; fail). The topology layer performs the
 // actions on its per-node connections (docs/redis_topology.md).
 
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
-#include <corocache/errors.hpp>
 
 #include <algorithm>
 #include <charconv>

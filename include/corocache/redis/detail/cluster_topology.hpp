@@ -5,6 +5,7 @@
 // TRYAGAIN / CLUSTERDOWN / an unwritten send. Design: docs/redis_topology.md, "Cluster".
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/blocking_pool.hpp>
 #include <corocache/redis/detail/cluster_redirect.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
@@ -12,7 +13,6 @@
 #include <corocache/redis/detail/pending.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
-#include <corocache/errors.hpp>
 #include <corocache/redis/options.hpp>
 #include <corocache/redis/topology_options.hpp>
 

@@ -5,11 +5,11 @@
 // unexpected shape.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/scripts.hpp>
-#include <corocache/errors.hpp>
 
 #include <boost/asio/error.hpp>
 

@@ -4,11 +4,11 @@
 // (multiplexer.hpp, link_fsm.hpp); docs/redis_connection.md has the design.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/connection_impl.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
-#include <corocache/errors.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>

@@ -18,6 +18,7 @@
 // executor and resumes its caller on the caller's executor.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/connect_io.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/link_fsm.hpp>
@@ -28,7 +29,6 @@
 #include <corocache/redis/detail/sentinel_monitor.hpp>
 #include <corocache/redis/detail/tls.hpp>
 #include <corocache/redis/detail/tls_io.hpp>
-#include <corocache/errors.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>

@@ -6,10 +6,10 @@
 // state diagram.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/sentinel_discovery.hpp>
-#include <corocache/errors.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <algorithm>

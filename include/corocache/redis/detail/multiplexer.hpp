@@ -7,8 +7,8 @@
 // here reads a clock, touches a socket or knows about Asio handlers. docs/redis_connection.md
 // describes how the I/O layer (connection.hpp) drives it.
 
-#include <corocache/redis/detail/pending.hpp>
 #include <corocache/errors.hpp>
+#include <corocache/redis/detail/pending.hpp>
 
 #include <boost/asio/error.hpp>
 

@@ -3,13 +3,13 @@
 // again, when the server does not know it (NOSCRIPT: restarted, or SCRIPT FLUSH).
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/scripts.hpp>
-#include <corocache/errors.hpp>
 
 #include <boost/asio/awaitable.hpp>
 

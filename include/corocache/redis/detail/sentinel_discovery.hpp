@@ -6,10 +6,10 @@
 // with ROLE that it is a primary, and retry (bounded by a deadline) when it is not. The
 // topology layer performs the actions (docs/redis_topology.md).
 
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
-#include <corocache/errors.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -6,6 +6,7 @@
 // operation's own request (so on one link it runs after it), retried with backoff until the server answers.
 
 #include <corocache/backend.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/connection.hpp>
@@ -13,7 +14,6 @@
 #include <corocache/redis/detail/script_runner.hpp>
 #include <corocache/redis/detail/scripts.hpp>
 #include <corocache/redis/detail/topology.hpp>
-#include <corocache/errors.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -7,8 +7,8 @@
 // timeout or a dropped TCP connection is an ordinary connect failure. tls_io.hpp performs
 // the handshake with OpenSSL; docs/redis_topology.md (TLS) has the design.
 
-#include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/errors.hpp>
+#include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <boost/asio/ip/address.hpp>
