@@ -7,7 +7,7 @@
 //
 // URLs (docs/any_backend.md has the full grammar):
 //   memory://[?max_entries=N&max_bytes=N&when_full=evict|reject&sweep_interval_ms=N&shards=N]
-//   redis://[[user]:password@]host[:port][/db]   unix:///path/to/socket   (RedisOptions::from_url)
+//   redis://[[user]:password@]host[:port][/db], rediss://... (TLS)   unix:///path/to/socket   (RedisOptions::from_url)
 //   redis+sentinel://s1[:p1],s2[:p2]/master[/db], rediss+sentinel://... (RedisSentinelOptions::from_url)
 //   redis+cluster://h1[:p1],h2[:p2][?params], rediss+cluster://...   (RedisClusterOptions::from_url)
 //   none, null://                                 (NullBackend: caching off)
@@ -278,11 +278,11 @@ inline BackendConfig BackendConfig::from_url(std::string_view url) {
   }
   if (scheme == "redis+cluster" || scheme == "rediss+cluster") {
     config.kind = Kind::redis_cluster;
-    config.redis_cluster = RedisClusterOptions::from_url(url);
+    if (!has_slashes) a::fail("a Cluster backend URL needs redis+cluster://host:port,...");
+    config.redis_cluster = RedisClusterOptions::from_url(scheme + "://" + std::string(rest));
     config.redis_cluster.validate();
     return config;
   }
-  if (scheme == "rediss") a::fail("rediss:// (Redis over TLS) is not supported yet; use redis:// or unix://");
   if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
     if (!has_slashes) a::fail("a Sentinel backend URL needs redis+sentinel://host:port,.../master_name");
     config.kind = Kind::redis_sentinel;
@@ -290,7 +290,7 @@ inline BackendConfig BackendConfig::from_url(std::string_view url) {
     config.sentinel.validate();
     return config;
   }
-  if (scheme == "redis" || scheme == "unix") {
+  if (scheme == "redis" || scheme == "rediss" || scheme == "unix") {
     config.kind = Kind::redis;
     if (has_slashes)
       config.redis = RedisOptions::from_url(scheme + "://" + std::string(rest));

@@ -117,7 +117,9 @@ TEST_CASE("bad backend URLs are rejected before anything is built", "[any][url]"
   CHECK_THAT(error_of([&] { make_backend(ex, "memory://?when_full=maybe"); }), Catch::Contains("when_full"));
   CHECK_THAT(error_of([&] { make_backend(ex, "memory://?shards"); }), Catch::Contains("without a value"));
   CHECK_THAT(error_of([&] { make_backend(ex, "none://host"); }), Catch::Contains("none takes no"));
-  CHECK_THAT(error_of([&] { make_backend(ex, "rediss://:pw@host"); }), Catch::Contains("TLS"));
+  // rediss:// is TLS to one server (RedisOptions::from_url): a bad TLS parameter is named.
+  CHECK(BackendConfig::from_url("rediss://:pw@host").redis.tls.enabled);
+  CHECK_THAT(error_of([&] { make_backend(ex, "rediss://host?tls_verify=2"); }), Catch::Contains("tls_verify"));
   CHECK_THAT(error_of([&] { make_backend(ex, "redis?db=1"); }), Catch::Contains("redis://host"));
   // Nothing of a mangled URL that could be a secret is echoed.
   const auto bad_port = error_of([&] { make_backend(ex, "redis://:hunter2@host:99999"); });
@@ -301,6 +303,7 @@ TEST_CASE("AnyBackend: redis+cluster:// selects a Redis Cluster backend, configu
   CHECK(config.redis_cluster.password == "pw");
   CHECK(config.redis_cluster.max_redirects == 3);
   CHECK(BackendConfig::from_url("rediss+cluster://10.0.0.1").redis_cluster.tls.enabled);
+  CHECK(BackendConfig::from_url("REDIS+Cluster://10.0.0.1").kind == Kind::redis_cluster);
   // Built lazily: nothing connects before the first call.
   asio::io_context io;
   auto backend = make_backend(io.get_executor(), "redis+cluster://127.0.0.1:1");

@@ -89,7 +89,9 @@ inline asio::awaitable<std::size_t> bulk_erase_if(Topology& topo, std::string pr
       victims.emplace_back(keys[i]);
       expected.emplace_back(values[i].str);
     }
-    removed += co_await erase_if_unchanged(target, scripts::erase_if_same, victims, expected, deadline);
+    const std::size_t erased =
+        co_await erase_if_unchanged(target, scripts::erase_if_same, victims, expected, deadline);
+    removed += erased;
     co_return limit < 0 || removed < static_cast<std::size_t>(limit);
   };
   auto per_slot = [&](std::vector<std::string>& found) -> asio::awaitable<bool> {
