@@ -272,8 +272,15 @@ std::vector<NodeAddress> refresh_order(const SlotMap& map, const std::vector<Nod
     for (const auto& r : shard.replicas) add(r);
   }
   for (const auto& s : seeds) add(s);
-  std::stable_partition(out.begin(), out.end(), [&](const NodeAddress& n) { return is_up(n); });
-  return out;
+  // Nodes whose link is up first, order kept within each group (by hand: libstdc++ 12's
+  // std::stable_partition uses get_temporary_buffer, deprecated under clang 19).
+  std::vector<NodeAddress> ordered;
+  ordered.reserve(out.size());
+  for (const auto& n : out)
+    if (is_up(n)) ordered.push_back(n);
+  for (const auto& n : out)
+    if (!is_up(n)) ordered.push_back(n);
+  return ordered;
 }
 
 }  // namespace corocache::detail::redis::cluster
