@@ -7,7 +7,8 @@
 //
 // URLs (docs/any_backend.md has the full grammar):
 //   memory://[?max_entries=N&max_bytes=N&when_full=evict|reject&sweep_interval_ms=N&shards=N]
-//   redis://[[user]:password@]host[:port][/db], rediss://... (TLS)   unix:///path/to/socket   (RedisOptions::from_url)
+//   redis://[[user]:password@]host[:port][/db]   unix:///path/to/socket   (RedisOptions::from_url)
+//   rediss://...                                  (TLS to one server: the tls_* parameters)
 //   redis+sentinel://s1[:p1],s2[:p2]/master[/db], rediss+sentinel://... (RedisSentinelOptions::from_url)
 //   redis+cluster://h1[:p1],h2[:p2][?params], rediss+cluster://...   (RedisClusterOptions::from_url)
 //   none, null://                                 (NullBackend: caching off)

@@ -119,7 +119,8 @@ TEST_CASE("bad backend URLs are rejected before anything is built", "[any][url]"
   CHECK_THAT(error_of([&] { make_backend(ex, "none://host"); }), Catch::Contains("none takes no"));
   // rediss:// is TLS to one server (RedisOptions::from_url): a bad TLS parameter is named.
   CHECK(BackendConfig::from_url("rediss://:pw@host").redis.tls.enabled);
-  CHECK_THAT(error_of([&] { make_backend(ex, "rediss://host?tls_verify=2"); }), Catch::Contains("tls_verify"));
+  CHECK_THAT(error_of([&] { make_backend(ex, "rediss://host?tls_verify=2"); }),
+             Catch::Contains("tls_verify"));
   CHECK_THAT(error_of([&] { make_backend(ex, "redis?db=1"); }), Catch::Contains("redis://host"));
   // Nothing of a mangled URL that could be a secret is echoed.
   const auto bad_port = error_of([&] { make_backend(ex, "redis://:hunter2@host:99999"); });

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -274,12 +275,10 @@ std::vector<NodeAddress> refresh_order(const SlotMap& map, const std::vector<Nod
   for (const auto& s : seeds) add(s);
   // Nodes whose link is up first, order kept within each group (by hand: libstdc++ 12's
   // std::stable_partition uses get_temporary_buffer, deprecated under clang 19).
-  std::vector<NodeAddress> ordered;
+  std::vector<NodeAddress> ordered, down;
   ordered.reserve(out.size());
-  for (const auto& n : out)
-    if (is_up(n)) ordered.push_back(n);
-  for (const auto& n : out)
-    if (!is_up(n)) ordered.push_back(n);
+  for (auto& n : out) (is_up(n) ? ordered : down).push_back(std::move(n));
+  ordered.insert(ordered.end(), std::make_move_iterator(down.begin()), std::make_move_iterator(down.end()));
   return ordered;
 }
 
