@@ -525,3 +525,38 @@ TEST_CASE("bad requests are rejected before any I/O") {
   asio::io_context io;
   CHECK_THROWS_AS(Connection(io.get_executor(), bad), std::invalid_argument);
 }
+
+TEST_CASE("reply polling: used by default, and given up against a server slower than its cap") {
+  auto& server = corocache::test::shared_redis_server();
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisOptions o = options_for(server);
+    o.busy_poll = RedisOptions{}.busy_poll;  // the default: adaptive, 50 us cap
+    Connection c(ex, o);
+    // A script that answers only after 400 us of server time: a 50 us poll never catches
+    // its reply, so polled waits only cost time and the connection must learn to sleep.
+    const std::string slow =
+        "local t0 = redis.call('TIME') local s0 = t0[1] * 1000000 + t0[2] "
+        "repeat local t = redis.call('TIME') until t[1] * 1000000 + t[2] - s0 >= 400 return 1";
+    constexpr int calls = 1000;
+    for (int i = 0; i < calls; ++i) {
+      auto r = co_await c.exec(cmd("EVAL", slow, 0));
+      REQUIRE(r == Reply::make_integer(1));
+    }
+    const auto s = c.stats();
+    INFO("polled " << s.polled_waits << ", slept " << s.slept_waits);
+    // One wait per call (the first is awaited in the reactor, before any wait is timed).
+    CHECK(s.polled_waits + s.slept_waits >= calls - 1);
+    // Polling was tried first, then only re-checked now and then.
+    CHECK(s.polled_waits >= 1);
+    CHECK(s.polled_waits < calls / 5);
+
+    RedisOptions off = o;
+    off.busy_poll = 0us;
+    Connection never(ex, off);
+    for (int i = 0; i < 50; ++i) {
+      auto r = co_await never.exec(cmd("PING"));
+      REQUIRE(r.is_status("PONG"));
+    }
+    CHECK(never.stats().polled_waits == 0);
+  });
+}

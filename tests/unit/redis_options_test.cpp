@@ -209,7 +209,7 @@ TEST_CASE("printed options show every field but mask the password") {
   CHECK_THAT(text, Catch::Contains("port=6379"));
   CHECK_THAT(text, Catch::Contains("user=alice"));
   CHECK_THAT(text, Catch::Contains("request_timeout=2000ms"));
-  CHECK_THAT(text, Catch::Contains("busy_poll=0us"));
+  CHECK_THAT(text, Catch::Contains("busy_poll=50us"));
   std::ostringstream none;
   none << RedisOptions{};
   CHECK_THAT(none.str(), Catch::Contains("password=(none)"));
@@ -258,6 +258,24 @@ TEST_CASE("USE_REDIS switches Redis on with 1, true, yes or on") {
     EnvGuard::set("USE_REDIS", v);
     CHECK_FALSE(RedisOptions::enabled_in_env());
   }
+}
+
+TEST_CASE("reply polling: on by default with a 50 us cap, a URL parameter, validated") {
+  using namespace std::chrono_literals;
+  CHECK(RedisOptions{}.busy_poll == 50us);
+  CHECK(RedisOptions::from_url("redis://h?busy_poll_us=0").busy_poll == 0us);
+  CHECK(RedisOptions::from_url("redis://h:1/3?busy_poll_us=120&db=4").busy_poll == 120us);
+  CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h?busy_poll_us=-5"); }),
+             Catch::Contains("busy_poll_us"));
+  CHECK_THAT(error_of([] { RedisOptions::from_url("redis://h?busy_poll_us=2000000"); }),
+             Catch::Contains("busy_poll_us"));
+  RedisOptions bad;
+  bad.busy_poll = -1us;
+  CHECK_THAT(error_of([&] { bad.validate(); }), Catch::Contains("busy_poll"));
+  bad.busy_poll = 2s;
+  CHECK_THAT(error_of([&] { bad.validate(); }), Catch::Contains("busy_poll"));
+  bad.busy_poll = 1s;
+  CHECK(error_of([&] { bad.validate(); }).empty());
 }
 
 TEST_CASE("stall detection and the health check have defaults, URL parameters and validation") {

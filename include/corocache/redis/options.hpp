@@ -97,14 +97,15 @@ struct RedisOptions {
   /// Queued plus in-flight requests of one connection; beyond it a call fails at once with
   /// errc::overloaded.
   std::size_t max_pending = 65536;
-  /// How long to keep polling the socket for outstanding replies (non-blocking reads from
-  /// posted handlers; other work on the executor still runs in between) before sleeping in
-  /// the reactor; 0 = never poll. Trades CPU for latency, and only pays where waking a
-  /// sleeping thread is slow, e.g. some VMs. On the 2-vCPU benchmark VM with the server on
-  /// the same machine, 200 us took one-at-a-time GETs from 18k to 39k/s while wake-ups were
-  /// slow, but from 58k down to 38k/s while they were fast (the spinning core competes with
-  /// the server). A thread spins whenever replies are outstanding: measure before enabling.
-  std::chrono::microseconds busy_poll{0};
+  /// The longest the connection polls the socket for the replies of written requests
+  /// (non-blocking reads from posted handlers; other work on the executor runs in between)
+  /// before sleeping in the reactor; 0 = never poll. Adaptive: the connection measures the
+  /// wait per reply when polling and when sleeping, keeps whichever is faster on this
+  /// machine, and re-checks the other now and then (docs/redis_connection.md). Polling pays
+  /// where waking a sleeping thread is slow (some VMs: ~40 us) and the server answers within
+  /// the cap; against a distant server it is soon dropped. Set 0 where the CPU a waiting
+  /// thread spins matters more than latency. Not used by TLS links or blocking pops.
+  std::chrono::microseconds busy_poll{50};
   /// A reply (or bulk string) larger than this fails only its own call with
   /// errc::reply_too_large: its bytes are skipped as they arrive, never buffered, and the
   /// link is kept. A value that could not be read back is refused when written.
@@ -264,8 +265,8 @@ inline const char* apply_tls_param(RedisTlsOptions& tls, std::string_view name, 
   return nullptr;
 }
 
-/// Handles `?db=N`, `stall_timeout_ms=N`, `health_check_interval_ms=N` (0 disables) and
-/// the `tls_*` parameters (rediss:// only).
+/// Handles `?db=N`, `stall_timeout_ms=N`, `health_check_interval_ms=N`, `busy_poll_us=N`
+/// (0 disables each) and the `tls_*` parameters (rediss:// only).
 inline void apply_query(RedisOptions& o, std::string_view query) {
   constexpr long long max_ms = 365LL * 24 * 3600 * 1000;
   while (!query.empty()) {
@@ -279,6 +280,9 @@ inline void apply_query(RedisOptions& o, std::string_view query) {
     else if (param.starts_with("health_check_interval_ms="))
       o.health_check_interval =
           Duration(parse_number(param.substr(25), 0, max_ms, "the URL's health_check_interval_ms"));
+    else if (param.starts_with("busy_poll_us="))
+      o.busy_poll =
+          std::chrono::microseconds(parse_number(param.substr(13), 0, 1'000'000, "the URL's busy_poll_us"));
     else if (param.starts_with("tls_")) {
       const auto eq = param.find('=');
       if (eq == std::string_view::npos) fail("URL query parameter without '=' (expected tls_name=value)");
@@ -288,7 +292,10 @@ inline void apply_query(RedisOptions& o, std::string_view query) {
         fail(error);
       if (!known) fail("unknown TLS URL query parameter '" + std::string(name) + "'");
     } else if (!param.empty())
-      fail("unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms, tls_*)");
+      fail(
+          "unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms, "
+          "busy_poll_us, "
+          "tls_*)");
   }
 }
 
@@ -416,7 +423,8 @@ inline void RedisOptions::validate() const {
   if (reconnect_min <= Duration::zero()) u::fail("reconnect_min must be > 0");
   if (reconnect_max < reconnect_min) u::fail("reconnect_max must be >= reconnect_min");
   if (max_pending == 0) u::fail("max_pending must be > 0");
-  if (busy_poll < std::chrono::microseconds::zero()) u::fail("busy_poll must be >= 0");
+  if (busy_poll < std::chrono::microseconds::zero() || busy_poll > std::chrono::seconds(1))
+    u::fail("busy_poll must be in [0, 1s]");
   if (max_reply_bytes < 1024) u::fail("max_reply_bytes must be >= 1024");
   if (max_reply_elements == 0 || max_reply_elements > static_cast<std::size_t>(INT_MAX))
     u::fail("max_reply_elements must be in [1, INT_MAX]");

@@ -50,7 +50,9 @@ class BlockingPool {
   };
 
   BlockingPool(asio::any_io_executor ex, RedisOptions options)
-      : executor_(std::move(ex)), options_(std::move(options)) {}
+      : executor_(std::move(ex)), options_(std::move(options)) {
+    options_.busy_poll = {};  // a blocking command waits by design: polling would only spin
+  }
 
   /// A connection for one blocking command, listed as busy until release(); nullptr when
   /// none came free before `until`. Throws errc::shut_down once closed, and

@@ -204,6 +204,8 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       s.link_drops += c.link_drops;
       s.stalls += c.stalls;
       s.health_checks += c.health_checks;
+      s.polled_waits += c.polled_waits;
+      s.slept_waits += c.slept_waits;
     }
     return s;
   }

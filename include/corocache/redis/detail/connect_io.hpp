@@ -105,6 +105,29 @@ inline asio::awaitable<std::variant<LinkFailure, Endpoints>> resolve(
   co_return std::move(race->endpoints);
 }
 
+/// The addresses of one attempt: the unix socket, an IP literal as it is, or `host`
+/// resolved (bounded by `deadline`; `hold` as in resolve()).
+inline asio::awaitable<std::variant<LinkFailure, Endpoints>> endpoints_for(
+    Strand strand, const std::string& unix_socket, const std::string& host, std::uint16_t port,
+    Clock::time_point deadline, std::shared_ptr<asio::ip::tcp::resolver>& hold) {
+  Endpoints endpoints;
+  if (!unix_socket.empty()) {
+    endpoints.list.emplace_back(asio::local::stream_protocol::endpoint(unix_socket));
+    endpoints.texts.push_back("unix:" + unix_socket);
+    co_return endpoints;
+  }
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) {
+    auto resolved = co_await resolve(std::move(strand), host, port, deadline, hold);
+    co_return resolved;
+  }
+  const asio::ip::tcp::endpoint ep(address, port);
+  endpoints.list.emplace_back(ep);
+  endpoints.texts.push_back(endpoint_text(ep));
+  co_return endpoints;
+}
+
 /// Connects `socket` to the first address that accepts, each tried for connect_timeout.
 inline asio::awaitable<std::optional<LinkFailure>> connect_any(Socket& socket, const Endpoints& eps,
                                                                Duration per_address,

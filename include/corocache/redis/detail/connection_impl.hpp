@@ -25,6 +25,7 @@
 #include <corocache/redis/detail/multiplexer.hpp>
 #include <corocache/redis/detail/reader.hpp>
 #include <corocache/redis/detail/reply.hpp>
+#include <corocache/redis/detail/reply_wait.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/sentinel_monitor.hpp>
 #include <corocache/redis/detail/tls.hpp>
@@ -73,6 +74,8 @@ struct ConnectionStats {
   std::uint64_t link_drops = 0;        ///< established links that were lost or reset
   std::uint64_t stalls = 0;            ///< ... of which dropped by stall detection
   std::uint64_t health_checks = 0;     ///< PINGs sent by the idle health check
+  std::uint64_t polled_waits = 0;      ///< waits for replies that polled the socket (busy_poll)
+  std::uint64_t slept_waits = 0;       ///< waits for replies that slept in the reactor
 };
 
 class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
@@ -90,15 +93,16 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         wake_timer_(strand_),
         reader_(ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}),
         read_buf_(64 * 1024),
-        mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout,
-                               options_.health_check_interval}) {}
+        mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout, options_.health_check_interval}),
+        reply_wait_(options_.busy_poll) {}
 
   const RedisOptions& options() const noexcept { return options_; }
 
   ConnectionStats stats() const noexcept {
     auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    return {get(connect_attempts_), get(connects_), get(writes_),       get(requests_),
-            get(link_drops_),       get(stalls_),   get(health_checks_)};
+    return {get(connect_attempts_), get(connects_),     get(writes_),
+            get(requests_),         get(link_drops_),   get(stalls_),
+            get(health_checks_),    get(polled_waits_), get(slept_waits_)};
   }
 
   /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
@@ -352,10 +356,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // resumes the callers of the next (writing once at the end would make client and server
   // take turns). The rest is written when the loop ends.
   void consume(std::uint64_t gen, std::size_t n) {
+    const auto arrived = waiting_ ? now() : Clock::time_point{};
     mux_.on_bytes_received();
     reader_.feed(read_buf_.data(), n);
     mux_.begin_batch();
-    const bool link_kept = deliver_replies(gen);
+    std::size_t replies = 0;
+    const bool link_kept = deliver_replies(gen, replies);
+    if (std::exchange(waiting_, false)) reply_wait_.end(arrived - wait_started_, replies);
     mux_.end_batch(&ConnectionImpl::now);  // also after a failure: unwritten requests wait
     arm_deadline_timer(mux_.next_deadline());
     if (!link_kept) return;
@@ -365,9 +372,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   // Hands every complete reply in the reader to its caller (who may resume inline); false
   // when the link went down meanwhile.
-  bool deliver_replies(std::uint64_t gen) {
+  bool deliver_replies(std::uint64_t gen, std::size_t& replies) {
     Reply reply;
-    for (;;) {
+    for (;; ++replies) {
       Multiplexer::Delivery d{Multiplexer::ReplyKind::more};
       switch (reader_.next(reply)) {
         case Reader::Status::need_more: return true;
@@ -393,16 +400,26 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     }
   }
 
-  // --- busy polling (RedisOptions::busy_poll) -------------------------------------------------
+  // --- waiting for replies: poll or sleep (RedisOptions::busy_poll, reply_wait.hpp) ---------
 
-  // While written requests await replies and the poll budget lasts, try non-blocking reads
-  // from posted handlers instead of sleeping in the reactor.
+  // Written requests await replies: ask the policy whether to poll the socket (non-blocking
+  // reads from posted handlers, so other work still runs) or to sleep in the reactor, and
+  // time the wait for it. Nothing outstanding, or TLS: read through the reactor, untimed.
   void await_replies() {
-    if (options_.busy_poll <= std::chrono::microseconds::zero() || mux_.written() == 0 || tls_) {
+    if (!reply_wait_.enabled() || mux_.written() == 0 || tls_) {
       start_read();
       return;
     }
-    poll_until_ = Clock::now() + options_.busy_poll;
+    waiting_ = true;
+    wait_started_ = now();
+    const auto budget = reply_wait_.begin();
+    if (budget <= Clock::duration::zero()) {
+      slept_waits_.fetch_add(1, std::memory_order_relaxed);
+      start_read();
+      return;
+    }
+    polled_waits_.fetch_add(1, std::memory_order_relaxed);
+    poll_until_ = wait_started_ + budget;
     post_poll();
   }
 
@@ -415,7 +432,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ec;
     const std::size_t n = socket_.read_some(asio::buffer(read_buf_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      if (Clock::now() < poll_until_)
+      if (now() < poll_until_)
         post_poll();
       else
         start_read();  // budget spent: sleep in the reactor
@@ -538,6 +555,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ignored;
     if (!tls_) socket_.non_blocking(true, ignored);
     mux_.on_link_up();
+    waiting_ = false;
     start_read();
     start_write();
     start_check_timer();
@@ -551,7 +569,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     socket_.close(ignored);
     reader_.reset();
     tls_.reset();  // a read or write still completing on the old stream holds its own reference
-    link_io::Endpoints endpoints;
     target_ = {options_.host, options_.port};
     if (options_.sentinel) {
       auto found =
@@ -562,25 +579,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       }
       target_ = std::move(*found.primary);
     }
-    if (!options_.unix_socket.empty()) {
-      endpoints.list.emplace_back(asio::local::stream_protocol::endpoint(options_.unix_socket));
-      endpoints.texts.push_back("unix:" + options_.unix_socket);
-    } else {
-      boost::system::error_code ec;
-      const auto address = asio::ip::make_address(target_.host, ec);
-      if (!ec) {
-        const asio::ip::tcp::endpoint ep(address, target_.port);
-        endpoints.list.emplace_back(ep);
-        endpoints.texts.push_back(link_io::endpoint_text(ep));
-      } else {
-        auto resolved =
-            co_await link_io::resolve(strand_, target_.host, target_.port,
-                                      saturating_add(Clock::now(), options_.connect_timeout), resolver_);
-        if (std::holds_alternative<LinkFailure>(resolved))
-          co_return std::get<LinkFailure>(std::move(resolved));
-        endpoints = std::get<link_io::Endpoints>(std::move(resolved));
-      }
-    }
+    auto addresses =
+        co_await link_io::endpoints_for(strand_, options_.unix_socket, target_.host, target_.port,
+                                        saturating_add(Clock::now(), options_.connect_timeout), resolver_);
+    if (std::holds_alternative<LinkFailure>(addresses)) co_return std::get<LinkFailure>(std::move(addresses));
+    const auto& endpoints = std::get<link_io::Endpoints>(addresses);
     auto failure = co_await link_io::connect_any(socket_, endpoints, options_.connect_timeout, closed_);
     if (failure) co_return failure;
     if (options_.unix_socket.empty()) {
@@ -628,7 +631,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::uint64_t listener_ = 0;      // Sentinel: registered for +switch-master notices
   bool sentinel_rejected_ = false;  // Sentinel: no sentinel knows the master name
   bool retry_now_ = false;          // Sentinel: +switch-master while down: skip the backoff
-  Clock::time_point poll_until_{};  // end of the current busy poll
+  ReplyWaitPolicy reply_wait_;
+  bool waiting_ = false;              // a timed wait for replies is under way (await_replies)
+  Clock::time_point wait_started_{};  // ... since then
+  Clock::time_point poll_until_{};    // end of the current wait's poll
 
   bool timer_armed_ = false;
   Clock::time_point timer_expiry_{};
@@ -642,6 +648,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::atomic<std::uint64_t> link_drops_{0};
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::uint64_t> health_checks_{0};
+  std::atomic<std::uint64_t> polled_waits_{0};
+  std::atomic<std::uint64_t> slept_waits_{0};
 };
 
 }  // namespace corocache::detail::redis

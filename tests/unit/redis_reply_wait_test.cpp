@@ -1,0 +1,129 @@
+// The I/O-free policy that decides, wait by wait, whether a connection polls the socket for
+// replies or sleeps in the reactor. Each test plays a machine: how long a polled and a slept
+// wait take there, and how many replies each brings.
+#include <corocache/redis/detail/reply_wait.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+
+using namespace std::chrono_literals;
+using Policy = corocache::detail::redis::ReplyWaitPolicy;
+using Mode = Policy::Mode;
+
+namespace {
+
+struct Outcome {
+  std::chrono::nanoseconds waited;
+  std::size_t replies;
+};
+using Machine = std::function<Outcome(Mode)>;
+
+struct Tally {
+  std::size_t polled = 0, slept = 0;
+};
+
+// Runs `waits` waits on `machine`; counts the mode each ran in.
+Tally run(Policy& p, const Machine& machine, std::size_t waits) {
+  Tally t;
+  for (std::size_t i = 0; i < waits; ++i) {
+    const auto budget = p.begin();
+    const Mode m = budget > 0ns ? Mode::poll : Mode::sleep;
+    REQUIRE(m == p.current());
+    (m == Mode::poll ? t.polled : t.slept)++;
+    const Outcome o = machine(m);
+    p.end(o.waited, o.replies);
+  }
+  return t;
+}
+
+// Polled waits take `poll`, slept ones `sleep`, one reply each.
+Machine fixed(std::chrono::nanoseconds poll, std::chrono::nanoseconds sleep) {
+  return [=](Mode m) { return Outcome{m == Mode::poll ? poll : sleep, 1}; };
+}
+
+}  // namespace
+
+TEST_CASE("busy_poll = 0: every wait sleeps and nothing is measured") {
+  Policy p(0ns);
+  CHECK_FALSE(p.enabled());
+  const Tally t = run(p, fixed(1us, 100us), 10'000);
+  CHECK(t.polled == 0);
+  CHECK(p.estimate(Mode::poll) < 0);
+  CHECK(p.estimate(Mode::sleep) < 0);
+}
+
+TEST_CASE("polling with the cap as budget while it is clearly faster (slow thread wake-ups)") {
+  Policy p(50us);
+  REQUIRE(p.begin() == 50us);  // starts by polling
+  p.end(20us, 1);
+  const Tally t = run(p, fixed(20us, 60us), 20'000);
+  CHECK(p.best() == Mode::poll);
+  // Sleeping is re-checked now and then, ever more rarely while it keeps losing.
+  CHECK(t.slept > 0);
+  CHECK(t.slept < 20'000 / 100);
+}
+
+TEST_CASE("sleeping when polling does not pay: a distant server answers after the cap") {
+  Policy p(50us);
+  // A polled wait runs out its 50 us and then sleeps as long as a slept wait.
+  const Tally t = run(p, fixed(350us, 300us), 20'000);
+  CHECK(p.best() == Mode::sleep);
+  // What polling costs from then on: a few explorations, spaced out exponentially.
+  const Tally later = run(p, fixed(350us, 300us), 20'000);
+  CHECK(later.polled <= 2 * Policy::explore_waits * (20'000 / Policy::max_exploit + 1));
+  CHECK(t.polled < 400);
+}
+
+TEST_CASE("a tie goes to sleeping, which costs no CPU") {
+  Policy p(50us);
+  run(p, fixed(20us, 20us), 5'000);
+  CHECK(p.best() == Mode::sleep);
+  // ... and polling needs a clear win (10%) to come back.
+  run(p, fixed(19us, 20us), 5'000);
+  CHECK(p.best() == Mode::sleep);
+}
+
+TEST_CASE("waits are compared per reply: short polled waits against fuller slept ones") {
+  Policy p(50us);
+  // Polling catches each reply alone after 10 us; a sleep wakes to 8 replies after 40 us
+  // (5 us per reply): sleeping serves the pipeline better.
+  run(
+      p,
+      [](Mode m) {
+        return m == Mode::poll ? Outcome{10us, 1} : Outcome{40us, 8};
+      },
+      5'000);
+  CHECK(p.best() == Mode::sleep);
+}
+
+TEST_CASE("the policy follows the machine when it changes") {
+  Policy p(50us);
+  run(p, fixed(20us, 60us), 10'000);
+  REQUIRE(p.best() == Mode::poll);
+  // The cores get busy: waking is fast now and the spinning thread slows the server down.
+  // Within two of the longest runs between explorations, sleeping has taken over.
+  run(p, fixed(60us, 25us), 2 * (Policy::max_exploit + Policy::explore_waits));
+  CHECK(p.best() == Mode::sleep);
+  // ... and back.
+  run(p, fixed(20us, 60us), 2 * (Policy::max_exploit + Policy::explore_waits));
+  CHECK(p.best() == Mode::poll);
+}
+
+TEST_CASE("a wait that brought no complete reply still counts its time") {
+  Policy p(50us);
+  // Polled waits often wake for a partial reply (no reply, 5 us), then one more with it:
+  // 25 us per reply; slept waits bring one reply each in 20 us.
+  bool partial = false;
+  run(
+      p,
+      [&](Mode m) {
+        if (m == Mode::sleep) return Outcome{20us, 1};
+        partial = !partial;
+        return partial ? Outcome{5us, 0} : Outcome{20us, 1};
+      },
+      5'000);
+  CHECK(p.best() == Mode::sleep);
+}
