@@ -22,6 +22,7 @@
 #include <corocache/redis/detail/connect_io.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/link_fsm.hpp>
+#include <corocache/redis/detail/mode_chooser.hpp>
 #include <corocache/redis/detail/multiplexer.hpp>
 #include <corocache/redis/detail/reader.hpp>
 #include <corocache/redis/detail/reply.hpp>
@@ -351,22 +352,28 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   // Hands out the replies in the `n` new bytes of read_buf_, writes what the resumed callers
   // queue, and waits for more. Resumed callers usually queue their next request at once;
-  // the multiplexer puts their bytes in the write buffer and asks for a write every
-  // WritePolicy::loop_chunk requests, so the server works on one chunk while the client
-  // resumes the callers of the next (writing once at the end would make client and server
-  // take turns). The rest is written when the loop ends.
+  // the multiplexer puts their bytes in the write buffer and, in a chunked loop, asks for a
+  // write every WritePolicy::loop_chunk requests, so the server works on one chunk while
+  // the client resumes the callers of the next; otherwise everything is written when the
+  // loop ends. Which of the two is faster depends on the machine, so write_choice_ measures
+  // both by the time per reply from one loop of a pipeline to the next.
   void consume(std::uint64_t gen, std::size_t n) {
-    const auto arrived = waiting_ ? now() : Clock::time_point{};
+    const auto arrived = now();
+    // The previous loop of a pipeline ends here: its cost is the time since it began.
+    if (std::exchange(loop_timed_, false)) write_choice_.record(arrived - loop_started_, loop_replies_);
     mux_.on_bytes_received();
     reader_.feed(read_buf_.data(), n);
-    mux_.begin_batch();
+    mux_.begin_batch(write_choice_.current() == ModeChooser::Choice::first);
     std::size_t replies = 0;
     const bool link_kept = deliver_replies(gen, replies);
     if (std::exchange(waiting_, false)) reply_wait_.end(arrived - wait_started_, replies);
+    loop_started_ = arrived;
+    loop_replies_ = replies;
     mux_.end_batch(&ConnectionImpl::now);  // also after a failure: unwritten requests wait
     arm_deadline_timer(mux_.next_deadline());
     if (!link_kept) return;
     if (std::exchange(flush_after_batch_, false)) start_write();
+    loop_timed_ = mux_.written() > 0;  // still pipelining: the next loop continues this one
     await_replies();
   }
 
@@ -555,7 +562,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ignored;
     if (!tls_) socket_.non_blocking(true, ignored);
     mux_.on_link_up();
-    waiting_ = false;
+    waiting_ = loop_timed_ = false;
     start_read();
     start_write();
     start_check_timer();
@@ -632,6 +639,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   bool sentinel_rejected_ = false;  // Sentinel: no sentinel knows the master name
   bool retry_now_ = false;          // Sentinel: +switch-master while down: skip the backoff
   ReplyWaitPolicy reply_wait_;
+  ModeChooser write_choice_{ModeChooser::Config{.first_margin = 0.95}};  // first: chunked loops
+  bool loop_timed_ = false;           // the last reply loop left requests in flight ...
+  Clock::time_point loop_started_{};  // ... began then ...
+  std::size_t loop_replies_ = 0;      // ... and handed out this many replies
   bool waiting_ = false;              // a timed wait for replies is under way (await_replies)
   Clock::time_point wait_started_{};  // ... since then
   Clock::time_point poll_until_{};    // end of the current wait's poll

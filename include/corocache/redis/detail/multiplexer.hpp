@@ -27,8 +27,9 @@ struct MultiplexerConfig {
   Duration health_check_interval{};  // 0: no PING while idle
 };
 
-/// How a reply loop writes what the callers it resumed queue: in chunks of this many
-/// requests (see docs/redis_connection.md, "write policy"). Kept separate so it can be tuned.
+/// How a reply loop writes what the callers it resumed queue, when it writes in chunks: this
+/// many requests per chunk (docs/redis_connection.md, "Write policy"). Whether a loop writes
+/// in chunks or once at its end is the I/O layer's measured choice (mode_chooser.hpp).
 struct WritePolicy {
   static constexpr std::size_t chunks_in_flight = 4;
   static constexpr std::size_t min_chunk = 4;
@@ -134,13 +135,15 @@ class Multiplexer {
   // --- reply batches --------------------------------------------------------------------------
 
   /// A batch of replies is about to be handed out (callers may resume and submit inline).
-  void begin_batch() noexcept {
+  /// `chunked`: what they submit is written every WritePolicy::loop_chunk requests while
+  /// the batch goes on; otherwise all of it once the batch ends.
+  void begin_batch(bool chunked = true) noexcept {
     // Replies in this batch's bytes can only answer requests written before they came: one
     // that would match a request written during the batch arrived before it was asked for.
     replies_end_id_ = queue_.front_id() + queue_.written();
     batch_ = true;
     chunk_ = 0;
-    chunk_limit_ = WritePolicy::loop_chunk(queue_.written());
+    chunk_limit_ = chunked ? WritePolicy::loop_chunk(queue_.written()) : SIZE_MAX;
     batch_first_id_ = queue_.end_id();
   }
   /// Ends the batch; requests queued during it get their deadline from one `now()`.
