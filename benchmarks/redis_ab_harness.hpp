@@ -5,6 +5,7 @@
 // second and throws on a miss or a failed SET.
 
 #include "bench_common.hpp"
+#include "wake_regime.hpp"
 
 #include <corocache/cache.hpp>
 #include <corocache/redis_backend.hpp>
@@ -106,9 +107,11 @@ inline void parse_args(int argc, char** argv, std::size_t& total, int& repeats) 
 }
 
 /// For SET then GET (the GETs then hit) and N = 1, 16, 256: best of `repeats` of each
-/// side, alternating, one summary line "<label> <OP> N=<n> vs <baseline label>".
+/// side, alternating, one summary line "<label> <OP> N=<n> vs <baseline label>". The
+/// machine's wake-up regime (wake_regime.hpp) is printed before and after, tagged `program`.
 inline void compare(Bench& a, Bench& baseline, const std::string& label, const std::string& baseline_label,
-                    std::size_t total, int repeats) {
+                    std::size_t total, int repeats, const std::string& program) {
+  print_wake_regime((program + " start").c_str());
   const auto names = make_names(10'000, 'k');
   for (Op op : {Op::set, Op::get}) {
     for (std::size_t n : {std::size_t{1}, std::size_t{16}, std::size_t{256}}) {
@@ -121,6 +124,7 @@ inline void compare(Bench& a, Bench& baseline, const std::string& label, const s
                     best_baseline);
     }
   }
+  print_wake_regime((program + " end").c_str());
 }
 
 }  // namespace corocache::bench::redis_ab

@@ -1,17 +1,21 @@
-// Redis throughput: GET and SET of 16-byte values with N requests in flight on ONE
-// connection, for corocache (N coroutines on one Cache<RedisBackend>, with default options
-// and with RedisOptions::busy_poll), raw hiredis async (libevent adapter, N requests kept in
-// flight) and redis-benchmark (-c 1 -P N): its own GET and SET tests, and at N=256 also the
-// exact commands corocache sends (SET with PX, over the same 10k keys), which cost the
-// server more per operation. Detail lines give the server's CPU, reads and writes per op.
+// Redis throughput: GET and SET of 16-byte values with N = 1, 4, 16, 32, 64, 256 requests
+// in flight on ONE connection, for corocache (N coroutines on one Cache<RedisBackend>: with
+// default options, i.e. adaptive reply polling, and "no-poll", RedisOptions::busy_poll = 0,
+// which only ever sleeps in the reactor), raw hiredis async (libevent adapter, N requests
+// kept in flight) and redis-benchmark (-c 1 -P N): its own GET and SET tests, and at N=256
+// also the exact commands corocache sends (SET with PX, over the same 10k keys), which cost
+// the server more per operation. Detail lines give the server's CPU, reads and writes per op.
 //
 //   redis_bench [--csv PATH] [--ops COUNT] [--repeats R] [--filter SUBSTRING]
 //
-// Starts its own redis-server on a free loopback port. Prints one summary line per
-// (op, N, baseline) and writes the CSV that plot_redis.gp draws.
+// --ops sets the operations per run at every N; without it, 500k (100k at N=1, 200k at N=4,
+// where round trips make runs slow). Starts its own redis-server on a free loopback port.
+// Prints the machine's thread wake-up time (wake_regime.hpp) at the start, before each N and
+// at the end, one summary line per (op, N, baseline), and writes the CSV plot_redis.gp draws.
 
 #include "bench_common.hpp"
 #include "support/redis_server.hpp"  // the test suite's throwaway redis-server
+#include "wake_regime.hpp"
 
 #include <corocache/detail/keys.hpp>
 
@@ -33,6 +37,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -326,14 +331,16 @@ struct CorocacheBench {
   asio::io_context io{1};
   corocache::Cache<corocache::RedisBackend> cache;
 
-  static corocache::RedisOptions options(std::uint16_t port, std::chrono::microseconds busy_poll) {
+  /// `busy_poll` unset: the library's default.
+  static corocache::RedisOptions options(std::uint16_t port,
+                                         std::optional<std::chrono::microseconds> busy_poll) {
     corocache::RedisOptions o;
     o.port = port;
     o.request_timeout = std::chrono::seconds(10);
-    o.busy_poll = busy_poll;
+    if (busy_poll) o.busy_poll = *busy_poll;
     return o;
   }
-  CorocacheBench(std::uint16_t port, std::chrono::microseconds busy_poll)
+  CorocacheBench(std::uint16_t port, std::optional<std::chrono::microseconds> busy_poll)
       : cache(corocache::RedisBackend(io.get_executor(), options(port, busy_poll)),
               corocache::CacheOptions{.prefix = prefix}) {}
 
@@ -357,33 +364,50 @@ struct CorocacheBench {
 int main(int argc, char** argv) try {
   std::string csv_path = std::string(COROCACHE_BENCH_SOURCE_DIR) + "/results/redis_throughput.csv";
   std::size_t total = corocache::bench::quick() ? 20'000 : 500'000;
+  bool scale_total = true;  // fewer operations at N=1 and N=4 unless --ops says otherwise
   int repeats = corocache::bench::quick() ? 1 : 2;
   // --filter SUBSTRING runs only the measurements named like "GET N=256 corocache" (the
-  // implementations: corocache, busy-poll, hiredis, redis-benchmark, redis-benchmark
+  // implementations: corocache, no-poll, hiredis, redis-benchmark, redis-benchmark
   // same-commands) that contain it (for profiling one of them) and writes no CSV.
   std::string filter;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--csv") == 0)
+    if (std::strcmp(argv[i], "--csv") == 0) {
       csv_path = argv[i + 1];
-    else if (std::strcmp(argv[i], "--ops") == 0)
+    } else if (std::strcmp(argv[i], "--ops") == 0) {
       total = std::stoul(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--repeats") == 0)
+      scale_total = false;
+    } else if (std::strcmp(argv[i], "--repeats") == 0) {
       repeats = std::max(1, std::stoi(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--filter") == 0)
+    } else if (std::strcmp(argv[i], "--filter") == 0) {
       filter = argv[i + 1];
-    else
+    } else {
       throw std::invalid_argument(std::string("unknown argument ") + argv[i]);
+    }
   }
   auto wanted = [&](const std::string& op, std::size_t n, const char* impl) {
     return (op + " N=" + std::to_string(n) + " " + impl).find(filter) != std::string::npos;
   };
+  auto wanted_any = [&](std::size_t n) {
+    for (const char* op : {"GET", "SET"})
+      for (const char* impl :
+           {"corocache", "no-poll", "hiredis", "redis-benchmark", "redis-benchmark same-commands"})
+        if (wanted(op, n, impl)) return true;
+    return false;
+  };
+  auto ops_at = [&](std::size_t n) {
+    if (!scale_total || n > 4) return total;
+    return n == 1 ? total / 5 : total / 5 * 2;
+  };
+
+  corocache::bench::print_wake_regime("redis_bench start");
 
   corocache::test::RedisServer server;  // free loopback port, no persistence
   const Workload w = make_workload();
   prefill(server.port(), w);
   std::printf(
-      "redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run, best of %d, 16-byte values, %zu keys\n",
-      server.port(), total, repeats, key_count);
+      "redis_bench: redis-server on 127.0.0.1:%u, %zu ops per run (%zu at N=1, %zu at N=4), best of %d, "
+      "16-byte values, %zu keys\n",
+      server.port(), total, ops_at(1), ops_at(4), repeats, key_count);
 
   // Runs one measurement and prints a detail line with the server's side of it.
   auto with_server_report = [&](const char* op, std::size_t n, const char* impl, std::size_t ops,
@@ -396,23 +420,29 @@ int main(int argc, char** argv) try {
     return result;
   };
 
-  // corocache as configured by default (sleeps in the reactor while replies are out), and
-  // with RedisOptions::busy_poll (polls the socket up to 200 us before sleeping).
-  CorocacheBench coro(server.port(), std::chrono::microseconds(0));
-  CorocacheBench coro_poll(server.port(), std::chrono::microseconds(200));
+  // corocache as configured by default (adaptive reply polling), and with busy_poll = 0:
+  // it never polls, it sleeps in the reactor while replies are out (what polling buys).
+  CorocacheBench coro(server.port(), std::nullopt);
+  CorocacheBench coro_nopoll(server.port(), std::chrono::microseconds(0));
 
   // Indexed by Op; NaN = not measured (filtered out).
   struct Row {
     std::size_t in_flight = 0;
-    double coro[2] = {NAN, NAN}, poll[2] = {NAN, NAN}, hiredis[2] = {NAN, NAN}, rbench[2] = {NAN, NAN};
-    double coro_cpu[2] = {NAN, NAN}, poll_cpu[2] = {NAN, NAN}, hiredis_cpu[2] = {NAN, NAN};
+    double wake_up_us = NAN;  // the machine's thread wake-up time just before this N
+    double coro[2] = {NAN, NAN}, nopoll[2] = {NAN, NAN}, hiredis[2] = {NAN, NAN}, rbench[2] = {NAN, NAN};
+    double coro_cpu[2] = {NAN, NAN}, nopoll_cpu[2] = {NAN, NAN}, hiredis_cpu[2] = {NAN, NAN};
     double rbench_cpu = NAN;             // GET and SET together
     double rbench_same[2] = {NAN, NAN};  // redis-benchmark sending corocache's commands (N=256 only)
   };
   std::vector<Row> rows;
-  for (std::size_t n : {1u, 16u, 256u}) {
+  for (std::size_t n : {1u, 4u, 16u, 32u, 64u, 256u}) {
+    if (!wanted_any(n)) continue;
     Row row;
     row.in_flight = n;
+    const std::size_t ops = ops_at(n);
+    row.wake_up_us = corocache::bench::thread_wake_up_us(true);
+    detail("N=%zu: %zu ops per run; thread wake-up just before: %.1f us pinned, %.1f us unpinned", n, ops,
+           row.wake_up_us, corocache::bench::thread_wake_up_us(false));
     auto best = [](double& slot, double x) { slot = std::isnan(slot) ? x : std::max(slot, x); };
     auto least = [](double& slot, double x) { slot = std::isnan(slot) ? x : std::min(slot, x); };
     // Interleaved repeats, best of each: the machine is shared, and noise only ever slows.
@@ -420,20 +450,20 @@ int main(int argc, char** argv) try {
       for (Op op : {Op::set, Op::get}) {
         const int o = static_cast<int>(op);
         if (wanted(op_name(op), n, "corocache")) {
-          const Measured m = with_server_report(op_name(op), n, "corocache", total,
-                                                [&] { return coro.measure(w, op, n, total); });
+          const Measured m = with_server_report(op_name(op), n, "corocache", ops,
+                                                [&] { return coro.measure(w, op, n, ops); });
           best(row.coro[o], m.ops_per_s);
           least(row.coro_cpu[o], m.cpu_ns);
         }
-        if (wanted(op_name(op), n, "busy-poll")) {
-          const Measured m = with_server_report(op_name(op), n, "busy-poll", total,
-                                                [&] { return coro_poll.measure(w, op, n, total); });
-          best(row.poll[o], m.ops_per_s);
-          least(row.poll_cpu[o], m.cpu_ns);
+        if (wanted(op_name(op), n, "no-poll")) {
+          const Measured m = with_server_report(op_name(op), n, "no-poll", ops,
+                                                [&] { return coro_nopoll.measure(w, op, n, ops); });
+          best(row.nopoll[o], m.ops_per_s);
+          least(row.nopoll_cpu[o], m.cpu_ns);
         }
         if (wanted(op_name(op), n, "hiredis")) {
-          const Measured m = with_server_report(op_name(op), n, "hiredis", total,
-                                                [&] { return run_hiredis(server.port(), w, op, n, total); });
+          const Measured m = with_server_report(op_name(op), n, "hiredis", ops,
+                                                [&] { return run_hiredis(server.port(), w, op, n, ops); });
           best(row.hiredis[o], m.ops_per_s);
           least(row.hiredis_cpu[o], m.cpu_ns);
         }
@@ -441,8 +471,8 @@ int main(int argc, char** argv) try {
       if (wanted("GET", n, "redis-benchmark") || wanted("SET", n, "redis-benchmark")) {
         // redis-benchmark SETs its own key only, so our GETs keep hitting.
         double cpu = 0;
-        const auto rb = with_server_report("GET+SET", n, "redis-benchmark", 2 * total,
-                                           [&] { return run_redis_benchmark(server.port(), n, total, cpu); });
+        const auto rb = with_server_report("GET+SET", n, "redis-benchmark", 2 * ops,
+                                           [&] { return run_redis_benchmark(server.port(), n, ops, cpu); });
         least(row.rbench_cpu, cpu);
         best(row.rbench[static_cast<int>(Op::get)], rb.at("GET"));
         best(row.rbench[static_cast<int>(Op::set)], rb.at("SET"));
@@ -451,46 +481,50 @@ int main(int argc, char** argv) try {
       // less than corocache's commands; this measures the same commands for comparison.
       for (Op op : {Op::set, Op::get}) {
         if (n != 256 || !wanted(op_name(op), n, "redis-benchmark same-commands")) continue;
-        const double rate = with_server_report(op_name(op), n, "redis-benchmark same-commands", total, [&] {
-          return run_redis_benchmark_same_commands(server.port(), n, total, op);
+        const double rate = with_server_report(op_name(op), n, "redis-benchmark same-commands", ops, [&] {
+          return run_redis_benchmark_same_commands(server.port(), n, ops, op);
         });
         best(row.rbench_same[static_cast<int>(op)], rate);
       }
     }
     for (Op op : {Op::get, Op::set}) {
       const int o = static_cast<int>(op);
-      if (std::isnan(row.coro[o]) && std::isnan(row.poll[o]) && std::isnan(row.hiredis[o]) &&
+      if (std::isnan(row.coro[o]) && std::isnan(row.nopoll[o]) && std::isnan(row.hiredis[o]) &&
           std::isnan(row.rbench[o]))
         continue;
+      // run.sh of the peer comparison parses "^  GET N=16: corocache <rate>,": keep that prefix.
       detail(
-          "%s N=%zu: corocache %.0f, corocache busy-poll %.0f, hiredis %.0f, redis-benchmark %.0f ops/s; "
-          "client CPU per op: corocache %.0f ns, busy-poll %.0f ns, hiredis %.0f ns, "
+          "%s N=%zu: corocache %.0f, corocache no-poll %.0f, hiredis %.0f, redis-benchmark %.0f ops/s; "
+          "client CPU per op: corocache %.0f ns, no-poll %.0f ns, hiredis %.0f ns, "
           "redis-benchmark %.0f ns (GET+SET average)",
-          op_name(op), n, row.coro[o], row.poll[o], row.hiredis[o], row.rbench[o], row.coro_cpu[o],
-          row.poll_cpu[o], row.hiredis_cpu[o], row.rbench_cpu);
+          op_name(op), n, row.coro[o], row.nopoll[o], row.hiredis[o], row.rbench[o], row.coro_cpu[o],
+          row.nopoll_cpu[o], row.hiredis_cpu[o], row.rbench_cpu);
     }
     rows.push_back(row);
   }
 
+  // Only comparisons whose both sides were measured (--filter leaves some out).
+  auto summary = [](const std::string& name, double coro, double baseline) {
+    if (!std::isnan(coro) && !std::isnan(baseline)) corocache::bench::print_summary(name, coro, baseline);
+  };
   for (const auto& row : rows) {
     for (Op op : {Op::get, Op::set}) {
       const int o = static_cast<int>(op);
       const std::string base = std::string("redis ") + op_name(op) + " N=" + std::to_string(row.in_flight);
-      corocache::bench::print_summary(base + " vs hiredis", row.coro[o], row.hiredis[o]);
-      corocache::bench::print_summary(base + " vs redis-benchmark", row.coro[o], row.rbench[o]);
-      corocache::bench::print_summary(base + " busy-poll vs hiredis", row.poll[o], row.hiredis[o]);
-      corocache::bench::print_summary(base + " busy-poll vs redis-benchmark", row.poll[o], row.rbench[o]);
+      summary(base + " vs hiredis", row.coro[o], row.hiredis[o]);
+      summary(base + " vs redis-benchmark", row.coro[o], row.rbench[o]);
+      summary(base + " vs no-poll", row.coro[o], row.nopoll[o]);
       if (row.in_flight == 256)
-        corocache::bench::print_summary(base + " vs redis-benchmark same-commands", row.coro[o],
-                                        row.rbench_same[o]);
+        summary(base + " vs redis-benchmark same-commands", row.coro[o], row.rbench_same[o]);
     }
   }
 
+  corocache::bench::print_wake_regime("redis_bench end");
   if (!filter.empty()) return 0;
   std::ofstream csv(csv_path);
   if (!csv) throw std::runtime_error("cannot write " + csv_path);
-  csv << "in_flight,get_corocache,get_hiredis,get_redis_benchmark,get_corocache_busy_poll,set_corocache,set_"
-         "hiredis,set_redis_benchmark,set_corocache_busy_poll\n";
+  csv << "in_flight,get_corocache,get_hiredis,get_redis_benchmark,get_corocache_no_poll,set_corocache,set_"
+         "hiredis,set_redis_benchmark,set_corocache_no_poll,wake_up_us\n";
   auto cell = [](double v) {
     return std::isnan(v) ? std::string("NaN") : std::to_string(static_cast<long long>(v));
   };
@@ -499,9 +533,11 @@ int main(int argc, char** argv) try {
     for (Op op : {Op::get, Op::set}) {
       const int o = static_cast<int>(op);
       csv << ',' << cell(row.coro[o]) << ',' << cell(row.hiredis[o]) << ',' << cell(row.rbench[o]) << ','
-          << cell(row.poll[o]);
+          << cell(row.nopoll[o]);
     }
-    csv << '\n';
+    char wake[32];
+    std::snprintf(wake, sizeof wake, ",%.1f\n", row.wake_up_us);
+    csv << wake;
   }
   std::printf("  wrote %s\n", csv_path.c_str());
   return 0;

@@ -39,7 +39,8 @@ int main(int argc, char** argv) try {
       "redis_cluster_bench: single redis-server on %u, cluster of 3 primaries (%s), %zu tenants, "
       "%zu ops per run, best of %d\n",
       single.port(), cluster.url().c_str(), tenants, total, repeats);
-  ab::compare(cluster_bench, single_bench, "redis Cluster", "single server", total, repeats);
+  ab::compare(cluster_bench, single_bench, "redis Cluster", "single server", total, repeats,
+              "redis_cluster_bench");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "redis_cluster_bench: %s\n", e.what());

@@ -34,7 +34,7 @@ int main(int argc, char** argv) try {
 
   std::printf("redis_tls_bench: redis-server with TCP port %u and TLS port %u, %zu ops per run, best of %d\n",
               plain_port, server.port(), total, repeats);
-  ab::compare(tls_bench, plain_bench, "redis TLS", "plain TCP", total, repeats);
+  ab::compare(tls_bench, plain_bench, "redis TLS", "plain TCP", total, repeats, "redis_tls_bench");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "redis_tls_bench: %s\n", e.what());

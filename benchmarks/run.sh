@@ -4,7 +4,7 @@
 # Configures a Release build with the benchmarks on (COROCACHE_BENCH_BUILD_DIR, default
 # ${TMPDIR:-/tmp}/corocache-bench-build), builds them, runs every benchmark program (each
 # starts what it needs, e.g. its own redis-server), regenerates docs/redis_throughput.png,
-# and prints the machine and every summary line
+# and prints the machine, the "machine: thread wake-up" lines and every summary line
 #   <name>: corocache <x> ops/s, baseline <y> ops/s, ratio <x/y>
 # --quick (or COROCACHE_BENCH_QUICK=1) shrinks every workload: a smoke run, not a measurement.
 # The full output goes to <build dir>/benchmarks.log, the summary to
@@ -58,5 +58,5 @@ compiler="$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")"
   echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
   if [[ -n "${COROCACHE_BENCH_QUICK:-}" ]]; then echo "QUICK RUN: workloads shrunk, numbers are not measurements"; fi
   echo "== summary"
-  grep -E '^[^ ].*: corocache .*, baseline .*, ratio |^memory machine check: ' "$log" || true
+  grep -E '^[^ ].*: corocache .*, baseline .*, ratio |^memory machine check: |^machine: ' "$log" || true
 } | tee "$results/summary.txt"
