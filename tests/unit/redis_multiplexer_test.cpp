@@ -375,6 +375,22 @@ TEST_CASE("in a reply batch, requests are buffered in chunks and stamped with on
   CHECK(s.write_all() == expected);
 }
 
+TEST_CASE("a reply batch that writes once at its end buffers everything and never asks for a write") {
+  Script s;
+  std::vector<PendingOp*> first;
+  for (int i = 0; i < 16; ++i) first.push_back(s.queue("f" + std::to_string(i)));
+  s.write_all();
+  s.mux.begin_batch(/*chunked=*/false);
+  std::string expected;
+  for (int i = 0; i < 16; ++i) {
+    CHECK(s.reply("r").op == first[static_cast<std::size_t>(i)]);
+    CHECK(s.submit(s.make("g" + std::to_string(i))) == Submit::queued);
+    expected += Script::encode("GET", "g" + std::to_string(i));
+  }
+  s.mux.end_batch([&] { return s.now; });
+  CHECK(s.write_all() == expected);  // all 16 in one write
+}
+
 TEST_CASE("the write policy writes a quarter of what is in flight, at least four requests") {
   using corocache::detail::redis::WritePolicy;
   CHECK(WritePolicy::loop_chunk(0) == 4);

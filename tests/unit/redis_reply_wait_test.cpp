@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <limits>
 
 using namespace std::chrono_literals;
 using Policy = corocache::detail::redis::ReplyWaitPolicy;
@@ -126,4 +127,22 @@ TEST_CASE("a wait that brought no complete reply still counts its time") {
       },
       5'000);
   CHECK(p.best() == Mode::sleep);
+}
+
+TEST_CASE("polls that mostly run out never win, however noisy the sleeps") {
+  Policy p(50us);
+  // A server 400 us away on a loaded machine: sleeps wake late and erratically (400 us to
+  // 1.6 ms), polled waits run out at 50 us and then sleep as long. On wait time alone
+  // polling would win some comparisons by luck; its polls never catch a reply.
+  std::size_t i = 0;
+  const Tally t = run(
+      p,
+      [&](Mode m) {
+        const auto jitter = std::chrono::microseconds((++i * 7919) % 1200);
+        return Outcome{m == Mode::poll ? 400us + jitter / 4 : 400us + jitter, 1};
+      },
+      20'000);
+  CHECK(p.best() == Mode::sleep);
+  CHECK(p.estimate(Mode::poll) == std::numeric_limits<double>::infinity());
+  CHECK(t.polled < 200);
 }

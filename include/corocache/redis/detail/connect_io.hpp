@@ -8,6 +8,7 @@
 #include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/redis/detail/pending.hpp>
 #include <corocache/redis/detail/reader.hpp>
+#include <corocache/redis/detail/tls_io.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -202,6 +203,31 @@ asio::awaitable<std::optional<LinkFailure>> handshake(Stream& socket, Reader& re
   // More than the handshake's replies: nobody asked for them (never hand them to a caller).
   if (reader.buffered() > 0) co_return LinkFailure{errc::protocol_error, "a reply arrived for no request"};
   co_return std::nullopt;
+}
+
+/// A connected socket becomes a link: TCP options, then, with a TLS context, a new TLS
+/// stream in `tls` and its handshake (verifying `host`), then AUTH/SELECT(/ROLE when
+/// `check_role`), all bounded by one connect_timeout. Empty on success.
+inline asio::awaitable<std::optional<LinkFailure>> open_link(Socket& socket, asio::ssl::context* tls_context,
+                                                             std::shared_ptr<TlsStream>& tls, Reader& reader,
+                                                             std::vector<char>& buf,
+                                                             const RedisOptions& options,
+                                                             const std::string& host, bool check_role) {
+  boost::system::error_code ignored;
+  if (options.unix_socket.empty()) {
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  }
+  const auto deadline = saturating_add(Clock::now(), options.connect_timeout);
+  if (!tls_context) {
+    auto rejected = co_await handshake(socket, reader, buf, options, deadline, check_role);
+    co_return rejected;
+  }
+  tls = std::make_shared<TlsStream>(socket, *tls_context);
+  auto tls_failure = co_await tls_handshake(*tls, tls_peer(options.tls, host), deadline);
+  if (tls_failure) co_return tls_failure;
+  auto rejected = co_await handshake(*tls, reader, buf, options, deadline, check_role);
+  co_return rejected;
 }
 
 }  // namespace corocache::detail::redis::link_io

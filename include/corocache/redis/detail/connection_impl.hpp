@@ -3,8 +3,9 @@
 //
 // Every protocol decision is made by the I/O-free core: the Multiplexer (multiplexer.hpp:
 // request FIFO, write batching, reply matching, abandonment, deadlines, stall and health
-// checks, max_pending) and the link state machine (link_fsm.hpp: addresses, handshake,
-// backoff). This file owns the socket, the timers, the strand and the resolver, feeds the
+// checks, max_pending), the link state machine (link_fsm.hpp: addresses, handshake,
+// backoff) and the measured choices of how to wait and write (reply_wait.hpp,
+// mode_chooser.hpp). This file owns the socket, the timers, the strand and the resolver, feeds the
 // core its events and carries out what it answers. docs/redis_connection.md has the design.
 //
 // Sentinel (options.sentinel set): each connect attempt asks the SentinelMonitor for the
@@ -20,6 +21,7 @@
 #include <corocache/backend.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/detail/connect_io.hpp>
+#include <corocache/redis/detail/connection_report.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/redis/detail/mode_chooser.hpp>
@@ -65,19 +67,6 @@
 namespace corocache::detail::redis {
 
 namespace asio = boost::asio;
-
-/// Counters for tests and monitoring (monotonic since construction).
-struct ConnectionStats {
-  std::uint64_t connect_attempts = 0;  ///< connect attempts started
-  std::uint64_t connects = 0;          ///< links that completed the handshake
-  std::uint64_t writes = 0;            ///< write operations (each carries a batch)
-  std::uint64_t requests = 0;          ///< requests accepted into the queue
-  std::uint64_t link_drops = 0;        ///< established links that were lost or reset
-  std::uint64_t stalls = 0;            ///< ... of which dropped by stall detection
-  std::uint64_t health_checks = 0;     ///< PINGs sent by the idle health check
-  std::uint64_t polled_waits = 0;      ///< waits for replies that polled the socket (busy_poll)
-  std::uint64_t slept_waits = 0;       ///< waits for replies that slept in the reactor
-};
 
 class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
  public:
@@ -210,25 +199,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                         : "unix:" + options_.unix_socket;
   }
 
-  // The message of a failed call: endpoint and reason, never the password.
   std::string message_for(boost::system::error_code ec) const {
-    const std::string base = "corocache redis: ";
-    if (ec == errc::timeout) return base + endpoint_text() + ": no reply before the request's deadline";
-    if (ec == errc::not_connected) {
-      std::string m = base + "not connected to " + endpoint_text();
-      if (!last_error_.empty()) m += " (" + last_error_ + ")";
-      return m;
-    }
-    if (ec == errc::connection_lost || ec == errc::protocol_error)
-      return base + endpoint_text() + ": " + last_error_;
-    if (ec == errc::auth_failed || ec == errc::tls_failed) return auth_error_;
-    if (ec == errc::overloaded)
-      return base + std::to_string(mux_.in_use()) + " requests pending (max_pending " +
-             std::to_string(options_.max_pending) + ")";
-    if (ec == errc::reply_too_large) return base + endpoint_text() + ": " + reader_.error_message();
-    if (ec == errc::shut_down) return base + "the connection was closed";
-    if (ec == asio::error::operation_aborted) return base + "request cancelled";
-    return base + ec.message();
+    const std::string endpoint = endpoint_text();
+    return failure_message(ec, FailureFacts{endpoint, last_error_, auth_error_, reader_.error_message(),
+                                            mux_.in_use(), options_.max_pending});
   }
 
   // --- timers: deadlines (armed lazily for the earliest) and periodic checks --------------
@@ -593,23 +567,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     const auto& endpoints = std::get<link_io::Endpoints>(addresses);
     auto failure = co_await link_io::connect_any(socket_, endpoints, options_.connect_timeout, closed_);
     if (failure) co_return failure;
-    if (options_.unix_socket.empty()) {
-      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-      socket_.set_option(asio::socket_base::keep_alive(true), ignored);
-    }
-    // One connect_timeout for the TLS handshake and AUTH/SELECT(/ROLE) together.
-    const bool check_role = options_.sentinel != nullptr;
-    const auto deadline = saturating_add(Clock::now(), options_.connect_timeout);
-    if (!tls_context_) {
-      auto rejected =
-          co_await link_io::handshake(socket_, reader_, read_buf_, options_, deadline, check_role);
-      co_return rejected;
-    }
-    tls_ = std::make_shared<link_io::TlsStream>(socket_, *tls_context_);
-    const auto peer = tls_peer(options_.tls, target_.host);
-    auto tls_failure = co_await link_io::tls_handshake(*tls_, peer, deadline);
-    if (tls_failure) co_return tls_failure;
-    auto rejected = co_await link_io::handshake(*tls_, reader_, read_buf_, options_, deadline, check_role);
+    auto rejected = co_await link_io::open_link(socket_, tls_context_.get(), tls_, reader_, read_buf_,
+                                                options_, target_.host, options_.sentinel != nullptr);
     co_return rejected;
   }
 

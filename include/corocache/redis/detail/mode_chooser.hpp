@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 namespace corocache::detail::redis {
 
@@ -43,14 +44,18 @@ class ModeChooser {
   Choice best() const noexcept { return best_; }
 
   /// The current round ended: it cost `cost` and did `units` of work (zero is allowed:
-  /// the cost still counts, e.g. a wait that brought no complete reply).
-  void record(Nanos cost, std::uint64_t units) noexcept {
+  /// the cost still counts, e.g. a wait that brought no complete reply). `failed`: the
+  /// round did not do what its choice is for (e.g. a poll that ran out); an epoch in which
+  /// most rounds failed cannot win, however its costs compare.
+  void record(Nanos cost, std::uint64_t units, bool failed = false) noexcept {
     epoch_cost_ += std::max(cost, Nanos::zero());
     epoch_units_ += units;
+    epoch_failed_ += failed ? 1 : 0;
     if (++epoch_rounds_ >= (exploring_ ? config_.explore : run_)) finish_epoch();
   }
 
-  /// Mean cost per unit of the newest epoch of `c` (nanoseconds; negative: not measured).
+  /// Mean cost per unit of the newest epoch of `c` (nanoseconds; negative: not measured;
+  /// infinite: most of its rounds failed).
   double estimate(Choice c) const noexcept { return estimate_[index(c)]; }
 
  private:
@@ -67,9 +72,12 @@ class ModeChooser {
   }
 
   void finish_epoch() noexcept {
-    estimate_[index(current())] = static_cast<double>(epoch_cost_.count()) /
-                                  static_cast<double>(std::max<std::uint64_t>(epoch_units_, 1));
+    estimate_[index(current())] = 2 * epoch_failed_ > epoch_rounds_
+                                      ? std::numeric_limits<double>::infinity()
+                                      : static_cast<double>(epoch_cost_.count()) /
+                                            static_cast<double>(std::max<std::uint64_t>(epoch_units_, 1));
     epoch_cost_ = Nanos::zero();
+    epoch_failed_ = 0;
     epoch_units_ = 0;
     epoch_rounds_ = 0;
     if (!exploring_) {  // after every run in the current choice, a short one in the other
@@ -90,6 +98,7 @@ class ModeChooser {
   bool exploring_ = false;
   std::uint32_t run_;
   std::uint32_t epoch_rounds_ = 0;
+  std::uint32_t epoch_failed_ = 0;
   Nanos epoch_cost_{};
   std::uint64_t epoch_units_ = 0;
   double estimate_[2] = {-1.0, -1.0};

@@ -8,7 +8,8 @@
 // spinning thread can take a core the server needs, and a poll is wasted when replies take
 // longer than its budget. So both are measured (mode_chooser.hpp) by the wait per reply
 // (per reply, so that many short polled waits compare fairly with fewer, fuller sleeps).
-// Polling must win by 10%; a tie goes to sleeping, which costs no CPU.
+// Polling must win by 10%; a tie goes to sleeping, which costs no CPU; polls that mostly
+// run out never win.
 
 #include <corocache/redis/detail/mode_chooser.hpp>
 
@@ -44,9 +45,11 @@ class ReplyWaitPolicy {
   Nanos begin() const noexcept { return current() == Mode::poll ? cap_ : Nanos::zero(); }
 
   /// The wait begun last ended after `waited` (including a poll that ran out and the
-  /// sleep after it) and brought `replies` complete replies.
+  /// sleep after it) and brought `replies` complete replies. A poll that ran out costs no
+  /// more time than a sleep (the reply comes when it comes) but burns its whole budget:
+  /// an epoch of mostly such polls never wins, e.g. against a server farther than the cap.
   void end(Nanos waited, std::size_t replies) noexcept {
-    if (enabled()) chooser_.record(waited, replies);
+    if (enabled()) chooser_.record(waited, replies, current() == Mode::poll && waited >= cap_);
   }
 
   /// Mean wait per reply of the newest epoch in `m` (nanoseconds; negative: not measured).
