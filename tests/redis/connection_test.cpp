@@ -550,6 +550,24 @@ TEST_CASE("reply polling: used by default, and given up against a server slower 
     CHECK(s.polled_waits >= 1);
     CHECK(s.polled_waits < calls / 5);
 
+    // Requests that each find the link idle (a read already pending in the reactor) are
+    // polled for too: that read is taken back first, and no byte is lost or reordered.
+    Connection idle(ex, o);
+    asio::steady_timer pause(ex);
+    for (int i = 0; i < 20; ++i) {
+      pause.expires_after(300us);
+      co_await pause.async_wait(asio::use_awaitable);
+      const auto key = "conn:idle:" + std::to_string(i);
+      auto set = co_await idle.exec(cmd("SET", key, i));
+      REQUIRE(set.is_status("OK"));
+      pause.expires_after(300us);
+      co_await pause.async_wait(asio::use_awaitable);
+      auto got = co_await idle.exec(cmd("GET", key));
+      REQUIRE(got == Reply::make_string(std::to_string(i)));
+    }
+    CHECK(idle.stats().polled_waits + idle.stats().slept_waits == 40);
+    CHECK(idle.stats().polled_waits >= 1);
+
     RedisOptions off = o;
     off.busy_poll = 0us;
     Connection never(ex, off);

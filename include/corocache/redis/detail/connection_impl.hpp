@@ -272,7 +272,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     // buffer, and writing inline saves the reactor round trip an async_write costs.
     boost::system::error_code ec;
     const std::size_t sent = socket_.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
-    if (!ec && mux_.on_written(sent)) return;
+    if (!ec && mux_.on_written(sent)) {
+      if (idle_read_) wait_from_idle();
+      return;
+    }
     // The rest goes through the reactor; a real error comes back in on_written.
     const auto rest = mux_.unsent();
     asio::async_write(socket_, asio::buffer(rest.data(), rest.size()),
@@ -308,10 +311,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     auto on_read = [self = shared_from_this(), gen = generation_](boost::system::error_code ec,
                                                                   std::size_t n) {
       if (gen != self->generation_) return;
+      self->idle_read_ = false;
+      // Taken back by wait_from_idle() to poll instead (unless it had completed already).
+      if (std::exchange(self->poll_after_cancel_, false) && ec == asio::error::operation_aborted)
+        return self->post_poll();
       if (ec) return self->read_failed(ec);
       self->consume(gen, n);
     };
-    if (!tls_) return socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
+    if (!tls_) {
+      idle_read_ = reply_wait_.enabled() && mux_.written() == 0;
+      return socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
+    }
     // The handler holds the TLS stream: a new link replaces tls_ while this read may still
     // be completing inside OpenSSL.
     tls_->async_read_some(asio::buffer(read_buf_),
@@ -387,21 +397,38 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // reads from posted handlers, so other work still runs) or to sleep in the reactor, and
   // time the wait for it. Nothing outstanding, or TLS: read through the reactor, untimed.
   void await_replies() {
-    if (!reply_wait_.enabled() || mux_.written() == 0 || tls_) {
+    if (!reply_wait_.enabled() || mux_.written() == 0 || tls_) return start_read();
+    if (begin_wait())
+      post_poll();
+    else
       start_read();
-      return;
-    }
+  }
+
+  // Starts a timed wait as the policy says: true to poll until poll_until_, false to sleep.
+  bool begin_wait() {
     waiting_ = true;
     wait_started_ = now();
     const auto budget = reply_wait_.begin();
     if (budget <= Clock::duration::zero()) {
       slept_waits_.fetch_add(1, std::memory_order_relaxed);
-      start_read();
-      return;
+      return false;
     }
     polled_waits_.fetch_add(1, std::memory_order_relaxed);
     poll_until_ = wait_started_ + budget;
-    post_poll();
+    return true;
+  }
+
+  // Requests were written while the link was idle, its read already pending in the reactor.
+  // To poll for their replies, take that read back first: polling beside it could reorder
+  // bytes (the reactor may complete it on another thread). Cancelling completes it through
+  // its handler, aborted (then the poll starts) or with data it already read. Nothing else
+  // is pending on the socket: the write that got here completed inline.
+  void wait_from_idle() {
+    idle_read_ = false;
+    if (waiting_ || !begin_wait()) return;  // sleeping: the pending read is the wait
+    poll_after_cancel_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
   }
 
   void post_poll() {
@@ -536,7 +563,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ignored;
     if (!tls_) socket_.non_blocking(true, ignored);
     mux_.on_link_up();
-    waiting_ = loop_timed_ = false;
+    waiting_ = loop_timed_ = idle_read_ = poll_after_cancel_ = false;
     start_read();
     start_write();
     start_check_timer();
@@ -602,7 +629,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   bool loop_timed_ = false;           // the last reply loop left requests in flight ...
   Clock::time_point loop_started_{};  // ... began then ...
   std::size_t loop_replies_ = 0;      // ... and handed out this many replies
-  bool waiting_ = false;              // a timed wait for replies is under way (await_replies)
+  bool waiting_ = false;              // a timed wait for replies is under way (begin_wait)
+  bool idle_read_ = false;            // the pending read was started with nothing written
+  bool poll_after_cancel_ = false;    // wait_from_idle() cancelled that read to poll instead
   Clock::time_point wait_started_{};  // ... since then
   Clock::time_point poll_until_{};    // end of the current wait's poll
 
