@@ -146,3 +146,27 @@ TEST_CASE("polls that mostly run out never win, however noisy the sleeps") {
   CHECK(p.estimate(Mode::poll) == std::numeric_limits<double>::infinity());
   CHECK(t.polled < 200);
 }
+
+TEST_CASE("the handling of each batch counts: polling that splits replies into more batches can lose") {
+  Policy p(50us);
+  // 256 requests in flight. Polling wakes for 32 replies after 5 us, sleeping for all 256
+  // after 60 us: by the waits alone polling wins (0.16 us per reply against 0.23). But
+  // handing out a batch costs 20 us plus 0.3 us per reply (a read, a write, resuming
+  // callers): whole cycles cost 1.08 us per reply polled against 0.61 slept.
+  const auto handling = [](std::size_t replies) {
+    return std::chrono::nanoseconds(20'000 + 300 * static_cast<long>(replies));
+  };
+  for (int i = 0; i < 5'000; ++i) {
+    const bool poll = p.begin() > 0ns;
+    const std::size_t replies = poll ? 32 : 256;
+    p.end(poll ? 5us : 60us, replies, handling(replies));
+  }
+  CHECK(p.best() == Mode::sleep);
+  // Where a batch costs little to hand out and a sleep costs a slow wake-up, polling wins.
+  Policy q(50us);
+  for (int i = 0; i < 5'000; ++i) {
+    const bool poll = q.begin() > 0ns;
+    q.end(poll ? 12us : 55us, 1, 2us);
+  }
+  CHECK(q.best() == Mode::poll);
+}

@@ -350,7 +350,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     mux_.begin_batch(write_choice_.current() == ModeChooser::Choice::first);
     std::size_t replies = 0;
     const bool link_kept = deliver_replies(gen, replies);
-    if (std::exchange(waiting_, false)) reply_wait_.end(arrived - wait_started_, replies);
     loop_started_ = arrived;
     loop_replies_ = replies;
     mux_.end_batch(&ConnectionImpl::now);  // also after a failure: unwritten requests wait
@@ -358,6 +357,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (!link_kept) return;
     if (std::exchange(flush_after_batch_, false)) start_write();
     loop_timed_ = mux_.written() > 0;  // still pipelining: the next loop continues this one
+    if (std::exchange(waiting_, false)) reply_wait_.end(arrived - wait_started_, replies, now() - arrived);
     await_replies();
   }
 

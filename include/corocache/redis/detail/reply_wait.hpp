@@ -6,8 +6,9 @@
 //
 // Polling saves the wake-up of a sleeping thread (tens of microseconds on some VMs), but a
 // spinning thread can take a core the server needs, and a poll is wasted when replies take
-// longer than its budget. So both are measured (mode_chooser.hpp) by the wait per reply
-// (per reply, so that many short polled waits compare fairly with fewer, fuller sleeps).
+// longer than its budget. So both are measured (mode_chooser.hpp) by the time per reply of
+// a wait and the handling of what it brought (per reply, so that many short polled waits
+// compare fairly with fewer, fuller sleeps).
 // Polling must win by 10%; a tie goes to sleeping, which costs no CPU; polls that mostly
 // run out never win.
 
@@ -45,14 +46,19 @@ class ReplyWaitPolicy {
   Nanos begin() const noexcept { return current() == Mode::poll ? cap_ : Nanos::zero(); }
 
   /// The wait begun last ended after `waited` (including a poll that ran out and the
-  /// sleep after it) and brought `replies` complete replies. A poll that ran out costs no
-  /// more time than a sleep (the reply comes when it comes) but burns its whole budget:
-  /// an epoch of mostly such polls never wins, e.g. against a server farther than the cap.
-  void end(Nanos waited, std::size_t replies) noexcept {
-    if (enabled()) chooser_.record(waited, replies, current() == Mode::poll && waited >= cap_);
+  /// sleep after it) and brought `replies` complete replies, which then took `handling` to
+  /// hand out (resumed callers, their next writes). The cost compared is the whole cycle
+  /// per reply: a mode that splits replies into more, smaller batches pays each batch's
+  /// fixed costs (a read, a write, a loop) more often, which its shorter waits alone hide.
+  /// A poll that ran out costs no more time than a sleep (the reply comes when it comes)
+  /// but burns its whole budget: an epoch of mostly such polls never wins, e.g. against a
+  /// server farther than the cap.
+  void end(Nanos waited, std::size_t replies, Nanos handling = Nanos::zero()) noexcept {
+    if (enabled()) chooser_.record(waited + handling, replies, current() == Mode::poll && waited >= cap_);
   }
 
-  /// Mean wait per reply of the newest epoch in `m` (nanoseconds; negative: not measured).
+  /// Mean cycle (wait and handling) per reply of the newest epoch in `m` (nanoseconds;
+  /// negative: not measured; infinite: its polls mostly ran out).
   double estimate(Mode m) const noexcept {
     return chooser_.estimate(m == Mode::poll ? ModeChooser::Choice::first : ModeChooser::Choice::second);
   }
