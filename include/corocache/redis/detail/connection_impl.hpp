@@ -199,7 +199,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                         : "unix:" + options_.unix_socket;
   }
 
+  // Reads strand state, except for shut_down: submit() fails a call after close() on the
+  // caller's thread.
   std::string message_for(boost::system::error_code ec) const {
+    if (ec == errc::shut_down) return failure_message(ec, FailureFacts{});
     const std::string endpoint = endpoint_text();
     return failure_message(ec, FailureFacts{endpoint, last_error_, auth_error_, reader_.error_message(),
                                             mux_.in_use(), options_.max_pending});
