@@ -100,7 +100,7 @@ struct RedisOptions {
   /// The longest the connection polls the socket for the replies of written requests
   /// (non-blocking reads from posted handlers; other work on the executor runs in between)
   /// before sleeping in the reactor; 0 = never poll. Adaptive: the connection measures the
-  /// wait per reply when polling and when sleeping, keeps whichever is faster on this
+  /// time per reply (wait and handling) when polling and when sleeping, keeps the faster on this
   /// machine, and re-checks the other now and then (docs/redis_connection.md). Polling pays
   /// where waking a sleeping thread is slow (some VMs: ~40 us) and the server answers within
   /// the cap; against a distant server it is soon dropped. Set 0 where the CPU a waiting
@@ -294,8 +294,7 @@ inline void apply_query(RedisOptions& o, std::string_view query) {
     } else if (!param.empty())
       fail(
           "unknown URL query parameter (understood: db, stall_timeout_ms, health_check_interval_ms, "
-          "busy_poll_us, "
-          "tls_*)");
+          "busy_poll_us, tls_*)");
   }
 }
 
