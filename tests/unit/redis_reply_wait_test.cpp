@@ -1,6 +1,7 @@
 // The I/O-free policy that decides, wait by wait, whether a connection polls the socket for
 // replies or sleeps in the reactor. Each test plays a machine: how long a polled and a slept
 // wait take there, and how many replies each brings.
+#include <corocache/redis/detail/loop_timing.hpp>
 #include <corocache/redis/detail/reply_wait.hpp>
 
 #include <catch2/catch.hpp>
@@ -169,4 +170,37 @@ TEST_CASE("the handling of each batch counts: polling that splits replies into m
     q.end(poll ? 12us : 55us, 1, 2us);
   }
   CHECK(q.best() == Mode::poll);
+}
+
+TEST_CASE(
+    "loop timing: a wait is timed from its start to the end of the loop it feeds; idle gaps never count") {
+  using corocache::detail::redis::LoopTiming;
+  using T = LoopTiming::Clock::time_point;
+  LoopTiming t(50us);
+  T now{};
+  REQUIRE(t.polls());
+  REQUIRE(t.begin_wait(now));  // polls first
+  CHECK(t.waiting());
+  CHECK(t.poll_until() == now + 50us);
+  now += 10us;
+  CHECK(t.begin_loop(now));  // chunked first
+  int clock_reads = 0;
+  t.end_loop(1, /*in_flight=*/false, [&] {
+    ++clock_reads;
+    return now + 2us;
+  });
+  CHECK(clock_reads == 1);
+  CHECK_FALSE(t.waiting());
+  // The link went idle: the next loop, an hour later, is not a round of the write choice,
+  // and with no timed wait under way it reads no clock.
+  now += std::chrono::hours(1);
+  t.begin_loop(now);
+  t.end_loop(1, false, [&] {
+    ++clock_reads;
+    return now;
+  });
+  CHECK(clock_reads == 1);
+  LoopTiming off(0us);
+  CHECK_FALSE(off.polls());
+  CHECK_FALSE(off.begin_wait(now));
 }

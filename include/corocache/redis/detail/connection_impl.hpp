@@ -1,22 +1,12 @@
 #pragma once
-// The I/O layer of a pipelined Redis connection (Connection, connection.hpp, is its handle).
-//
-// Every protocol decision is made by the I/O-free core: the Multiplexer (multiplexer.hpp:
-// request FIFO, write batching, reply matching, abandonment, deadlines, stall and health
-// checks, max_pending), the link state machine (link_fsm.hpp: addresses, handshake,
-// backoff) and the measured choices of how to wait and write (reply_wait.hpp,
-// mode_chooser.hpp). This file owns the socket, the timers, the strand and the resolver, feeds the
-// core its events and carries out what it answers. docs/redis_connection.md has the design.
-//
-// Sentinel (options.sentinel set): each connect attempt asks the SentinelMonitor for the
-// primary, checks ROLE in the handshake, and the link drops on -READONLY or +switch-master.
-//
-// TLS (options.tls.enabled) is a second code path chosen per link, not a layer under the
-// plain one: tls_ is set for a TLS link and every read and write tests it once; plain TCP
-// and unix sockets keep their inline write_some and busy polling untouched.
-//
-// All state is touched only on the strand; exec() may be called from any thread and
-// executor and resumes its caller on the caller's executor.
+// The I/O layer of a pipelined Redis connection (Connection, connection.hpp, is its handle):
+// the socket, the timers, the strand and the resolver. Every decision is made by I/O-free
+// code: the Multiplexer (multiplexer.hpp), the link state machine (link_fsm.hpp) and the
+// measured choices of how to wait and write (loop_timing.hpp). Sentinel: each connect asks
+// the SentinelMonitor for the primary, checks ROLE, and drops the link on -READONLY or
+// +switch-master. TLS is a second code path per link (tls_ set); plain links keep their
+// inline write_some and polling. State is touched only on the strand; exec() may be called
+// from any thread. docs/redis_connection.md has the design.
 
 #include <corocache/backend.hpp>
 #include <corocache/errors.hpp>
@@ -24,21 +14,17 @@
 #include <corocache/redis/detail/connection_report.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/link_fsm.hpp>
-#include <corocache/redis/detail/mode_chooser.hpp>
+#include <corocache/redis/detail/loop_timing.hpp>
 #include <corocache/redis/detail/multiplexer.hpp>
 #include <corocache/redis/detail/reader.hpp>
 #include <corocache/redis/detail/reply.hpp>
-#include <corocache/redis/detail/reply_wait.hpp>
-#include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/sentinel_monitor.hpp>
-#include <corocache/redis/detail/tls.hpp>
 #include <corocache/redis/detail/tls_io.hpp>
 #include <corocache/redis/options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -55,10 +41,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -84,16 +68,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
         reader_(ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}),
         read_buf_(64 * 1024),
         mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout, options_.health_check_interval}),
-        reply_wait_(options_.busy_poll) {}
+        timing_(options_.busy_poll) {}
 
   const RedisOptions& options() const noexcept { return options_; }
 
-  ConnectionStats stats() const noexcept {
-    auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    return {get(connect_attempts_), get(connects_),     get(writes_),
-            get(requests_),         get(link_drops_),   get(stalls_),
-            get(health_checks_),    get(polled_waits_), get(slept_waits_)};
-  }
+  ConnectionStats stats() const noexcept { return counters_.snapshot(); }
 
   /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
   /// handler has run: exec()'s suspended initiation holds a reference to both.
@@ -152,7 +131,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     const auto submitted = mux_.submit(op, &ConnectionImpl::now);
     if (submitted == Multiplexer::Submit::overloaded) return fail(op, make_error_code(errc::overloaded));
     op->add_ref();  // the multiplexer's hold, released in finish()
-    requests_.fetch_add(1, std::memory_order_relaxed);
+    ConnectionCounters::bump(counters_.requests);
     if (!mux_.in_batch()) arm_deadline_timer(op->deadline);
     if (submitted == Multiplexer::Submit::write_now) start_write();
     if (link_ == Link::idle) start_supervisor();
@@ -192,11 +171,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   }
 
   std::string endpoint_text() const {
-    if (options_.sentinel)
-      return "Sentinel master '" + options_.sentinel->options().master_name + "'" +
-             (target_.host.empty() ? std::string() : " at " + target_.to_string());
-    return options_.unix_socket.empty() ? options_.host + ":" + std::to_string(options_.port)
-                                        : "unix:" + options_.unix_socket;
+    return redis::endpoint_text(options_, options_.sentinel ? options_.sentinel->options().master_name : "",
+                                target_.host.empty() ? std::string() : target_.to_string());
   }
 
   // Reads strand state, except for shut_down: submit() fails a call after close() on the
@@ -239,11 +215,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (link_ == Link::closed) return;
     const auto t = mux_.on_tick(now(), [this](PendingOp* op) { finish(op, true); });
     if (t.drop_link) {
-      stalls_.fetch_add(1, std::memory_order_relaxed);
+      ConnectionCounters::bump(counters_.stalls);
       link_down(errc::connection_lost, "no reply from the server within stall_timeout (" +
                                            std::to_string(options_.stall_timeout.count()) + " ms)");
     } else if (t.write) {
-      health_checks_.fetch_add(1, std::memory_order_relaxed);
+      ConnectionCounters::bump(counters_.health_checks);
       start_write();
     }
     arm_deadline_timer(mux_.next_deadline());
@@ -269,7 +245,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     if (link_ != Link::up) return;
     const auto bytes = mux_.prepare_write();
     if (bytes.empty()) return;
-    writes_.fetch_add(1, std::memory_order_relaxed);
+    ConnectionCounters::bump(counters_.writes);
     if (tls_) return start_tls_write();
     // Try the write now (the socket is non-blocking): a batch usually fits in the socket
     // buffer, and writing inline saves the reactor round trip an async_write costs.
@@ -322,7 +298,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
       self->consume(gen, n);
     };
     if (!tls_) {
-      idle_read_ = reply_wait_.enabled() && mux_.written() == 0;
+      idle_read_ = timing_.polls() && mux_.written() == 0;
       return socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
     }
     // The handler holds the TLS stream: a new link replaces tls_ while this read may still
@@ -342,25 +318,20 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // the multiplexer puts their bytes in the write buffer and, in a chunked loop, asks for a
   // write every WritePolicy::loop_chunk requests, so the server works on one chunk while
   // the client resumes the callers of the next; otherwise everything is written when the
-  // loop ends. Which of the two is faster depends on the machine, so write_choice_ measures
-  // both by the time per reply from one loop of a pipeline to the next.
+  // loop ends. Which of the two is faster depends on the machine, so timing_ measures both
+  // by the time per reply from one loop of a pipeline to the next.
   void consume(std::uint64_t gen, std::size_t n) {
-    const auto arrived = now();
-    // The previous loop of a pipeline ends here: its cost is the time since it began.
-    if (std::exchange(loop_timed_, false)) write_choice_.record(arrived - loop_started_, loop_replies_);
+    const bool chunked = timing_.begin_loop(now());
     mux_.on_bytes_received();
     reader_.feed(read_buf_.data(), n);
-    mux_.begin_batch(write_choice_.current() == ModeChooser::Choice::first);
+    mux_.begin_batch(chunked);
     std::size_t replies = 0;
     const bool link_kept = deliver_replies(gen, replies);
-    loop_started_ = arrived;
-    loop_replies_ = replies;
     mux_.end_batch(&ConnectionImpl::now);  // also after a failure: unwritten requests wait
     arm_deadline_timer(mux_.next_deadline());
     if (!link_kept) return;
     if (std::exchange(flush_after_batch_, false)) start_write();
-    loop_timed_ = mux_.written() > 0;  // still pipelining: the next loop continues this one
-    if (std::exchange(waiting_, false)) reply_wait_.end(arrived - wait_started_, replies, now() - arrived);
+    timing_.end_loop(replies, mux_.written() > 0, &ConnectionImpl::now);
     await_replies();
   }
 
@@ -400,25 +371,18 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // reads from posted handlers, so other work still runs) or to sleep in the reactor, and
   // time the wait for it. Nothing outstanding, or TLS: read through the reactor, untimed.
   void await_replies() {
-    if (!reply_wait_.enabled() || mux_.written() == 0 || tls_) return start_read();
+    if (!timing_.polls() || mux_.written() == 0 || tls_) return start_read();
     if (begin_wait())
       post_poll();
     else
       start_read();
   }
 
-  // Starts a timed wait as the policy says: true to poll until poll_until_, false to sleep.
+  // Starts a timed wait as the policy says: true to poll, false to sleep.
   bool begin_wait() {
-    waiting_ = true;
-    wait_started_ = now();
-    const auto budget = reply_wait_.begin();
-    if (budget <= Clock::duration::zero()) {
-      slept_waits_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    polled_waits_.fetch_add(1, std::memory_order_relaxed);
-    poll_until_ = wait_started_ + budget;
-    return true;
+    const bool poll = timing_.begin_wait(now());
+    ConnectionCounters::bump(poll ? counters_.polled_waits : counters_.slept_waits);
+    return poll;
   }
 
   // Requests were written while the link was idle, its read already pending in the reactor.
@@ -428,7 +392,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // is pending on the socket: the write that got here completed inline.
   void wait_from_idle() {
     idle_read_ = false;
-    if (waiting_ || !begin_wait()) return;  // sleeping: the pending read is the wait
+    if (timing_.waiting() || !begin_wait()) return;  // sleeping: the pending read is the wait
     poll_after_cancel_ = true;
     boost::system::error_code ignored;
     socket_.cancel(ignored);
@@ -443,7 +407,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     boost::system::error_code ec;
     const std::size_t n = socket_.read_some(asio::buffer(read_buf_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      if (now() < poll_until_)
+      if (now() < timing_.poll_until())
         post_poll();
       else
         start_read();  // budget spent: sleep in the reactor
@@ -464,7 +428,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     reader_.reset();
     link_ = Link::down;
     last_error_ = std::move(why);
-    link_drops_.fetch_add(1, std::memory_order_relaxed);
+    ConnectionCounters::bump(counters_.link_drops);
     mux_.on_link_down(make_error_code(reason), [this](PendingOp* op) { finish(op, true); });
     check_timer_.cancel();
     wake_timer_.cancel();
@@ -518,7 +482,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     BackoffState backoff = initial_backoff(self->options_);
     while (self->link_ != Link::closed) {
       self->link_ = Link::connecting;
-      self->connect_attempts_.fetch_add(1, std::memory_order_relaxed);
+      ConnectionCounters::bump(self->counters_.connect_attempts);
       auto failure = co_await self->connect_once();
       if (self->link_ == Link::closed) break;
       LinkEnd end{LinkEnd::Kind::connect_failed};
@@ -561,12 +525,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
     link_ = Link::up;
     rejected_ = false;
     last_error_.clear();
-    connects_.fetch_add(1, std::memory_order_relaxed);
+    ConnectionCounters::bump(counters_.connects);
     // Non-blocking, so start_write() and busy polling can try the socket directly.
     boost::system::error_code ignored;
     if (!tls_) socket_.non_blocking(true, ignored);
     mux_.on_link_up();
-    waiting_ = loop_timed_ = idle_read_ = poll_after_cancel_ = false;
+    timing_.reset();
+    idle_read_ = poll_after_cancel_ = false;
     start_read();
     start_write();
     start_check_timer();
@@ -627,31 +592,16 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::uint64_t listener_ = 0;      // Sentinel: registered for +switch-master notices
   bool sentinel_rejected_ = false;  // Sentinel: no sentinel knows the master name
   bool retry_now_ = false;          // Sentinel: +switch-master while down: skip the backoff
-  ReplyWaitPolicy reply_wait_;
-  ModeChooser write_choice_{ModeChooser::Config{.first_margin = 0.95}};  // first: chunked loops
-  bool loop_timed_ = false;           // the last reply loop left requests in flight ...
-  Clock::time_point loop_started_{};  // ... began then ...
-  std::size_t loop_replies_ = 0;      // ... and handed out this many replies
-  bool waiting_ = false;              // a timed wait for replies is under way (begin_wait)
-  bool idle_read_ = false;            // the pending read was started with nothing written
-  bool poll_after_cancel_ = false;    // wait_from_idle() cancelled that read to poll instead
-  Clock::time_point wait_started_{};  // ... since then
-  Clock::time_point poll_until_{};    // end of the current wait's poll
+  LoopTiming timing_;               // the measured choices: poll or sleep, chunked or whole writes
+  bool idle_read_ = false;          // the pending read was started with nothing written
+  bool poll_after_cancel_ = false;  // wait_from_idle() cancelled that read to poll instead
 
   bool timer_armed_ = false;
   Clock::time_point timer_expiry_{};
   std::uint64_t timer_epoch_ = 0;
 
   std::atomic<bool> closed_{false};
-  std::atomic<std::uint64_t> connect_attempts_{0};
-  std::atomic<std::uint64_t> connects_{0};
-  std::atomic<std::uint64_t> writes_{0};
-  std::atomic<std::uint64_t> requests_{0};
-  std::atomic<std::uint64_t> link_drops_{0};
-  std::atomic<std::uint64_t> stalls_{0};
-  std::atomic<std::uint64_t> health_checks_{0};
-  std::atomic<std::uint64_t> polled_waits_{0};
-  std::atomic<std::uint64_t> slept_waits_{0};
+  ConnectionCounters counters_;
 };
 
 }  // namespace corocache::detail::redis

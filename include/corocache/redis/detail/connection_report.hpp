@@ -4,10 +4,12 @@
 // facts it knows when a call fails.
 
 #include <corocache/errors.hpp>
+#include <corocache/redis/options.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -27,6 +29,32 @@ struct ConnectionStats {
   std::uint64_t polled_waits = 0;      ///< waits for replies that polled the socket (busy_poll)
   std::uint64_t slept_waits = 0;       ///< waits for replies that slept in the reactor
 };
+
+/// The counters behind ConnectionStats: bumped by the I/O layer on its strand, read from
+/// any thread.
+struct ConnectionCounters {
+  using Counter = std::atomic<std::uint64_t>;
+  Counter connect_attempts{0}, connects{0}, writes{0}, requests{0}, link_drops{0}, stalls{0},
+      health_checks{0}, polled_waits{0}, slept_waits{0};
+
+  static void bump(Counter& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+  ConnectionStats snapshot() const noexcept {
+    auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
+    return {get(connect_attempts), get(connects),      get(writes),       get(requests),   get(link_drops),
+            get(stalls),           get(health_checks), get(polled_waits), get(slept_waits)};
+  }
+};
+
+/// How a connection names its server in messages: "host:port", "unix:path", or (with
+/// Sentinel) the master's name and, once known, the address of its current primary.
+inline std::string endpoint_text(const RedisOptions& options, std::string_view sentinel_master,
+                                 std::string_view target) {
+  if (options.sentinel)
+    return "Sentinel master '" + std::string(sentinel_master) + "'" +
+           (target.empty() ? std::string() : " at " + std::string(target));
+  return options.unix_socket.empty() ? options.host + ":" + std::to_string(options.port)
+                                     : "unix:" + options.unix_socket;
+}
 
 /// What the I/O layer knows when a call fails.
 struct FailureFacts {
