@@ -172,8 +172,7 @@ TEST_CASE("the handling of each batch counts: polling that splits replies into m
   CHECK(q.best() == Mode::poll);
 }
 
-TEST_CASE(
-    "loop timing: a wait is timed from its start to the end of the loop it feeds; idle gaps never count") {
+TEST_CASE("loop timing: a wait counts from its start to the end of the loop it feeds, idle gaps never") {
   using corocache::detail::redis::LoopTiming;
   using T = LoopTiming::Clock::time_point;
   LoopTiming t(50us);
