@@ -1,6 +1,7 @@
 // RedisBackend on a Redis Cluster (tests/support/redis_cluster.hpp: 3 primaries + 1 replica
-// each): a slot moved by hand under 200 coroutines, a primary SIGKILLed, MOVED after a
-// reshard, and SCAN-based flushing across primaries. The fixture's steps are blocking; the
+// each): a slot moved by hand under 200 coroutines, plain values turned into indexed ones
+// during a migration, a primary SIGKILLed, MOVED after a reshard, and SCAN-based flushing
+// across primaries. The fixture's steps are blocking; the
 // cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
@@ -190,6 +191,72 @@ TEST_CASE("Redis Cluster backend: a slot moved by hand under 200 coroutines give
   std::cout << "slot migration under " << workers << " coroutines: " << load.ops << " set+get pairs, "
             << stats.cluster.ask << " ASK, " << stats.cluster.moved << " MOVED, " << stats.cluster.retries
             << " retries\n";
+}
+
+TEST_CASE(
+    "Redis Cluster backend: turning plain values into indexed ones while their slot migrates loses none") {
+  // Redis stops a script that writes a key it has just deleted on a slot being migrated
+  // away. A plain value becomes a hash by such a delete and write: the store and the batch
+  // declare a key that never exists, so the server keeps them off the slot until the
+  // migration ends, and they wait within their deadline.
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  Cache cache(RedisBackend(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url())));
+  auto scope = cache.tenant("conv");
+  const int slot = scope_slot(cluster, "conv");
+  const std::size_t from = cluster.owner_of_slot(slot);
+  std::size_t to = 0;
+  for (auto p : cluster.primaries())
+    if (p != from) to = p;
+  const auto grouped = corocache::SetOptions().with_indices("g");
+  bg.sync(scope.set_key("in-g", "x", grouped));  // the index set exists: every declared key is here
+  bg.sync(scope.set_key("a", "old-a"));
+  bg.sync(scope.set_key("b", "old-b"));
+  bg.sync(scope.set_key("p", "old-p"));
+  cluster.begin_slot_migration(slot, to);
+
+  auto timed_out = [&](auto call) {
+    try {
+      bg.sync(std::move(call));
+      return false;
+    } catch (const boost::system::system_error& e) {
+      return e.code() == corocache::errc::timeout;
+    }
+  };
+  auto hurried = scope.with_timeout(300ms);
+  CHECK(timed_out(hurried.set_key("a", "new-a", grouped)));
+  auto converting = hurried.batch();
+  converting.set_key("b", "new-b", grouped).set_key("p", "new-p");
+  CHECK(timed_out(converting.commit()));
+  CHECK(bg.sync(scope.get_key("a")) == std::optional<std::string>("old-a"));
+  CHECK(bg.sync(scope.get_key("b")) == std::optional<std::string>("old-b"));
+  CHECK(bg.sync(scope.get_key("p")) == std::optional<std::string>("old-p"));
+  // Stores that delete nothing still run during the migration.
+  CHECK(bg.sync(hurried.set_key("in-g", "y", grouped)));
+  auto plain = hurried.batch();
+  plain.set_key("p", "plain-p").refresh_key("p", 1h);
+  bg.sync(plain.commit());
+  CHECK(bg.sync(scope.get_key("p")) == std::optional<std::string>("plain-p"));
+
+  // Started during the migration, the conversions complete once it ended.
+  auto patient = scope.with_timeout(20s);
+  auto store = asio::co_spawn(bg.io, patient.set_key("a", "new-a", grouped), asio::use_future);
+  auto batch = patient.batch();
+  batch.set_key("b", "new-b", grouped);
+  auto committed = asio::co_spawn(bg.io, batch.commit(), asio::use_future);
+  std::this_thread::sleep_for(200ms);
+  CHECK(store.wait_for(0s) == std::future_status::timeout);  // still waiting for the slot
+  while (cluster.move_slot_keys(slot, 2) > 0) {
+  }
+  cluster.finish_slot_migration(slot);
+  REQUIRE(store.wait_for(15s) == std::future_status::ready);
+  REQUIRE(committed.wait_for(15s) == std::future_status::ready);
+  CHECK(store.get());
+  CHECK_NOTHROW(committed.get());
+  CHECK(bg.sync(scope.get_key("a")) == std::optional<std::string>("new-a"));
+  CHECK(bg.sync(scope.get_key("b")) == std::optional<std::string>("new-b"));
+  CHECK(bg.sync(scope.list_keys_by_index("g")) == std::vector<std::string>{"a", "b", "in-g"});
+  CHECK(cluster.owner_of_slot(slot) == to);
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

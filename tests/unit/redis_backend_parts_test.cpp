@@ -117,11 +117,64 @@ TEST_CASE("a batch's index invalidation and function clear are operations of the
   add_batch_script(batch, "EVALSHA", "sha", ops, {}, scanned);
   Request expected;
   expected.add_argv(std::vector<std::string_view>{
-      "EVALSHA", "sha", "3", "a:{t:n}:q:x", "a:{t:n}:i:grp\\n", "a:{t:n}:f:price:=1",  // KEYS
-      "3", "Q", "1", "1", "I", "2", "P", "0", "2", "3", "1"});                         // ARGV
+      "EVALSHA", "sha", "4", "a:{t:n}:q:x", "a:{t:n}:i:grp\\n", "a:{t:n}:f:price:=1",  // KEYS
+      "a:{t:n}:~migration-probe",                                                      // (probe)
+      "3", "Q", "1", "1", "I", "2", "P", "0", "2", "3", "1", "4"});                    // ARGV
   CHECK(batch.bytes == expected.bytes);
 
   Request unscanned;
   CHECK_THROWS_AS(add_batch_script(unscanned, "EVALSHA", "sha", ops), std::logic_error);
   CHECK_NOTHROW(check_batch(ops, 1 << 20));
+}
+
+TEST_CASE("the migration probe shares its key's slot and is no key the facade writes", "[unit][redis]") {
+  using corocache::detail::redis::cluster::key_slot;
+  for (std::string_view key : {"a:{t:n}:v:x", "{t:n}", "x{y}z{w}", "plain-key", "a{b"}) {
+    const std::string probe = migration_probe_key(key);
+    INFO(key << " -> " << probe);
+    CHECK(probe.ends_with(":~migration-probe"));
+    CHECK(key_slot(probe) == key_slot(key));
+  }
+  CHECK(migration_probe_key("a:{t:n}:v:x") == "a:{t:n}:~migration-probe");
+  CHECK(migration_probe_key("plain-key") == "{plain-key}:~migration-probe");
+  // A '}' without a hash tag: no key name is sure to hash to the same slot.
+  CHECK(migration_probe_key("a}b").empty());
+  CHECK(migration_probe_key("a{}b").empty());
+}
+
+TEST_CASE("a hashed store names the migration probe, and a batch declares it only when it deletes keys",
+          "[unit][redis]") {
+  StoreParams params;
+  params.ttl = std::chrono::milliseconds(5);
+  params.index_keys = {"a:{t:n}:i:x"};
+  const std::vector<std::string> learned = {"a:{t:n}:i:old"};
+  Request store;
+  add_store_script(store, "EVALSHA", "sha", "a:{t:n}:v:k", "val", params, learned);
+  Request expected_store;
+  expected_store.add_argv(std::vector<std::string_view>{"EVALSHA", "sha", "3", "a:{t:n}:v:k", "a:{t:n}:i:x",
+                                                        "a:{t:n}:i:old", "val", "5", "0", "0", "1",
+                                                        "a:{t:n}:~migration-probe"});
+  CHECK(store.bytes == expected_store.bytes);
+
+  StoreParams plain;
+  plain.ttl = std::chrono::milliseconds(7);
+  std::vector<BatchOp> ops;
+  ops.emplace_back(batch_op::Store{"a:{t:n}:v:k", "1", plain});
+  ops.emplace_back(batch_op::Expire{"a:{t:n}:v:k", std::chrono::milliseconds(9)});
+  ops.emplace_back(batch_op::Push{"a:{t:n}:q:x", "2"});
+  Request no_deletes;
+  add_batch_script(no_deletes, "EVALSHA", "sha", ops);
+  Request expected_batch;
+  expected_batch.add_argv(std::vector<std::string_view>{
+      "EVALSHA", "sha", "2", "a:{t:n}:v:k", "a:{t:n}:q:x",                // KEYS
+      "3", "S", "1", "1", "7", "0", "X", "1", "9", "Q", "2", "2", "0"});  // ARGV
+  CHECK(no_deletes.bytes == expected_batch.bytes);
+  for (auto deleting :
+       {BatchOp(batch_op::Erase{"a:{t:n}:v:j"}), BatchOp(batch_op::Store{"a:{t:n}:v:j", "3", params})}) {
+    auto with = ops;
+    with.push_back(deleting);
+    Request r;
+    add_batch_script(r, "EVALSHA", "sha", with);
+    CHECK(r.bytes.find("a:{t:n}:~migration-probe") != std::string::npos);
+  }
 }

@@ -538,24 +538,6 @@ class RedisBackend {
                                                     st.options.max_reply_bytes, deadline);
   }
 
-  /// The key a batch is routed by: its first operation's (a facade batch is one scope, so
-  /// one slot; a batch across slots gets the server's CROSSSLOT error on a cluster).
-  static std::string_view batch_key(const std::vector<BatchOp>& ops) {
-    return std::visit(
-        [](const auto& o) -> std::string_view {
-          using Op = std::decay_t<decltype(o)>;
-          if constexpr (std::is_same_v<Op, batch_op::Push>)
-            return o.queue_key;
-          else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>)
-            return o.index_key;
-          else if constexpr (std::is_same_v<Op, batch_op::ErasePrefix>)
-            return o.prefix;
-          else
-            return o.key;
-        },
-        ops.front());
-  }
-
   static asio::awaitable<void> do_commit(StatePtr sp, std::vector<BatchOp> ops, Deadline deadline) {
     detail::contract::check_commit(ops);
     State& st = live(sp);
@@ -573,7 +555,7 @@ class RedisBackend {
       };
       co_await detail::redis::walk_prefix(send, erase->prefix, collect);
     }
-    detail::redis::Routed target{st.topo, batch_key(ops)};
+    detail::redis::Routed target{st.topo, detail::redis::batch_key(ops)};
     co_await detail::redis::commit_batch(target, detail::redis::scripts::batch, ops, scanned, deadline);
   }
 

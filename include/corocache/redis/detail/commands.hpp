@@ -7,12 +7,14 @@
 #include <corocache/backend.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/detail/budget.hpp>
+#include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/scripts.hpp>
 
 #include <boost/asio/error.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <deque>
@@ -51,6 +53,22 @@ inline void throw_if_error(const Reply& reply) {
   throw_error(errc::protocol_error, "corocache: redis: unexpected reply to " + std::string(command));
 }
 
+/// A key in `key`'s Cluster slot that corocache never writes. A script that may delete a
+/// key and then write it declares it: a script with a missing key is not run on a slot being
+/// migrated away (the server answers ASK, then TRYAGAIN, until the migration ends), and so it
+/// is never stopped between the delete and the write (docs/redis_topology.md, "During
+/// resharding"). Empty when `key` has a '}' but no hash tag: no key is sure to share its slot.
+inline std::string migration_probe_key(std::string_view key) {
+  constexpr std::string_view suffix = ":~migration-probe";
+  const std::string_view tag = cluster::hashed_part(key);
+  if (tag.size() != key.size()) {  // "...{tag}...": keep everything up to the tag's '}'
+    const auto close = static_cast<std::size_t>(tag.data() - key.data()) + tag.size();
+    return std::string(key.substr(0, close + 1)).append(suffix);
+  }
+  if (key.find('}') != std::string_view::npos) return {};
+  return std::string("{").append(key).append("}").append(suffix);
+}
+
 /// Appends `EVAL <text>` (or `EVALSHA <sha>`, chosen by `verb`) with the store script's
 /// KEYS/ARGV for `key`, `value` and `params` to `request`; `learned` are further keys to
 /// declare (the value's current indices, from a retry marker).
@@ -61,12 +79,16 @@ inline void add_store_script(Request& request, std::string_view verb, std::strin
   const Decimal ttl(px(params.ttl));
   const Decimal reads(params.max_reads);
   const Decimal index_count(static_cast<long long>(params.index_keys.size()));
+  // Named, not declared: the script asks for it (a retry marker) only to turn a plain value
+  // into a hash, so other stores still run while their slot migrates.
+  const std::string probe = migration_probe_key(key);
   std::vector<std::string_view> argv;
-  argv.reserve(params.index_keys.size() + learned.size() + 9);
+  argv.reserve(params.index_keys.size() + learned.size() + 10);
   argv.insert(argv.end(), {verb, script_id, numkeys.view(), key});
   for (const auto& index_key : params.index_keys) argv.emplace_back(index_key);
   for (const auto& k : learned) argv.emplace_back(k);
-  argv.insert(argv.end(), {value, ttl.view(), params.nx ? "1" : "0", reads.view(), index_count.view()});
+  argv.insert(argv.end(),
+              {value, ttl.view(), params.nx ? "1" : "0", reads.view(), index_count.view(), probe});
   request.add_argv(argv);
 }
 
@@ -118,6 +140,24 @@ inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_b
         throw std::invalid_argument("corocache: an empty prefix would match the whole database");
     }
   }
+}
+
+/// The key a batch is routed by: its first operation's (a facade batch is one scope, so
+/// one slot; a batch across slots gets the server's CROSSSLOT error on a cluster).
+inline std::string_view batch_key(const std::vector<BatchOp>& ops) {
+  return std::visit(
+      [](const auto& o) -> std::string_view {
+        using Op = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<Op, batch_op::Push>)
+          return o.queue_key;
+        else if constexpr (std::is_same_v<Op, batch_op::EraseIndex>)
+          return o.index_key;
+        else if constexpr (std::is_same_v<Op, batch_op::ErasePrefix>)
+          return o.prefix;
+        else
+          return o.key;
+      },
+      ops.front());
 }
 
 /// Appends the batch script (scripts::batch) running `ops` (not empty) to `request`;
@@ -172,6 +212,17 @@ inline void add_batch_script(Request& request, std::string_view verb, std::strin
         op);
   }
   for (const auto& k : learned) key_at(k);
+  // Declared only for operations that delete keys (a hashed store may delete its key, or
+  // empty an index set by moving the value out of it): a batch of plain stores, expiries
+  // and pushes never deletes a key, so it still runs while its slot migrates.
+  const bool deletes = std::ranges::any_of(ops, [](const BatchOp& op) {
+    const auto* store = std::get_if<batch_op::Store>(&op);
+    return store == nullptr
+               ? !std::holds_alternative<batch_op::Expire>(op) && !std::holds_alternative<batch_op::Push>(op)
+               : !is_plain_store(store->params);
+  });
+  const std::string probe = deletes ? migration_probe_key(batch_key(ops)) : std::string();
+  args.push_back(probe.empty() ? std::string_view("0") : key_at(probe));
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + args.size() + 3);
   argv.insert(argv.end(), {verb, script_id, number(static_cast<long long>(keys.size()))});

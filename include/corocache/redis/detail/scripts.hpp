@@ -120,23 +120,30 @@ end
 )lua";
 
 inline constexpr std::string_view store_hash_body = R"lua(
-local key, n = KEYS[1], tonumber(ARGV[5])
+local key, n, probe = KEYS[1], tonumber(ARGV[5]), ARGV[6]
 local nx = ARGV[3] == '1'
 if nx and redis.call('EXISTS', key) == 1 then return 0 end
 local declared, missing, indices = declared_keys(), {}, {}
 for k = 2, n + 1 do indices[#indices + 1] = KEYS[k] end
 add_missing(missing, index_list(key), declared)
+if probe ~= '' and redis.call('TYPE', key).ok == 'string' then
+  if declared[probe] then redis.call('EXISTS', probe) else missing[#missing + 1] = probe end
+end
 if #missing > 0 then return {missing} end
 return store_value(key, ARGV[1], tonumber(ARGV[2]), nx, ARGV[4], indices)
 )lua";
 
 /// Stores a value as a hash. KEYS[1] = value key, KEYS[2..ARGV[5]+1] = its index keys
-/// (duplicates ignored), further KEYS = its current indices as learned from a retry.
-/// ARGV[1] = value, ARGV[2] = ttl in ms (> 0), ARGV[3] = "1" for nx, ARGV[4] = max_reads
-/// ("0": unlimited), ARGV[5] = how many index keys. Returns 1 if stored, 0 if nx found a live
-/// value, or a retry marker naming the current indices not declared. Drops the key from its
-/// previous indices that are not in the new list, and extends each index set's ttl to at
-/// least the value's (never shortens it).
+/// (duplicates ignored), further KEYS = keys learned from a retry. ARGV[1] = value, ARGV[2] =
+/// ttl in ms (> 0), ARGV[3] = "1" for nx, ARGV[4] = max_reads ("0": unlimited), ARGV[5] = how
+/// many index keys, ARGV[6] = the migration probe's name ("": none). Returns 1 if stored, 0
+/// if nx found a live value, or a retry marker naming the current indices not declared, and
+/// the probe when the key holds a plain value. Drops the key from its previous indices that
+/// are not in the new list, and extends each index set's ttl to at least the value's (never
+/// shortens it). Turning a plain value into a hash deletes the key first: declaring the
+/// probe, which never exists, keeps the script off a slot being migrated away (the server
+/// redirects it until the migration ends), so it never stops between the delete and the
+/// write with the old value gone (migration_probe_key in commands.hpp).
 inline constexpr Script store_hash{JoinedText<value_functions, store_hash_body>::view};
 
 inline constexpr std::string_view read_hash_body = R"lua(
@@ -293,6 +300,7 @@ for _ = 1, tonumber(ARGV[1]) do
   end
   ops[#ops + 1] = op
 end
+local probe = tonumber(ARGV[a])
 local declared, missing = declared_keys(), {}
 for _, op in ipairs(ops) do
   if op.kind == 'H' or op.kind == 'E' or op.kind == 'X' then
@@ -308,6 +316,7 @@ for _, op in ipairs(ops) do
   end
 end
 if #missing > 0 then return {missing} end
+if probe > 0 then redis.call('EXISTS', KEYS[probe]) end
 local function apply(op)
   if op.kind == 'S' then
     if op.nx then return redis.pcall('SET', op.key, op.value, 'PX', op.px, 'NX') end
@@ -353,9 +362,14 @@ return out
 /// - "E" (erase); "X" (expire): ttl ms; "Q" (push): value;
 /// - "I" (erase an index: its live members, and the index);
 /// - "P" (erase what SCAN found under a prefix before the batch; the key position is "0"):
-///   key count, key positions.
-/// Returns one result per operation (a failed one as an error element, the others still
-/// applied, as in MULTI/EXEC), or a retry marker (then nothing was applied).
+///   key count, key positions;
+/// and last the position of the migration probe in KEYS ("0": none; declared for batches
+/// with operations that delete keys). Returns one result per operation (a failed one as an
+/// error element, the others still applied, as in MULTI/EXEC), or a retry marker (then
+/// nothing was applied). The probe never exists: declaring it keeps the script off a slot
+/// being migrated away (the server redirects it until the migration ends), where a key
+/// deleted by one operation and written by a later one would stop the script between the
+/// two (migration_probe_key in commands.hpp).
 inline constexpr Script batch{JoinedText<value_functions, batch_body>::view};
 
 /// Releases a lock only for its owner. KEYS[1] = lock key, ARGV[1] = token. Returns 1 if
