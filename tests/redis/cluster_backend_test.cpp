@@ -1,7 +1,7 @@
 // RedisBackend on a Redis Cluster (tests/support/redis_cluster.hpp: 3 primaries + 1 replica
 // each): a slot moved by hand under 200 coroutines, plain values turned into indexed ones
-// during a migration, a primary SIGKILLed, MOVED after a reshard, and SCAN-based flushing
-// across primaries. The fixture's steps are blocking; the
+// during a migration, a primary SIGKILLed (its connection dropped once it left the map),
+// MOVED after a reshard, and SCAN-based flushing across primaries. The fixture's steps are blocking; the
 // cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
@@ -316,6 +316,15 @@ TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and
   CHECK(errors_after_recovery <= workers);
   CHECK(*recovery < 15000ms);  // a correctness bound (promotion ~2-3 s), not a measurement
   CHECK(cache.backend().stats().cluster.refreshes >= 2);
+  // The dead primary left the map, and its connection with it (no reconnecting to it for
+  // the life of the process): flush_all connects to every primary, three in all.
+  CHECK(corocache::test::poll_until(
+      [&] {
+        bg.sync(cache.flush_all());
+        return cache.backend().stats().cluster.nodes == 3;
+      },
+      5000ms));
+  CHECK(cache.backend().stats().cluster.nodes == 3);
 }
 
 TEST_CASE("Redis Cluster backend: MOVED after a reshard updates the slot map once") {

@@ -329,9 +329,11 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
           cluster::send_attempt(link_up(*conn), t.options_.request_timeout, t.options_.connect_timeout);
       auto result = co_await ask_for_map(*conn, node, attempt, t.options_.tls.enabled);
       if (!result.ok() || result.map.empty()) continue;
+      std::vector<ConnectionPtr> departed;  // closed here, after the lock, unless a call holds one
       {
         std::lock_guard lock(t.mutex_);
         t.map_ = std::make_shared<cluster::SlotMap>(std::move(result.map));
+        t.take_departed(departed);
       }
       installed = true;
       break;
@@ -340,6 +342,22 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     if (installed) t.last_refresh_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     std::lock_guard lock(t.mutex_);
     t.refreshing_ = false;
+  }
+
+  /// Under mutex_: moves out the connections to nodes that are not primaries of the map
+  /// (failed over, resharded away, a seed asked for the map), so that they stop reconnecting
+  /// and health-checking. Each closes when the last call holding it is done; a node that
+  /// comes back gets a new one.
+  void take_departed(std::vector<ConnectionPtr>& out) {
+    const auto primaries = map_->primaries();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if (std::find(primaries.begin(), primaries.end(), it->first) != primaries.end()) {
+        ++it;
+        continue;
+      }
+      out.push_back(std::move(it->second));
+      it = conns_.erase(it);
+    }
   }
 
   /// CLUSTER SHARDS, or CLUSTER SLOTS when SHARDS is refused; an error text on failure.
