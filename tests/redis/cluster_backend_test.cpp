@@ -281,6 +281,9 @@ TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and
     asio::co_spawn(bg.io, failover_worker(scope, i, load, recovered, errors_after_recovery), asio::detached);
   REQUIRE(corocache::test::poll_until([&] { return load.ops.load() >= workers * 5; }, 10000ms));
 
+  // Traffic on the victim, more than the test sends after the kill (see the last check).
+  for (int i = 0; i < 2000; ++i) bg.sync(scope.get_key("before"));
+  const auto requests_before_kill = cache.backend().stats().connection.requests;
   const auto killed_at = Clock::now();
   cluster.kill(victim);
   // Recovery: from the kill until a fresh set+get on the slot succeeds.
@@ -325,6 +328,8 @@ TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and
       },
       5000ms));
   CHECK(cache.backend().stats().cluster.nodes == 3);
+  // The dropped connection's counters stay in the sums: they never go down.
+  CHECK(cache.backend().stats().connection.requests >= requests_before_kill);
 }
 
 TEST_CASE("Redis Cluster backend: MOVED after a reshard updates the slot map once") {

@@ -163,6 +163,15 @@ TEST_CASE("every script touches only keys it declares", "[redis][scripts]") {
     const StoreParams nx = P(60s).index(ix("x")).nx();
     const bool s3 = co_await rd::store_hashed(conn, checked(scripts::store_hash), v("a"), "3", nx, none);
     CHECK_FALSE(s3);
+    // A plain value turned into a hash, as on a cluster: the script asks for the migration
+    // probe (a retry marker), then reads it declared.
+    server.run({"SET", v("was-plain"), "p"});
+    const bool on_cluster = true;
+    const bool s3b = co_await rd::store_hashed(conn, checked(scripts::store_hash), v("was-plain"), "h", xy,
+                                               none, on_cluster);
+    CHECK(s3b);
+    CHECK(server.run({"HGET", v("was-plain"), "v"}) == "h");
+    CHECK(server.run({"EXISTS", rd::migration_probe_key(v("was-plain"))}) == "0");
 
     // Reads: the last read of an indexed, read-limited value deletes it from its index.
     const StoreParams twice = P(60s).index(ix("r")).reads(2);

@@ -140,6 +140,7 @@ TEST_CASE("the migration probe shares its key's slot and is no key the facade wr
   // A '}' without a hash tag: no key name is sure to hash to the same slot.
   CHECK(migration_probe_key("a}b").empty());
   CHECK(migration_probe_key("a{}b").empty());
+  CHECK(migration_probe_key("").empty());
 }
 
 TEST_CASE("a hashed store names the migration probe, and a batch declares it only when it deletes keys",
@@ -149,12 +150,19 @@ TEST_CASE("a hashed store names the migration probe, and a batch declares it onl
   params.index_keys = {"a:{t:n}:i:x"};
   const std::vector<std::string> learned = {"a:{t:n}:i:old"};
   Request store;
-  add_store_script(store, "EVALSHA", "sha", "a:{t:n}:v:k", "val", params, learned);
+  add_store_script(store, "EVALSHA", "sha", "a:{t:n}:v:k", "val", params, learned,
+                   migration_probe_key("a:{t:n}:v:k"));
   Request expected_store;
   expected_store.add_argv(std::vector<std::string_view>{"EVALSHA", "sha", "3", "a:{t:n}:v:k", "a:{t:n}:i:x",
                                                         "a:{t:n}:i:old", "val", "5", "0", "0", "1",
                                                         "a:{t:n}:~migration-probe"});
   CHECK(store.bytes == expected_store.bytes);
+  Request single_server;  // no migrations: no probe, no extra round trip for a conversion
+  add_store_script(single_server, "EVALSHA", "sha", "a:{t:n}:v:k", "val", params);
+  Request expected_single;
+  expected_single.add_argv(std::vector<std::string_view>{"EVALSHA", "sha", "2", "a:{t:n}:v:k", "a:{t:n}:i:x",
+                                                         "val", "5", "0", "0", "1", ""});
+  CHECK(single_server.bytes == expected_single.bytes);
 
   StoreParams plain;
   plain.ttl = std::chrono::milliseconds(7);
@@ -169,12 +177,16 @@ TEST_CASE("a hashed store names the migration probe, and a batch declares it onl
       "EVALSHA", "sha", "2", "a:{t:n}:v:k", "a:{t:n}:q:x",                // KEYS
       "3", "S", "1", "1", "7", "0", "X", "1", "9", "Q", "2", "2", "0"});  // ARGV
   CHECK(no_deletes.bytes == expected_batch.bytes);
-  for (auto deleting :
-       {BatchOp(batch_op::Erase{"a:{t:n}:v:j"}), BatchOp(batch_op::Store{"a:{t:n}:v:j", "3", params})}) {
+  const std::vector<BatchOp> deleting = {
+      batch_op::Erase{"a:{t:n}:v:j"}, batch_op::Store{"a:{t:n}:v:j", "3", params},
+      batch_op::EraseIndex{"a:{t:n}:i:x"}, batch_op::ErasePrefix{"a:{t:n}:f:price:"}};
+  for (const auto& op : deleting) {
     auto with = ops;
-    with.push_back(deleting);
+    with.push_back(op);
+    const std::vector<std::vector<std::string>> scanned(
+        std::holds_alternative<batch_op::ErasePrefix>(op) ? 1 : 0);
     Request r;
-    add_batch_script(r, "EVALSHA", "sha", with);
+    add_batch_script(r, "EVALSHA", "sha", with, {}, scanned);
     CHECK(r.bytes.find("a:{t:n}:~migration-probe") != std::string::npos);
   }
 }

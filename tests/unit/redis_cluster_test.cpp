@@ -325,6 +325,33 @@ TEST_CASE("a redirect loop ends at the redirect limit with the last server error
   CHECK(fsm.reply().is_error("MOVED"));
 }
 
+TEST_CASE("waiting out a migration (ASK then TRYAGAIN, over and over) ends at the deadline") {
+  const auto map = parse_cluster_slots(three_shard_slots(), origin).map;
+  const auto t0 = ClusterRequestFsm::Clock::time_point{} + 1h;
+  RedirectPolicy policy;
+  policy.max_redirects = 2;
+  policy.retry_min = 10ms;
+  policy.retry_max = 10ms;
+  ClusterRequestFsm fsm(0, t0 + 105ms, policy);
+  auto now = t0;
+  int cycles = 0;
+  for (;;) {
+    REQUIRE(fsm.start(map, now).node.port == 7000);
+    auto a = fsm.on_reply(E("ASK 0 127.0.0.1:7001"), now);
+    REQUIRE(a.kind == Action::Kind::send);
+    CHECK(a.asking);
+    a = fsm.on_reply(E("TRYAGAIN Multiple keys request during rehashing of slot"), now);
+    if (a.kind == Action::Kind::fail) {
+      CHECK(a.error == errc::timeout);
+      break;
+    }
+    REQUIRE(a.kind == Action::Kind::wait_then_send);
+    now += a.delay;
+    ++cycles;
+  }
+  CHECK(cycles == 10);  // five times the redirect limit
+}
+
 TEST_CASE("TRYAGAIN and CLUSTERDOWN back off within the deadline, then time out") {
   const auto map = parse_cluster_slots(three_shard_slots(), origin).map;
   const auto t0 = ClusterRequestFsm::Clock::time_point{} + 1h;

@@ -301,7 +301,7 @@ class RedisBackend {
     }
     detail::redis::Routed target{st.topo, key};
     co_return co_await detail::redis::store_hashed(target, detail::redis::scripts::store_hash, key, value,
-                                                   params, deadline);
+                                                   params, deadline, st.topo.clustered());
   }
 
   static asio::awaitable<std::optional<std::string>> do_get(StatePtr sp, std::string key, Deadline deadline) {

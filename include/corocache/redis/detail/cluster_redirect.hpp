@@ -104,8 +104,9 @@ inline Request with_asking(const Request& command) {
 
 /// Limits of one request's journey through the cluster.
 struct RedirectPolicy {
-  /// MOVED + ASK redirects followed before giving up (a healthy cluster needs at most 2: one
-  /// MOVED to the new owner, one ASK during a migration).
+  /// MOVED + ASK redirects followed in a row before giving up (a healthy cluster needs at
+  /// most 2: one MOVED to the new owner, one ASK during a migration); a TRYAGAIN or
+  /// CLUSTERDOWN wait starts the count again.
   int max_redirects = 5;
   /// First wait after TRYAGAIN / CLUSTERDOWN / a lost unwritten send; doubles up to retry_max.
   std::chrono::milliseconds retry_min{10};
@@ -185,6 +186,10 @@ class ClusterRequestFsm {
       case ErrorClass::tryagain:
       case ErrorClass::clusterdown: {
         last_ = std::move(reply);
+        // The cluster says "wait": redirects before it were not a loop. A request that waits
+        // for a migration to end goes ASK -> TRYAGAIN -> ASK ... at the backoff's pace, and
+        // its deadline, not the redirect limit, ends that.
+        redirects_ = 0;
         Action a = retry(now);
         a.refresh_map = a.kind != Action::Kind::fail && c.kind == ErrorClass::clusterdown;
         return a;

@@ -191,22 +191,12 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     request_refresh();
   }
 
-  /// Sums of the per-node counters.
+  /// Sums of the per-node counters, those of dropped node connections included (so that
+  /// they never go down).
   ConnectionStats connection_stats() const {
     std::lock_guard lock(mutex_);
-    ConnectionStats s;
-    for (const auto& [node, conn] : conns_) {
-      const auto c = conn->stats();
-      s.connect_attempts += c.connect_attempts;
-      s.connects += c.connects;
-      s.writes += c.writes;
-      s.requests += c.requests;
-      s.link_drops += c.link_drops;
-      s.stalls += c.stalls;
-      s.health_checks += c.health_checks;
-      s.polled_waits += c.polled_waits;
-      s.slept_waits += c.slept_waits;
-    }
+    ConnectionStats s = departed_stats_;
+    for (const auto& [node, conn] : conns_) s += conn->stats();
     return s;
   }
   BlockingPool::Stats pool_stats() const {
@@ -355,6 +345,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
         ++it;
         continue;
       }
+      departed_stats_ += it->second->stats();
       out.push_back(std::move(it->second));
       it = conns_.erase(it);
     }
@@ -396,9 +387,11 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   asio::any_io_executor executor_;
   RedisClusterOptions options_;
   cluster::RedirectPolicy policy_;
-  mutable std::mutex mutex_;  // guards map_, conns_, pools_, closed_, refreshing_, last_refresh_start_
+  mutable std::mutex mutex_;  // guards map_, conns_, departed_stats_, pools_, closed_, refreshing_,
+                              // last_refresh_start_
   MapPtr map_;
   std::map<cluster::NodeAddress, ConnectionPtr> conns_;
+  ConnectionStats departed_stats_;  // the counters of connections take_departed dropped
   std::map<cluster::NodeAddress, std::unique_ptr<BlockingPool>> pools_;
   bool closed_ = false;
   bool refreshing_ = false;

@@ -55,11 +55,13 @@ inline void throw_if_error(const Reply& reply) {
 
 /// A key in `key`'s Cluster slot that corocache never writes. A script that may delete a
 /// key and then write it declares it: a script with a missing key is not run on a slot being
-/// migrated away (the server answers ASK, then TRYAGAIN, until the migration ends), and so it
-/// is never stopped between the delete and the write (docs/redis_topology.md, "During
-/// resharding"). Empty when `key` has a '}' but no hash tag: no key is sure to share its slot.
+/// migrated away (the nodes answer TRYAGAIN or ASK until the migration ends), and so it is
+/// never stopped between the delete and the write (docs/redis_topology.md, "During
+/// resharding"). Empty when `key` is empty or has a '}' but no hash tag: no key is sure to
+/// share its slot.
 inline std::string migration_probe_key(std::string_view key) {
   constexpr std::string_view suffix = ":~migration-probe";
+  if (key.empty()) return {};  // "{}..." has no hash tag: it would hash whole
   const std::string_view tag = cluster::hashed_part(key);
   if (tag.size() != key.size()) {  // "...{tag}...": keep everything up to the tag's '}'
     const auto close = static_cast<std::size_t>(tag.data() - key.data()) + tag.size();
@@ -71,17 +73,16 @@ inline std::string migration_probe_key(std::string_view key) {
 
 /// Appends `EVAL <text>` (or `EVALSHA <sha>`, chosen by `verb`) with the store script's
 /// KEYS/ARGV for `key`, `value` and `params` to `request`; `learned` are further keys to
-/// declare (the value's current indices, from a retry marker).
+/// declare (the value's current indices, from a retry marker). `probe`: the migration
+/// probe's name on a cluster (the script asks for it, with a retry marker, only to turn a
+/// plain value into a hash), empty elsewhere.
 inline void add_store_script(Request& request, std::string_view verb, std::string_view script_id,
                              std::string_view key, std::string_view value, const StoreParams& params,
-                             std::span<const std::string> learned = {}) {
+                             std::span<const std::string> learned = {}, std::string_view probe = {}) {
   const Decimal numkeys(static_cast<long long>(params.index_keys.size() + learned.size() + 1));
   const Decimal ttl(px(params.ttl));
   const Decimal reads(params.max_reads);
   const Decimal index_count(static_cast<long long>(params.index_keys.size()));
-  // Named, not declared: the script asks for it (a retry marker) only to turn a plain value
-  // into a hash, so other stores still run while their slot migrates.
-  const std::string probe = migration_probe_key(key);
   std::vector<std::string_view> argv;
   argv.reserve(params.index_keys.size() + learned.size() + 10);
   argv.insert(argv.end(), {verb, script_id, numkeys.view(), key});

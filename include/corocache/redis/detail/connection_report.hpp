@@ -28,6 +28,20 @@ struct ConnectionStats {
   std::uint64_t health_checks = 0;     ///< PINGs sent by the idle health check
   std::uint64_t polled_waits = 0;      ///< waits for replies that polled the socket (busy_poll)
   std::uint64_t slept_waits = 0;       ///< waits for replies that slept in the reactor
+
+  /// Sums (the counters of several connections).
+  ConnectionStats& operator+=(const ConnectionStats& o) noexcept {
+    connect_attempts += o.connect_attempts;
+    connects += o.connects;
+    writes += o.writes;
+    requests += o.requests;
+    link_drops += o.link_drops;
+    stalls += o.stalls;
+    health_checks += o.health_checks;
+    polled_waits += o.polled_waits;
+    slept_waits += o.slept_waits;
+    return *this;
+  }
 };
 
 /// The counters behind ConnectionStats: bumped by the I/O layer on its strand, read from

@@ -43,14 +43,17 @@ asio::awaitable<Reply> run_declaring_on(Target& conn, const Script& script, Dead
                        });
 }
 
-/// A value with indices or max_reads (scripts::store_hash). True if stored.
+/// A value with indices or max_reads (scripts::store_hash). True if stored. `on_cluster`:
+/// a plain value turned into a hash waits out a migration of its slot (migration_probe_key).
 template <class Target>
 asio::awaitable<bool> store_hashed(Target& conn, const Script& script, const std::string& key,
-                                   const std::string& value, const StoreParams& params, Deadline deadline) {
+                                   const std::string& value, const StoreParams& params, Deadline deadline,
+                                   bool on_cluster = false) {
+  const std::string probe = on_cluster ? migration_probe_key(key) : std::string();
   const Reply reply = co_await run_declaring(
       conn, script, deadline,
       [&](Request& r, std::string_view verb, std::string_view id, std::span<const std::string> learned) {
-        add_store_script(r, verb, id, key, value, params, learned);
+        add_store_script(r, verb, id, key, value, params, learned, probe);
       });
   if (!reply.is_integer()) throw_unexpected("the store script");
   co_return reply.integer == 1;
