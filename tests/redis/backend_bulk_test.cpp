@@ -68,7 +68,7 @@ TEST_CASE("erase_prefix treats * ? [ ] and backslash in the prefix literally", "
     // so this checks the escaping itself).
     for (const auto& p : tricky) {
       INFO("prefix " << p);
-      const auto pattern = detail::redis::prefix_match_pattern(scope + "v:" + p);
+      const auto pattern = corocache::detail::redis::prefix_match_pattern(scope + "v:" + p);
       const auto found = lines(server.run({"SCAN", "0", "MATCH", pattern, "COUNT", "100000"}));
       CHECK(found == list("0", scope + "v:" + p, scope + "v:" + p + "tail"));
     }
