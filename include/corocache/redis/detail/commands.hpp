@@ -98,6 +98,14 @@ inline bool is_plain_store(const StoreParams& params) noexcept {
   return params.index_keys.empty() && params.max_reads == 0;
 }
 
+/// True when a batch operation may delete a key: an erase, an index or prefix
+/// invalidation, or a hashed store (it may delete its key, or empty an index set by moving
+/// the value out of it). Plain stores, expiries and pushes never do.
+inline bool may_delete(const BatchOp& op) noexcept {
+  if (const auto* store = std::get_if<batch_op::Store>(&op)) return !is_plain_store(store->params);
+  return !std::holds_alternative<batch_op::Expire>(op) && !std::holds_alternative<batch_op::Push>(op);
+}
+
 /// Appends a plain `SET key value PX ttl [NX]`.
 inline void add_plain_store(Request& request, std::string_view key, std::string_view value,
                             const StoreParams& params) {
@@ -213,15 +221,9 @@ inline void add_batch_script(Request& request, std::string_view verb, std::strin
         op);
   }
   for (const auto& k : learned) key_at(k);
-  // Declared only for operations that delete keys (a hashed store may delete its key, or
-  // empty an index set by moving the value out of it): a batch of plain stores, expiries
-  // and pushes never deletes a key, so it still runs while its slot migrates.
-  const bool deletes = std::ranges::any_of(ops, [](const BatchOp& op) {
-    const auto* store = std::get_if<batch_op::Store>(&op);
-    return store == nullptr
-               ? !std::holds_alternative<batch_op::Expire>(op) && !std::holds_alternative<batch_op::Push>(op)
-               : !is_plain_store(store->params);
-  });
+  // Declared only when an operation may delete a key: a batch of plain stores, expiries and
+  // pushes still runs while its slot migrates.
+  const bool deletes = std::ranges::any_of(ops, may_delete);
   const std::string probe = deletes ? migration_probe_key(batch_key(ops)) : std::string();
   args.push_back(probe.empty() ? std::string_view("0") : key_at(probe));
   std::vector<std::string_view> argv;

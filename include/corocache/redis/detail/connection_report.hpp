@@ -51,7 +51,11 @@ struct ConnectionCounters {
   Counter connect_attempts{0}, connects{0}, writes{0}, requests{0}, link_drops{0}, stalls{0},
       health_checks{0}, polled_waits{0}, slept_waits{0};
 
-  static void bump(Counter& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+  /// Only ever called on the connection's strand: one writer at a time, so a load and a
+  /// store do it, without the locked read-modify-write of fetch_add (one per request).
+  static void bump(Counter& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   ConnectionStats snapshot() const noexcept {
     auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
     return {get(connect_attempts), get(connects),      get(writes),       get(requests),   get(link_drops),

@@ -87,7 +87,13 @@ class ReplyQueue {
       op->id = end_id();
       op->queued = true;
     }
-    ring_[(head_ + size_) & (ring_.size() - 1)] = Entry{op, patience, replies, false};
+    // Field by field: from `Entry{...}` g++ 12 builds a temporary on the stack with narrow
+    // stores and copies it with wide loads, which stall on store forwarding.
+    Entry& e = ring_[(head_ + size_) & (ring_.size() - 1)];
+    e.op = op;
+    e.patience = patience;
+    e.replies_left = replies;
+    e.hole = false;
     ++size_;
   }
   Entry& operator[](std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
