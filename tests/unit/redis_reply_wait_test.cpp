@@ -203,3 +203,25 @@ TEST_CASE("loop timing: a wait counts from its start to the end of the loop it f
   CHECK_FALSE(off.polls());
   CHECK_FALSE(off.begin_wait(now));
 }
+
+TEST_CASE("loop timing: whole-loop writes take over only when 5% cheaper per reply") {
+  using corocache::detail::redis::LoopTiming;
+  // Loops of 16 replies costing `chunked` or `whole` per loop; how many of the last 200 of
+  // 3000 loops were chunked.
+  auto chunked_share = [](std::chrono::nanoseconds chunked, std::chrono::nanoseconds whole) {
+    LoopTiming t(0us);
+    LoopTiming::Clock::time_point now{};
+    int share = 0;
+    for (int i = 0; i < 3000; ++i) {
+      const bool c = t.begin_loop(now);
+      if (i >= 2800 && c) ++share;
+      t.end_loop(16, /*in_flight=*/true, [&] { return now; });
+      now += c ? chunked : whole;
+    }
+    return share;
+  };
+  CHECK(chunked_share(100us, 100us) >= 190);  // a tie stays chunked
+  CHECK(chunked_share(100us, 97us) >= 190);   // whole 3% cheaper: not enough
+  CHECK(chunked_share(100us, 90us) <= 10);    // whole 10% cheaper: whole
+  CHECK(chunked_share(90us, 100us) >= 190);
+}
