@@ -61,7 +61,7 @@ class LoopTiming {
   ReplyWaitPolicy wait_;
   // first: chunked loops. Whole loops must be 5% cheaper to take over, and a tie stays
   // chunked: measured in turns, the two look alike where chunks win (docs/redis_connection.md,
-  // "Adaptive choices"), and where they lose, they lose by far more than 5%.
+  // "Adaptive choices"); where they lose, it is mostly by far more than 5%.
   ModeChooser writes_{ModeChooser::Config{.first_margin = 1.0, .second_margin = 0.95}};
   bool waiting_ = false;     // a timed wait is under way, since wait_started_
   bool loop_timed_ = false;  // the last loop left requests in flight
