@@ -1,7 +1,8 @@
 // RedisBackend on a Redis Cluster (tests/support/redis_cluster.hpp: 3 primaries + 1 replica
 // each): a slot moved by hand under 200 coroutines, plain values turned into indexed ones
 // during a migration, a primary SIGKILLed (its connection dropped once it left the map),
-// MOVED after a reshard, and SCAN-based flushing across primaries. The fixture's steps are blocking; the
+// MOVED after a reshard, SCAN-based flushing across primaries, also onto a primary that
+// joined empty after discovery. The fixture's steps are blocking; the
 // cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
@@ -407,6 +408,52 @@ TEST_CASE("Redis Cluster backend: flush_all and invalidate_prefix reach every pr
     CHECK_FALSE(bg.sync(cache.tenant(t).get_key("b")));
     CHECK(bg.sync(other.tenant(t).get_key("a")) == std::optional<std::string>("kept"));
   }
+}
+
+TEST_CASE("Redis Cluster backend: invalidation reaches keys MIGRATEd onto a primary added after discovery") {
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  Cache cache(RedisBackend(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url())),
+              corocache::CacheOptions{"clgrow"});
+  auto scope = cache.tenant("grow");
+  const int slot = scope_slot(cluster, "grow");
+  for (int i = 0; i < 30; ++i) bg.sync(scope.set_key("session:" + std::to_string(i), "stale"));
+  for (int i = 0; i < 5; ++i) bg.sync(scope.set_key("kept:" + std::to_string(i), "fresh"));
+
+  // A fourth primary joins with no slot, and the tenant's slot starts moving onto it: some
+  // keys are on the new node, the others still on the old owner. The backend's map
+  // predates the new node.
+  const std::size_t added = cluster.add_empty_primary();
+  const std::size_t from = cluster.owner_of_slot(slot);
+  cluster.begin_slot_migration(slot, added);
+  REQUIRE(cluster.move_slot_keys(slot, 20) == 20);
+  auto keys_on = [&](std::size_t node) {
+    return std::stoi(corocache::test::SyncClient::once(cluster.port(node),
+                                                       {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)})
+                         .text);
+  };
+  REQUIRE(keys_on(added) == 20);
+  REQUIRE(keys_on(from) == 15);
+
+  // Without the new node in the walk, the session keys moved there would survive.
+  CHECK(bg.sync(scope.invalidate_prefix("session:")) == 30);
+  for (int i = 0; i < 30; ++i) CHECK_FALSE(bg.sync(scope.get_key("session:" + std::to_string(i))));
+  for (int i = 0; i < 5; ++i)
+    CHECK(bg.sync(scope.get_key("kept:" + std::to_string(i))) == std::optional<std::string>("fresh"));
+  CHECK(cache.backend().stats().cluster.nodes == 4);
+  CHECK(keys_on(added) + keys_on(from) == 5);
+
+  bg.sync(cache.flush_all());
+  CHECK(keys_on(added) == 0);
+  CHECK(keys_on(from) == 0);
+
+  // Once the slot is the new node's, it stays in the map and answers directly.
+  bg.sync(scope.set_key("after", "v"));
+  while (cluster.move_slot_keys(slot) > 0) {
+  }
+  cluster.finish_slot_migration(slot);
+  CHECK(bg.sync(scope.get_key("after")) == std::optional<std::string>("v"));
+  CHECK(keys_on(added) == 1);
 }
 
 TEST_CASE("Redis Cluster backend over TLS: rediss+cluster:// reaches every primary on its TLS port") {

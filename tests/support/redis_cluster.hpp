@@ -100,38 +100,7 @@ class RedisCluster {
     if (options_.primaries < 3) throw std::invalid_argument("RedisCluster: redis-cli needs >= 3 primaries");
     const auto deadline = std::chrono::steady_clock::now() + options_.startup_limit;
     const int count = options_.primaries * (1 + options_.replicas_per_primary);
-    std::vector<std::uint16_t> bus_ports;  // and TLS ports: every port handed out so far
-    for (int i = 0; i < count; ++i) {
-      // The bus port is chosen here (not port+10000, which may pass 65535).
-      bus_ports.push_back(free_loopback_port(bus_ports));
-      const auto bus_port = bus_ports.back();
-      std::vector<std::string> tls_args;
-      if (options_.tls) {
-        bus_ports.push_back(free_loopback_port(bus_ports));
-        tls_ports_.push_back(bus_ports.back());
-        const auto& c = *options_.tls;
-        tls_args = {"--tls-port", std::to_string(tls_ports_.back()), "--tls-cert-file", c.server_cert,
-                    "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca_cert, "--tls-auth-clients",
-                    "optional",
-                    // Bus and replication links are outgoing TLS connections: the node presents the
-                    // client certificate (the server one is for serverAuth only).
-                    "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key,
-                    "--tls-cluster", "yes", "--tls-replication", "yes"};
-      }
-      std::vector<std::string> args = {"--cluster-enabled",
-                                       "yes",
-                                       "--cluster-port",
-                                       std::to_string(bus_port),
-                                       "--cluster-node-timeout",
-                                       std::to_string(options_.node_timeout.count()),
-                                       "--repl-diskless-sync-delay",
-                                       "0",
-                                       "--appendonly",
-                                       "no"};
-      args.insert(args.end(), tls_args.begin(), tls_args.end());
-      args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-      nodes_.push_back(std::make_unique<RedisServer>(std::move(args)));
-    }
+    for (int i = 0; i < count; ++i) nodes_.push_back(start_node());
     std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
     for (const auto& n : nodes_) create.push_back("127.0.0.1:" + std::to_string(n->port()));
     create.insert(create.end(),
@@ -349,6 +318,38 @@ class RedisCluster {
     return n;
   }
 
+  /// Starts one more node and joins it as a primary that owns no slot (what a reshard onto a
+  /// new node starts from); waits until every running node lists it as a primary and the
+  /// new node knows every slot's owner. Returns its index.
+  std::size_t add_empty_primary(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    nodes_.push_back(start_node());
+    const std::size_t added = nodes_.size() - 1;
+    ++added_primaries_;
+    run_command_ok({"redis-cli", "--cluster", "add-node", address(added), address(first_running())},
+                   remaining(deadline));
+    std::string error;
+    const bool ok = poll_until(
+        [&] {
+          for (std::size_t i = 0; i < size(); ++i) {
+            if (!running(i)) continue;
+            bool seen = false;
+            for (const auto& n : view(i)) seen = seen || (n.port == port(added) && n.primary);
+            if (!seen) {
+              error = "node " + std::to_string(i) + " does not list it as a primary yet";
+              return false;
+            }
+          }
+          return true;
+        },
+        remaining(deadline), std::chrono::milliseconds(20));
+    if (!ok) throw std::runtime_error("RedisCluster: added node not known: " + error);
+    // The new node answers CLUSTERDOWN (a MIGRATE onto it too) until gossip told it every
+    // slot's owner.
+    wait_converged(remaining(deadline), "after redis-cli --cluster add-node");
+    return added;
+  }
+
   /// The three steps at once; returns the number of keys moved.
   std::size_t migrate_slot(int slot, std::size_t to) {
     begin_slot_migration(slot, to);
@@ -359,6 +360,39 @@ class RedisCluster {
   }
 
  private:
+  /// A new cluster-enabled node (not yet part of any cluster), on free loopback ports.
+  std::unique_ptr<RedisServer> start_node() {
+    // The bus port is chosen here (not port+10000, which may pass 65535).
+    used_ports_.push_back(free_loopback_port(used_ports_));
+    const auto bus_port = used_ports_.back();
+    std::vector<std::string> tls_args;
+    if (options_.tls) {
+      used_ports_.push_back(free_loopback_port(used_ports_));
+      tls_ports_.push_back(used_ports_.back());
+      const auto& c = *options_.tls;
+      tls_args = {"--tls-port", std::to_string(tls_ports_.back()), "--tls-cert-file", c.server_cert,
+                  "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca_cert, "--tls-auth-clients",
+                  "optional",
+                  // Bus and replication links are outgoing TLS connections: the node presents the
+                  // client certificate (the server one is for serverAuth only).
+                  "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key,
+                  "--tls-cluster", "yes", "--tls-replication", "yes"};
+    }
+    std::vector<std::string> args = {"--cluster-enabled",
+                                     "yes",
+                                     "--cluster-port",
+                                     std::to_string(bus_port),
+                                     "--cluster-node-timeout",
+                                     std::to_string(options_.node_timeout.count()),
+                                     "--repl-diskless-sync-delay",
+                                     "0",
+                                     "--appendonly",
+                                     "no"};
+    args.insert(args.end(), tls_args.begin(), tls_args.end());
+    args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+    return std::make_unique<RedisServer>(std::move(args));
+  }
+
   static std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -398,7 +432,9 @@ class RedisCluster {
         for (auto [a, b] : n.slots) owners.emplace_back(a, n.port);
       }
       std::sort(owners.begin(), owners.end());
-      if (primaries_seen != static_cast<std::size_t>(options_.primaries)) {
+      // Primaries added by add_empty_primary() may own slots or not.
+      if (primaries_seen < static_cast<std::size_t>(options_.primaries) ||
+          primaries_seen > static_cast<std::size_t>(options_.primaries) + added_primaries_) {
         *error =
             "node " + std::to_string(i) + " sees " + std::to_string(primaries_seen) + " primaries with slots";
         return false;
@@ -416,7 +452,8 @@ class RedisCluster {
         for (std::size_t j = 0; j < size(); ++j) running_nodes += running(j) ? 1 : 0;
         for (const auto& n : v)
           if (!n.primary && !n.failed && !n.suspected && running(index_of_port(n.port))) ++replicas_seen;
-        if (replicas_seen + static_cast<std::size_t>(options_.primaries) != running_nodes) {
+        if (replicas_seen + static_cast<std::size_t>(options_.primaries) + added_primaries_ !=
+            running_nodes) {
           *error = "node " + std::to_string(i) + " sees " + std::to_string(replicas_seen) + " replicas";
           return false;
         }
@@ -453,6 +490,8 @@ class RedisCluster {
   std::vector<std::uint16_t> tls_ports_;
   std::set<std::size_t> paused_;
   std::map<int, std::pair<std::size_t, std::size_t>> migrations_;  // slot -> (from, to)
+  std::vector<std::uint16_t> used_ports_;                          // bus and TLS ports handed out so far
+  std::size_t added_primaries_ = 0;                                // by add_empty_primary()
 };
 
 }  // namespace corocache::test

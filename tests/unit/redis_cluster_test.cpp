@@ -154,12 +154,31 @@ TEST_CASE("the slot map from CLUSTER SHARDS: online primary, replicas not failed
          A({S("slots"), A({I(101), I(199), I(5461), I(16383)}), S("nodes"),
             // after a failover: the old primary listed as a failed master, the promoted one online
             A({shard_node("b", 7001, "master", "failed"), shard_node("e", 7004, "master", "online"),
-               shard_node("g", 7006, "replica", "failed")})}),
+               shard_node("g", 7006, "replica", "fail")})}),
          A({S("slots"), A({}), S("nodes"), A({shard_node("c", 7002, "master", "online")})})});
   const auto r = parse_cluster_shards(shards, origin);
   REQUIRE(r.ok());
   CHECK(r.map.complete());
-  CHECK(r.map.shards().size() == 2);  // the shard without slots is not routed to
+  // The shard without slots owns nothing, but its primary stays in the map: it may hold keys
+  // MIGRATEd onto it, so walks over every primary must reach it, last (it can only import).
+  CHECK(r.map.shards().size() == 3);
+  CHECK(r.map.primaries() ==
+        std::vector<NodeAddress>{{"127.0.0.1", 7000}, {"127.0.0.1", 7004}, {"127.0.0.1", 7002}});
+  auto slotless_first = A({shards.elements[2], shards.elements[0], shards.elements[1]});
+  CHECK(parse_cluster_shards(slotless_first, origin).map.primaries() ==
+        std::vector<NodeAddress>{{"127.0.0.1", 7000}, {"127.0.0.1", 7004}, {"127.0.0.1", 7002}});
+  int owned_by_slotless = 0;
+  for (int slot = 0; slot < slot_count; ++slot) owned_by_slotless += r.map.primary_of(slot)->port == 7002;
+  CHECK(owned_by_slotless == 0);
+  // A dead primary after its replica's promotion is a shard of its own, without slots;
+  // redis-server 7.0 reports its health as "fail": it is left out.
+  auto after_failover = shards;
+  after_failover.elements.push_back(
+      A({S("slots"), A({}), S("nodes"), A({shard_node("x", 7009, "master", "fail")})}));
+  const auto f = parse_cluster_shards(after_failover, origin);
+  REQUIRE(f.ok());
+  CHECK(f.map.shards().size() == 3);
+  for (const auto& node : f.map.primaries()) CHECK(node.port != 7009);
   CHECK(r.map.primary_of(0)->port == 7000);
   CHECK(r.map.primary_of(150)->port == 7004);
   CHECK(r.map.primary_of(300)->port == 7000);
@@ -171,6 +190,22 @@ TEST_CASE("the slot map from CLUSTER SHARDS: online primary, replicas not failed
   const auto t = parse_cluster_shards(shards, origin, /*tls=*/true);
   REQUIRE(t.ok());
   CHECK(t.map.primary_of(0)->port == 7100);
+}
+
+TEST_CASE("CLUSTER SHARDS of primaries without slots lists them but is no usable map") {
+  // A cluster being built (or a reply from a node that lost its view): primaries, no slot.
+  const auto r = parse_cluster_shards(
+      A({A({S("slots"), A({}), S("nodes"), A({shard_node("a", 7000, "master", "online")})}),
+         A({S("slots"), A({}), S("nodes"), A({shard_node("b", 7001, "master", "online")})})}),
+      origin);
+  REQUIRE(r.ok());
+  CHECK(r.map.shards().size() == 2);
+  CHECK(r.map.empty());  // the topology keeps waiting for a map with owners
+  CHECK(r.map.assigned() == 0);
+  SlotMap moved = r.map;
+  moved.apply_moved(7, NodeAddress{"127.0.0.1", 7001});
+  CHECK_FALSE(moved.empty());
+  CHECK(SlotMap{}.empty());
 }
 
 TEST_CASE("CLUSTER SHARDS: a missing tls-port or field is an error, an empty endpoint the node asked") {

@@ -93,8 +93,11 @@ struct Shard {
   std::vector<NodeAddress> replicas;
 };
 
-/// Which shard owns each of the 16384 slots. Copyable value; the topology layer swaps in a
-/// new one after each refresh.
+/// Which shard owns each of the 16384 slots, and every primary of the cluster: a primary
+/// may own no slot (a node just added, the target of a reshard onto it, a node resharded
+/// empty) and still hold keys (those MIGRATEd onto it while its first slot is IMPORTING),
+/// so commands sent to every primary reach it too. Copyable value; the topology layer swaps
+/// in a new one after each refresh.
 class SlotMap {
  public:
   static constexpr std::uint16_t unassigned = 0xFFFF;
@@ -120,7 +123,8 @@ class SlotMap {
     return n;
   }
   bool complete() const noexcept { return assigned() == static_cast<std::size_t>(slot_count); }
-  bool empty() const noexcept { return shards_.empty(); }
+  /// No slot has an owner (no usable map yet), even if slot-less primaries are listed.
+  bool empty() const noexcept { return !has_owner_; }
 
   /// Adds a shard (or returns the index of the one with the same primary).
   std::size_t add_shard(Shard shard) {
@@ -134,6 +138,7 @@ class SlotMap {
     if (first < 0 || last >= slot_count || first > last || index >= shards_.size()) return false;
     for (int s = first; s <= last; ++s)
       owner_[static_cast<std::size_t>(s)] = static_cast<std::uint16_t>(index);
+    has_owner_ = true;
     return true;
   }
 
@@ -147,19 +152,31 @@ class SlotMap {
     for (const auto& s : shards_) known = known || s.primary == to;
     const auto index = add_shard(Shard{to, {}, {}});
     owner_[static_cast<std::size_t>(slot)] = static_cast<std::uint16_t>(index);
+    has_owner_ = true;
     return known;
   }
 
-  /// Every primary in the map (for commands sent to all primaries: SCAN, SCRIPT LOAD).
+  /// Every primary in the map (for commands sent to all primaries: SCAN, SCRIPT LOAD):
+  /// those owning slots first, in map order, then those without. A key being MIGRATEd goes
+  /// from its owner to a node IMPORTING the slot, and a node without slots can only import:
+  /// a walk that visits it last sees a key moved onto it during the walk either at its
+  /// source or there.
   std::vector<NodeAddress> primaries() const {
+    std::vector<bool> owns(shards_.size(), false);
+    for (auto o : owner_)
+      if (o != unassigned) owns[o] = true;
     std::vector<NodeAddress> out;
-    for (const auto& s : shards_) out.push_back(s.primary);
+    for (std::size_t i = 0; i < shards_.size(); ++i)
+      if (owns[i]) out.push_back(shards_[i].primary);
+    for (std::size_t i = 0; i < shards_.size(); ++i)
+      if (!owns[i]) out.push_back(shards_[i].primary);
     return out;
   }
 
  private:
   std::vector<Shard> shards_;
   std::array<std::uint16_t, slot_count> owner_;
+  bool has_owner_ = false;
 };
 
 /// A parsed map, or why the reply could not be used (the map is then empty).
@@ -231,7 +248,9 @@ inline SlotMapResult parse_cluster_slots(const Reply& reply, const NodeAddress& 
 /// "nodes", [[key, value, ...]...]]...]. Nodes use "endpoint" (or "ip"), and "tls-port"
 /// instead of "port" when `tls`. The primary is the node with role master whose health is
 /// online (else the first master not failed); replicas are those not failed (a fresh
-/// replica reports "loading" until data has flowed).
+/// replica reports "loading" until data has flowed). A shard without slots keeps its
+/// primary in the map (see SlotMap). CLUSTER SLOTS lists only slot ranges: a map built from
+/// it has no slot-less primaries.
 inline SlotMapResult parse_cluster_shards(const Reply& reply, const NodeAddress& origin, bool tls = false) {
   namespace d = slots_detail;
   if (reply.is_error()) return d::failed("CLUSTER SHARDS failed: " + reply.str);
@@ -266,9 +285,10 @@ inline SlotMapResult parse_cluster_shards(const Reply& reply, const NodeAddress&
       const auto host = d::endpoint_host(*endpoint, origin);
       if (!host) continue;
       NodeAddress addr{*host, static_cast<std::uint16_t>(port->integer)};
-      // "loading": a replica still syncing (or whose offset is still 0); "failed": gone.
+      // "loading": a replica still syncing (or whose offset is still 0); "fail" (Redis 7.0;
+      // the documentation spells it "failed"): gone.
       const bool online = !health || health->str == "online";
-      const bool failed = health && health->str == "failed";
+      const bool failed = health && (health->str == "fail" || health->str == "failed");
       if (role->str == "master") {
         Shard s{addr, id && id->is_string() ? id->str : "", {}};
         if (online && !primary)
@@ -280,7 +300,7 @@ inline SlotMapResult parse_cluster_shards(const Reply& reply, const NodeAddress&
       }
     }
     if (!primary) primary = std::move(fallback);
-    if (!primary || slots->elements.empty()) continue;  // no reachable primary, or no slots
+    if (!primary) continue;  // no reachable primary
     primary->replicas = std::move(replicas);
     const auto index = out.map.add_shard(std::move(*primary));
     for (std::size_t i = 0; i < slots->elements.size(); i += 2) {

@@ -143,13 +143,19 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     }
   }
 
-  /// The current primaries' connections, waiting up to `timeout` for the first slot map.
+  /// The connections of every primary, slot-less ones included, for a walk over the whole
+  /// key space (SCAN-based invalidation and flush). The map is fetched again first: a node
+  /// added since the last refresh may already hold keys MIGRATEd onto it, and a walk that
+  /// missed it would leave stale values behind. When no node answers before the deadline,
+  /// the map already installed is used. Waits up to `timeout` for the first slot map.
   static asio::awaitable<std::vector<ConnectionPtr>> primaries(std::shared_ptr<ClusterTopology> self,
                                                                Duration timeout) {
     ClusterTopology& t = *self;
     const auto deadline =
         saturating_add(Clock::now(), timeout > Duration::zero() ? timeout : t.options_.request_timeout);
     co_await t.wait_for_map(deadline);
+    const bool installed = co_await fetch_and_install(self, deadline);
+    t.count_refresh(installed);
     std::vector<ConnectionPtr> out;
     for (const auto& node : t.map()->primaries()) out.push_back(t.connection(node));
     co_return out;
@@ -307,16 +313,29 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
 
   static asio::awaitable<void> refresh(std::shared_ptr<ClusterTopology> self) {
     ClusterTopology& t = *self;
-    bool installed = false;
+    const bool installed = co_await fetch_and_install(self, Clock::time_point::max());
+    t.count_refresh(installed);
+    std::lock_guard lock(t.mutex_);
+    t.refreshing_ = false;
+  }
+
+  /// Asks the candidates in turn for the slot map and installs the first usable one; false
+  /// when none answered with one (or `deadline` passed first). Concurrent installs are
+  /// harmless: each map is whole, and the later one is at least as new.
+  static asio::awaitable<bool> fetch_and_install(std::shared_ptr<ClusterTopology> self,
+                                                 Clock::time_point deadline) {
+    ClusterTopology& t = *self;
     for (const auto& node : t.refresh_candidates()) {
+      const auto left = std::min<Duration>(std::chrono::duration_cast<Duration>(deadline - Clock::now()),
+                                           t.options_.request_timeout);
+      if (left <= Duration::zero()) break;
       ConnectionPtr conn;
       try {
         conn = t.connection(node);
       } catch (...) {
         break;  // closed
       }
-      const Duration attempt =
-          cluster::send_attempt(link_up(*conn), t.options_.request_timeout, t.options_.connect_timeout);
+      const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
       auto result = co_await ask_for_map(*conn, node, attempt, t.options_.tls.enabled);
       if (!result.ok() || result.map.empty()) continue;
       std::vector<ConnectionPtr> departed;  // closed here, after the lock, unless a call holds one
@@ -325,13 +344,14 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
         t.map_ = std::make_shared<cluster::SlotMap>(std::move(result.map));
         t.take_departed(departed);
       }
-      installed = true;
-      break;
+      co_return true;
     }
-    (installed ? t.refreshes_ : t.refresh_failures_).fetch_add(1, std::memory_order_relaxed);
-    if (installed) t.last_refresh_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    std::lock_guard lock(t.mutex_);
-    t.refreshing_ = false;
+    co_return false;
+  }
+
+  void count_refresh(bool installed) {
+    (installed ? refreshes_ : refresh_failures_).fetch_add(1, std::memory_order_relaxed);
+    if (installed) last_refresh_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
 
   /// Under mutex_: moves out the connections to nodes that are not primaries of the map
