@@ -282,6 +282,10 @@ TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and
     asio::co_spawn(bg.io, failover_worker(scope, i, load, recovered, errors_after_recovery), asio::detached);
   REQUIRE(corocache::test::poll_until([&] { return load.ops.load() >= workers * 5; }, 10000ms));
 
+  // A waiting pop on the victim's slot leaves an idle connection in the victim's blocking pool.
+  CHECK_FALSE(bg.sync(scope.pop_from_queue("jobs", 50ms)));
+  REQUIRE(cache.backend().stats().blocking_open == 1);
+
   // Traffic on the victim, more than the test sends after the kill (see the last check).
   for (int i = 0; i < 2000; ++i) bg.sync(scope.get_key("before"));
   const auto requests_before_kill = cache.backend().stats().connection.requests;
@@ -329,6 +333,12 @@ TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and
       },
       5000ms));
   CHECK(cache.backend().stats().cluster.nodes == 3);
+  // Its blocking pool went with it: the idle connection to the dead node is closed, not
+  // left reconnecting; a waiting pop on the slot now opens one to the promoted replica.
+  CHECK(cache.backend().stats().blocking_open == 0);
+  bg.sync(scope.push_to_queue("jobs", "j1"));
+  CHECK(bg.sync(scope.pop_from_queue("jobs", 1000ms)) == std::optional<std::string>("j1"));
+  CHECK(cache.backend().stats().blocking_open == 1);
   // The dropped connection's counters stay in the sums: they never go down.
   CHECK(cache.backend().stats().connection.requests >= requests_before_kill);
 }

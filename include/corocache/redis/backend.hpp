@@ -407,7 +407,7 @@ class RedisBackend {
     const auto wait_end = Deadline::after(wait, start).at();
     const CancelState cancel = co_await asio::this_coro::cancellation_state;
     const auto before = cancel.cancelled();
-    detail::redis::BlockingPool* pool = st.topo.blocking_pool(queue_key);
+    std::shared_ptr<detail::redis::BlockingPool> pool = st.topo.blocking_pool(queue_key);
     if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
       co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
       pool = st.topo.blocking_pool(queue_key);

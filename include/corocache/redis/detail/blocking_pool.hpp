@@ -112,7 +112,7 @@ class BlockingPool {
       std::lock_guard lock(mutex_);
       std::erase(busy_, conn);
       ConnectionPtr keep = conn;
-      if (!reusable || closed_) {
+      if (!reusable || closed_ || (retired_ && waiters_.empty())) {
         to_close = std::move(keep);
         --open_;
       }
@@ -133,6 +133,21 @@ class BlockingPool {
       }
     }
     if (to_close) to_close->close();
+  }
+
+  /// The pool's node left the cluster's map (failed over, resharded empty and turned
+  /// replica): its idle connections close now, and each busy one when its command is
+  /// answered, unless a waiter takes it; nothing is kept idle. Pops under way finish as
+  /// before (a redirect reply sends them to the new owner). Idempotent.
+  void retire() noexcept {
+    std::vector<ConnectionPtr> idle;
+    {
+      std::lock_guard lock(mutex_);
+      retired_ = true;
+      idle.swap(idle_);
+      open_ -= idle.size();
+    }
+    for (auto& c : idle) c->close();
   }
 
   /// Closes every connection (pending commands fail with errc::shut_down) and wakes the
@@ -188,6 +203,7 @@ class BlockingPool {
   RedisOptions options_;
   mutable std::mutex mutex_;  // guards everything below
   bool closed_ = false;
+  bool retired_ = false;
   std::size_t open_ = 0;
   std::size_t peak_ = 0;
   std::vector<ConnectionPtr> idle_;

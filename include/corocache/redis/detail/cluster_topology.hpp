@@ -173,16 +173,18 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     }
   }
 
-  /// The blocking pool of `slot`'s owner; nullptr while the slot has no known owner.
-  BlockingPool* blocking_pool(int slot) {
+  /// The blocking pool of `slot`'s owner; nullptr while the slot has no known owner. The
+  /// caller holds it for its pop: a pool whose node leaves the map meanwhile is retired,
+  /// not destroyed.
+  std::shared_ptr<BlockingPool> blocking_pool(int slot) {
     const MapPtr m = map();
     const auto* owner = m->primary_of(slot);
     if (!owner) return nullptr;
     std::lock_guard lock(mutex_);
     if (closed_) return nullptr;
     auto& pool = pools_[*owner];
-    if (!pool) pool = std::make_unique<BlockingPool>(executor_, cluster_node_options(options_, *owner));
-    return pool.get();
+    if (!pool) pool = std::make_shared<BlockingPool>(executor_, cluster_node_options(options_, *owner));
+    return pool;
   }
 
   /// A reply from a blocking connection said the slot moved: learn it.
@@ -208,7 +210,8 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   BlockingPool::Stats pool_stats() const {
     std::lock_guard lock(mutex_);
     BlockingPool::Stats s;
-    for (const auto& [node, pool] : pools_) {
+    auto pools = live_pools();
+    for (const auto& pool : pools) {
       const auto p = pool->stats();
       s.open += p.open;
       s.idle += p.idle;
@@ -231,13 +234,12 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
 
   void close() noexcept {
     std::map<cluster::NodeAddress, ConnectionPtr> conns;
-    std::map<cluster::NodeAddress, std::unique_ptr<BlockingPool>> pools;
     {
       std::lock_guard lock(mutex_);
       if (closed_) return;
       closed_ = true;
       conns.swap(conns_);
-      for (auto& [node, pool] : pools_) pool->close();  // pools stay: a pop may still release into one
+      for (auto& pool : live_pools()) pool->close();  // pools stay: a pop may still release into one
     }
     for (auto& [node, conn] : conns) conn->close();
   }
@@ -357,11 +359,15 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   /// Under mutex_: moves out the connections to nodes that are not primaries of the map
   /// (failed over, resharded away, a seed asked for the map), so that they stop reconnecting
   /// and health-checking. Each closes when the last call holding it is done; a node that
-  /// comes back gets a new one.
+  /// comes back gets a new one. Those nodes' blocking pools are retired: idle connections
+  /// close now, busy ones when their pop ends (BlockingPool::retire).
   void take_departed(std::vector<ConnectionPtr>& out) {
     const auto primaries = map_->primaries();
+    auto departed = [&](const cluster::NodeAddress& node) {
+      return std::find(primaries.begin(), primaries.end(), node) == primaries.end();
+    };
     for (auto it = conns_.begin(); it != conns_.end();) {
-      if (std::find(primaries.begin(), primaries.end(), it->first) != primaries.end()) {
+      if (!departed(it->first)) {
         ++it;
         continue;
       }
@@ -369,6 +375,25 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       out.push_back(std::move(it->second));
       it = conns_.erase(it);
     }
+    std::erase_if(retired_pools_, [](const std::weak_ptr<BlockingPool>& p) { return p.expired(); });
+    for (auto it = pools_.begin(); it != pools_.end();) {
+      if (!departed(it->first)) {
+        ++it;
+        continue;
+      }
+      it->second->retire();
+      retired_pools_.push_back(it->second);  // kept alive only by the pops still using it
+      it = pools_.erase(it);
+    }
+  }
+
+  /// Under mutex_: the pools of the map's nodes and the retired ones still in use.
+  std::vector<std::shared_ptr<BlockingPool>> live_pools() const {
+    std::vector<std::shared_ptr<BlockingPool>> out;
+    for (const auto& [node, pool] : pools_) out.push_back(pool);
+    for (const auto& weak : retired_pools_)
+      if (auto pool = weak.lock()) out.push_back(std::move(pool));
+    return out;
   }
 
   /// CLUSTER SHARDS, or CLUSTER SLOTS when SHARDS is refused; an error text on failure.
@@ -407,12 +432,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   asio::any_io_executor executor_;
   RedisClusterOptions options_;
   cluster::RedirectPolicy policy_;
-  mutable std::mutex mutex_;  // guards map_, conns_, departed_stats_, pools_, closed_, refreshing_,
-                              // last_refresh_start_
+  mutable std::mutex mutex_;  // guards map_, conns_, departed_stats_, pools_, retired_pools_, closed_,
+                              // refreshing_, last_refresh_start_
   MapPtr map_;
   std::map<cluster::NodeAddress, ConnectionPtr> conns_;
   ConnectionStats departed_stats_;  // the counters of connections take_departed dropped
-  std::map<cluster::NodeAddress, std::unique_ptr<BlockingPool>> pools_;
+  std::map<cluster::NodeAddress, std::shared_ptr<BlockingPool>> pools_;
+  std::vector<std::weak_ptr<BlockingPool>> retired_pools_;  // of departed nodes, while pops use them
   bool closed_ = false;
   bool refreshing_ = false;
   Clock::time_point last_refresh_start_{};

@@ -80,10 +80,10 @@ class Topology {
   }
 
   /// The pool of blocking connections for a waiting pop on `key`; nullptr when a cluster
-  /// does not know the key's owner (yet: see wait_ready).
-  BlockingPool* blocking_pool(std::string_view key) {
+  /// does not know the key's owner (yet: see wait_ready). The caller holds it for its pop.
+  std::shared_ptr<BlockingPool> blocking_pool(std::string_view key) {
     if (!cluster_) [[likely]]
-      return &pool_;
+      return std::shared_ptr<BlockingPool>(std::shared_ptr<BlockingPool>{}, &pool_);  // owned by this
     return cluster_->blocking_pool(cluster::key_slot(key));
   }
   /// A cluster: waits up to `until` for its first slot map (errc::timeout after that).
