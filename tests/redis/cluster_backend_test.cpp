@@ -11,6 +11,7 @@
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/backend.hpp>
+#include <corocache/redis/detail/cluster_walk.hpp>
 #include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -444,6 +445,14 @@ TEST_CASE("Redis Cluster backend: invalidation reaches keys MIGRATEd onto a prim
   };
   REQUIRE(keys_on(added) == 20);
   REQUIRE(keys_on(from) == 15);
+  // Both nodes report the migration in their own CLUSTER NODES line, as the walk reads it
+  // to visit the source first (cluster_walk.hpp).
+  const corocache::detail::redis::cluster::Migration moving{cluster.node_id(from), cluster.node_id(added)};
+  for (const auto node : {from, added}) {
+    const auto text = corocache::test::SyncClient::once(cluster.port(node), {"CLUSTER", "NODES"}).text;
+    CHECK(corocache::detail::redis::cluster::parse_own_migrations(text) ==
+          std::vector<corocache::detail::redis::cluster::Migration>{moving});
+  }
 
   // Without the new node in the walk, the session keys moved there would survive.
   CHECK(bg.sync(scope.invalidate_prefix("session:")) == 30);

@@ -4,6 +4,7 @@
 #include <corocache/redis/detail/cluster_redirect.hpp>
 #include <corocache/redis/detail/cluster_route.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
+#include <corocache/redis/detail/cluster_walk.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -481,4 +482,37 @@ TEST_CASE("refresh_order: live links first, then primaries, replicas and seeds, 
   CHECK(b_up == std::vector<NodeAddress>{b, seed, a, a_r});
   CHECK(refresh_order(SlotMap{}, {seed}, [](const NodeAddress&) { return true; }) ==
         std::vector<NodeAddress>{seed});
+}
+
+TEST_CASE("CLUSTER NODES: a node's own line gives the slots it migrates and imports") {
+  const std::string nodes =
+      "aaa 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922 [7000->-zzz]\n"
+      "bbb 127.0.0.1:7000@17000,node-b myself,master - 0 0 1 connected 0-5460 [5460->-ccc] [6000-<-aaa]\n"
+      "ccc 127.0.0.1:7002@17002 master - 0 1 3 connected\n";
+  CHECK(parse_own_migrations(nodes) == std::vector<Migration>{{"bbb", "ccc"}, {"aaa", "bbb"}});
+  CHECK(parse_own_migrations("bbb 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n").empty());
+  CHECK(parse_own_migrations("").empty());
+  CHECK(parse_own_migrations("garbage\nbbb x myself,master - 0 0 1 connected [1->-] [x]\n").empty());
+}
+
+TEST_CASE("walk order: every migration's source before the node importing from it") {
+  auto node = [](std::string id, long long port, std::vector<long long> slots) {
+    std::vector<Reply> ranges;
+    for (auto s : slots) ranges.push_back(I(s));
+    return A({S("slots"), A(std::move(ranges)), S("nodes"), A({shard_node(id, port, "master", "online")})});
+  };
+  // a and b own slots, c owns none.
+  const auto map =
+      parse_cluster_shards(
+          A({node("a", 7000, {0, 8000}), node("b", 7001, {8001, 16383}), node("c", 7002, {})}), origin)
+          .map;
+  const NodeAddress a{"127.0.0.1", 7000}, b{"127.0.0.1", 7001}, c{"127.0.0.1", 7002};
+  using V = std::vector<NodeAddress>;
+  CHECK(walk_order(map, {}) == V{a, b, c});
+  CHECK(walk_order(map, {Migration{"b", "a"}}) == V{b, a, c});  // a imports from b: b first
+  CHECK(walk_order(map, {Migration{"a", "c"}}) == V{a, b, c});
+  CHECK(walk_order(map, {Migration{"c", "a"}, Migration{"b", "c"}}) == V{b, c, a});
+  CHECK(walk_order(map, {Migration{"a", "b"}, Migration{"b", "a"}}) == V{a, b, c});  // cycles break
+  CHECK(walk_order(map, {Migration{"b", "a"}, Migration{"c", "b"}, Migration{"a", "c"}}) == V{a, c, b});
+  CHECK(walk_order(map, {Migration{"x", "a"}, Migration{"a", "a"}}) == V{a, b, c});  // unknown, self
 }

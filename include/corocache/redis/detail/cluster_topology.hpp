@@ -9,6 +9,7 @@
 #include <corocache/redis/detail/blocking_pool.hpp>
 #include <corocache/redis/detail/cluster_redirect.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
+#include <corocache/redis/detail/cluster_walk.hpp>
 #include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/detail/pending.hpp>
 #include <corocache/redis/detail/reply.hpp>
@@ -144,10 +145,12 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   }
 
   /// The connections of every primary, slot-less ones included, for a walk over the whole
-  /// key space (SCAN-based invalidation and flush). The map is fetched again first: a node
-  /// added since the last refresh may already hold keys MIGRATEd onto it, and a walk that
-  /// missed it would leave stale values behind. When no node answers before the deadline,
-  /// the map already installed is used. Waits up to `timeout` for the first slot map.
+  /// key space (SCAN-based invalidation and flush), in walk order (cluster_walk.hpp: the
+  /// source of a migration before the node importing from it). The map is fetched again
+  /// first: a node added since the last refresh may already hold keys MIGRATEd onto it, and
+  /// a walk that missed it would leave stale values behind. When no node answers before the
+  /// deadline, the map already installed is used. Waits up to `timeout` for the first slot
+  /// map.
   static asio::awaitable<std::vector<ConnectionPtr>> primaries(std::shared_ptr<ClusterTopology> self,
                                                                Duration timeout) {
     ClusterTopology& t = *self;
@@ -156,8 +159,15 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     co_await t.wait_for_map(deadline);
     const bool installed = co_await fetch_and_install(self, deadline);
     t.count_refresh(installed);
+    const MapPtr m = t.map();
+    std::vector<cluster::Migration> migrations;
+    for (const auto& node : m->primaries()) {
+      const ConnectionPtr conn = t.connection(node);  // named: no temporary across the co_await
+      auto found = co_await own_migrations(*conn, deadline, t.options_.request_timeout);
+      migrations.insert(migrations.end(), found.begin(), found.end());
+    }
     std::vector<ConnectionPtr> out;
-    for (const auto& node : t.map()->primaries()) out.push_back(t.connection(node));
+    for (const auto& node : cluster::walk_order(*m, migrations)) out.push_back(t.connection(node));
     co_return out;
   }
 
@@ -394,6 +404,26 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     for (const auto& weak : retired_pools_)
       if (auto pool = weak.lock()) out.push_back(std::move(pool));
     return out;
+  }
+
+  /// The slots `conn`'s node is migrating or importing (CLUSTER NODES, its own line); none
+  /// when it does not answer in time: the walk then keeps the map's order.
+  static asio::awaitable<std::vector<cluster::Migration>> own_migrations(Connection& conn,
+                                                                         Clock::time_point deadline,
+                                                                         Duration request_timeout) {
+    const auto left =
+        std::min<Duration>(std::chrono::duration_cast<Duration>(deadline - Clock::now()), request_timeout);
+    std::vector<cluster::Migration> found;
+    if (left <= Duration::zero()) co_return found;
+    try {
+      Request nodes;
+      nodes.add("CLUSTER", "NODES");
+      const Reply reply = co_await conn.exec(std::move(nodes), left);
+      if (reply.is_string() || reply.is_status()) found = cluster::parse_own_migrations(reply.str);
+    } catch (const std::exception&) {
+      // The walk itself reports a node it cannot reach.
+    }
+    co_return found;
   }
 
   /// CLUSTER SHARDS, or CLUSTER SLOTS when SHARDS is refused; an error text on failure.
