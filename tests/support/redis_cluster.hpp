@@ -282,16 +282,9 @@ class RedisCluster {
     std::string error;
     const bool ok = poll_until(
         [&] {
-          for (std::size_t i = 0; i < size(); ++i) {
-            if (!running(i)) continue;
-            bool seen = false;
-            for (const auto& n : view(i)) seen = seen || (n.port == port(to) && n.owns(slot));
-            if (!seen) {
-              error = "node " + std::to_string(i) + " does not see the slot on its new owner yet";
-              return false;
-            }
-          }
-          return true;
+          return every_running_node_lists(
+              [&](const ClusterNodeView& n) { return n.port == port(to) && n.owns(slot); },
+              "does not see the slot on its new owner yet", error);
         },
         limit, std::chrono::milliseconds(20));
     if (!ok) throw std::runtime_error("RedisCluster: slot " + s + " move not agreed: " + error);
@@ -331,16 +324,9 @@ class RedisCluster {
     std::string error;
     const bool ok = poll_until(
         [&] {
-          for (std::size_t i = 0; i < size(); ++i) {
-            if (!running(i)) continue;
-            bool seen = false;
-            for (const auto& n : view(i)) seen = seen || (n.port == port(added) && n.primary);
-            if (!seen) {
-              error = "node " + std::to_string(i) + " does not list it as a primary yet";
-              return false;
-            }
-          }
-          return true;
+          return every_running_node_lists(
+              [&](const ClusterNodeView& n) { return n.port == port(added) && n.primary; },
+              "does not list it as a primary yet", error);
         },
         remaining(deadline), std::chrono::milliseconds(20));
     if (!ok) throw std::runtime_error("RedisCluster: added node not known: " + error);
@@ -397,6 +383,22 @@ class RedisCluster {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     return std::max(left, std::chrono::milliseconds(1));
+  }
+
+  /// True when the CLUSTER NODES of every running node has a line matching `pred`; else
+  /// `error` names the first node that has none.
+  template <class Pred>
+  bool every_running_node_lists(Pred pred, const std::string& missing, std::string& error) const {
+    for (std::size_t i = 0; i < size(); ++i) {
+      if (!running(i)) continue;
+      bool seen = false;
+      for (const auto& n : view(i)) seen = seen || pred(n);
+      if (!seen) {
+        error = "node " + std::to_string(i) + " " + missing;
+        return false;
+      }
+    }
+    return true;
   }
 
   std::size_t first_running() const {
