@@ -44,8 +44,9 @@
 // slot, only once a bounded shard starts evicting) and index sets.
 //
 // Lifetime. Moving is cheap (shared state). Destroy the backend before its execution
-// context; pending waiting pops then fail with errc::shut_down. An operation's awaitable
-// holds the shared state, not the backend object: it may be awaited after a move.
+// context. Waiting pops fail with errc::shut_down when the shared state goes, or when the
+// context shuts down first (docs/shutdown.md). An operation's awaitable holds the shared
+// state, not the backend object: it may be awaited after a move.
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
@@ -141,6 +142,7 @@ class MemoryBackend {
                                     options.when_full == WhenFull::reject},
         options.clock);
     if (options.clock) options.clock->subscribe(store_);
+    detail::ContextShutdown::watch(ex, store_);
     if (options.sweep_interval > Duration::zero() && !options.clock) {
       auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
       sweep_control_ = control;

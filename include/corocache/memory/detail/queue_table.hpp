@@ -162,10 +162,10 @@ class QueueTable {
     }
   }
 
-  /// Fails every parked pop with errc::shut_down (the store is being destroyed).
-  void shut_down() {
-    const auto error = std::make_exception_ptr(
-        boost::system::system_error(make_error_code(errc::shut_down), "corocache: memory backend destroyed"));
+  /// Fails every parked pop with errc::shut_down, saying `why`.
+  void shut_down(const char* why) {
+    const auto error =
+        std::make_exception_ptr(boost::system::system_error(make_error_code(errc::shut_down), why));
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       std::lock_guard lock(shards_[i].mu);
       for (auto& [key, q] : shards_[i].queues) {

@@ -7,6 +7,7 @@
 // listing and erasing an index, erase_prefix, batches, the sweep and the counters.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/context_shutdown.hpp>
 #include <corocache/memory/detail/clock.hpp>
 #include <corocache/memory/detail/index_table.hpp>
 #include <corocache/memory/detail/key_map.hpp>
@@ -35,8 +36,11 @@
 namespace corocache::detail::memory {
 
 /// Time comes from `clock` (null: steady_clock). The owner subscribes the store to an
-/// injected clock (MemoryClock::subscribe), whose jumps end the parked pops they time out.
-class Store final : public std::enable_shared_from_this<Store>, public MemoryClock::Listener {
+/// injected clock (MemoryClock::subscribe), whose jumps end the parked pops they time out,
+/// and to its executor's context (ContextShutdown::watch), whose shutdown ends them all.
+class Store final : public std::enable_shared_from_this<Store>,
+                    public MemoryClock::Listener,
+                    public ContextShutdownListener {
  public:
   Store(asio::any_io_executor ex, const StoreConfig& config, std::shared_ptr<MemoryClock> clock = nullptr)
       : time_(std::move(clock)),
@@ -50,9 +54,14 @@ class Store final : public std::enable_shared_from_this<Store>, public MemoryClo
   Store& operator=(const Store&) = delete;
 
   /// Pending pops fail with errc::shut_down.
-  ~Store() { queues_.shut_down(); }
+  ~Store() { queues_.shut_down("corocache: memory backend destroyed"); }
 
   void clock_advanced() override { queues_.expire_waits(time_.now()); }
+
+  /// Parked pops fail with errc::shut_down; the context destroys their coroutines.
+  void on_context_shutdown() noexcept override {
+    queues_.shut_down("corocache: memory backend: its execution context shut down");
+  }
 
   std::size_t shard_count() const noexcept { return shards_.size(); }
   const asio::any_io_executor& executor() const noexcept { return queues_.executor(); }

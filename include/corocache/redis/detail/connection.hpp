@@ -26,14 +26,17 @@ namespace corocache::detail::redis {
 
 /// A handle to one pipelined Redis connection. Movable, not copyable; destroying it (or
 /// calling close()) fails pending requests with errc::shut_down and stops its background
-/// work. Destroy it before the io_context it runs on.
+/// work. Destroy it before the io_context it runs on. Calls still in flight when that
+/// io_context is shut down (or destroyed) fail with shut_down, and the context destroys their
+/// coroutines as it does any handler it holds (context_shutdown.hpp).
 class Connection {
  public:
   /// Validates `options` (std::invalid_argument) and prepares the connection; nothing is
   /// connected until the first exec().
   Connection(asio::any_io_executor ex, RedisOptions options) {
     options.validate();
-    impl_ = std::make_shared<ConnectionImpl>(std::move(ex), std::move(options));
+    impl_ = std::make_shared<ConnectionImpl>(ex, std::move(options));
+    detail::ContextShutdown::watch(ex, impl_);
   }
   Connection(Connection&&) noexcept = default;
   Connection& operator=(Connection&& other) noexcept {

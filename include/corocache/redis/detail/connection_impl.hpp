@@ -9,6 +9,7 @@
 // from any thread. docs/redis_connection.md has the design.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/context_shutdown.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/detail/connect_io.hpp>
 #include <corocache/redis/detail/connection_report.hpp>
@@ -52,7 +53,8 @@ namespace corocache::detail::redis {
 
 namespace asio = boost::asio;
 
-class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
+class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>,
+                             public detail::ContextShutdownListener {
  public:
   using Strand = asio::strand<asio::any_io_executor>;
   using Socket = asio::generic::stream_protocol::socket;
@@ -96,6 +98,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   void close() {
     if (closed_.exchange(true, std::memory_order_acq_rel)) return;
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_close(); });
+  }
+
+  /// The context is shutting down (context_shutdown.hpp): no thread runs it, so the strand's
+  /// state is ours. Fails every call with shut_down; the context destroys their handlers.
+  void on_context_shutdown() noexcept override {
+    closed_.store(true, std::memory_order_release);
+    do_close();
   }
 
  private:
