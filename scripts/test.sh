@@ -9,7 +9,8 @@
 #   clang19      clang++ 19 (the compiler the README recommends), -Werror, every test, and
 #                the check that each public header compiles on its own (tests/headers)
 #   tsan         clang++ 19, -O1 -g, ThreadSanitizer: builds and runs only the tests labelled
-#                `tsan` (tests/CMakeLists.txt: memory concurrency, Redis connection and faults)
+#                `tsan` (tests/CMakeLists.txt: memory concurrency, Redis connection and faults,
+#                shutdown, Cluster and Sentinel backends)
 #
 # Each stage configures and builds into build/<stage> (reused between runs), then runs its
 # tests with ctest (every test, except in tsan). Tests against Redis start their own redis-server processes on free ports,

@@ -194,8 +194,9 @@ struct Worker {
   long next = 1;          // the next value to write
   long acked_before = 0;  // the last write acknowledged before the kill
   long floor_after = 0;   // the last write begun after the kill and acknowledged
-  int rounds = 0;         // successful write+read rounds
-  int rounds_after = 0;   // ... whose write began after the kill
+  // Read by the test body on the other thread of the io_context.
+  std::atomic<int> rounds{0};        // successful write+read rounds
+  std::atomic<int> rounds_after{0};  // ... whose write began after the kill
 };
 
 struct Shared {
