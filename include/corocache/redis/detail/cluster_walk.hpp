@@ -66,7 +66,8 @@ inline std::vector<Migration> parse_own_migrations(std::string_view nodes) {
 /// SlotMap::primaries()), with every node that imports from another moved after it. Nodes
 /// not involved keep their place relative to each other. Two nodes migrating slots to each
 /// other at once, or a longer cycle, cannot both come first: the cycle is broken at its
-/// first node in map order (a key moved across that edge during the walk can be missed).
+/// first node in map order, and that node is visited once more at the end, after its
+/// sources, so no edge is left unprotected. Only then does a node appear twice.
 inline std::vector<NodeAddress> walk_order(const SlotMap& map, const std::vector<Migration>& migrations) {
   const std::vector<NodeAddress> base = map.primaries();
   std::vector<std::string> ids(base.size());
@@ -108,13 +109,16 @@ inline std::vector<NodeAddress> walk_order(const SlotMap& map, const std::vector
     return false;
   };
   std::vector<bool> placed(base.size(), false);
+  std::vector<std::size_t> again;  // placed to break a cycle, before one of their sources
   while (out.size() < base.size()) {
     std::size_t next = base.size();
     for (std::size_t i = 0; i < base.size() && next == base.size(); ++i)
       if (!placed[i] && (ready(i, placed) || on_cycle(i, placed))) next = i;
+    if (!ready(next, placed)) again.push_back(next);
     placed[next] = true;
     out.push_back(base[next]);
   }
+  for (auto i : again) out.push_back(base[i]);
   return out;
 }
 
