@@ -6,7 +6,7 @@
 // ContextShutdown is a service of the backend's execution context: when the context shuts
 // down, it tells each registered listener, which fails its parked calls (shut_down). That
 // hands their handlers to the context, which destroys them with the rest.
-// docs/backend_contract.md ("Shutdown") has the order of events.
+// docs/shutdown.md has the order of events.
 
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -72,8 +72,9 @@ class ContextShutdown final : public boost::asio::execution_context::service {
       std::lock_guard lock(mutex_);
       listeners.swap(listeners_);
     }
-    // Outside the lock: a listener's handlers, destroyed later, may destroy other listeners,
-    // and a new connection made meanwhile registers.
+    // Outside the lock: failing a listener's calls may destroy their coroutines at once (when
+    // their executor's service is already down), and with them other listeners, whose
+    // destructors may register or sweep.
     for (auto& weak : listeners)
       if (auto listener = weak.lock()) listener->on_context_shutdown();
   }

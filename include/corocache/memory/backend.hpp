@@ -142,7 +142,6 @@ class MemoryBackend {
                                     options.when_full == WhenFull::reject},
         options.clock);
     if (options.clock) options.clock->subscribe(store_);
-    detail::ContextShutdown::watch(ex, store_);
     if (options.sweep_interval > Duration::zero() && !options.clock) {
       auto control = std::make_shared<detail::memory::SweepControl>(asio::make_strand(ex));
       sweep_control_ = control;
@@ -151,6 +150,8 @@ class MemoryBackend {
                      detail::memory::sweep_loop(store_, std::move(control), options.sweep_interval),
                      asio::detached);
     }
+    // After the sweep's strand: Asio shuts the newest service down first (docs/shutdown.md).
+    detail::ContextShutdown::watch(ex, store_);
   }
 
   MemoryBackend(MemoryBackend&&) noexcept = default;
