@@ -1,10 +1,12 @@
 // An io_context destroyed while calls are still in flight (a service stopping with a stalled
 // server, or a test ending early) must destroy the callers' coroutines, as Asio does for any
 // handler it holds, and free the backend: no reference cycle through a connection may keep
-// them alive. Each caller holds a token in its coroutine frame; the token is freed exactly when
-// the frame is destroyed.
+// them alive. On every backend and deployment: memory, one Redis server, Cluster, Sentinel. Each caller holds
+// a token in its coroutine frame; the token is freed exactly when the frame is destroyed.
 
 #include "redis/backend_support.hpp"
+#include "support/redis_cluster.hpp"
+#include "support/redis_sentinel.hpp"
 
 #include <corocache/cache.hpp>
 #include <corocache/memory_backend.hpp>
@@ -69,15 +71,17 @@ inline asio::awaitable<int> never_ends(int x) {
 /// Makes the backend on `io` (run by `threads` threads), spawns `per_kind` GETs, waiting pops
 /// and calls of one memoized function, waits until all have started and had time to reach
 /// the server, stops `io`, then destroys the cache (as a scope's locals go, before `io`).
-/// Returns a token every caller's frame holds.
-template <class B, class Make>
+/// `prepare(cache)` runs first (e.g. warm_up, then pause the servers). Returns a token every
+/// caller's frame holds.
+template <class B, class Make, class Prepare>
 std::weak_ptr<int> destroy_in_flight(Make make_backend, asio::io_context& io, int threads, int per_kind,
-                                     int expect_finished) {
+                                     int expect_finished, Prepare prepare) {
   std::weak_ptr<int> watch;
   Flight flight;
   {
     std::optional<Cache<B>> cache;
     cache.emplace(make_backend());
+    prepare(*cache);
     auto scope = cache->tenant("shutdown");
     auto memo = cache->func_cache("never", &never_ends);
     auto token = std::make_shared<int>(0);
@@ -104,14 +108,33 @@ std::weak_ptr<int> destroy_in_flight(Make make_backend, asio::io_context& io, in
   return watch;
 }
 
+/// Connects the backend: one store, run on `io` from this thread.
+template <class B>
+void warm_up(Cache<B>& cache, asio::io_context& io) {
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [scope = cache.tenant("shutdown"), &done]() -> asio::awaitable<void> {
+        const std::string value = "x";
+        co_await scope.set_key("warm", value);
+        done = true;
+      },
+      asio::detached);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done && std::chrono::steady_clock::now() < limit) io.run_one_for(std::chrono::milliseconds(50));
+  REQUIRE(done);
+}
+
 }  // namespace
 
 TEST_CASE("an io_context destroyed with Redis calls in flight destroys the callers' coroutines",
           "[redis][shutdown]") {
   RedisServer server;
   const int threads = GENERATE(1, 4);
-  INFO("io_context threads: " << threads);
-  server.pause();  // every call stays in flight: written and unanswered, or waiting to be written
+  // Paused once connected: the calls are written and unanswered. Paused before: the link
+  // never completes its handshake, and the calls wait to be written.
+  const bool connected = GENERATE(true, false);
+  INFO("io_context threads: " << threads << (connected ? ", paused once connected" : ", paused before"));
   std::weak_ptr<int> token;
   {
     asio::io_context io(threads);
@@ -120,10 +143,54 @@ TEST_CASE("an io_context destroyed with Redis calls in flight destroys the calle
     options.stall_timeout = Duration::zero();  // no stall detection: the link never drops
     options.health_check_interval = Duration::zero();
     auto make = [&] { return RedisBackend(io.get_executor(), options); };
-    token = destroy_in_flight<RedisBackend>(make, io, threads, 20, /*expect_finished=*/0);
+    auto prepare = [&](Cache<RedisBackend>& cache) {
+      if (connected) warm_up(cache, io);
+      server.pause();
+    };
+    token = destroy_in_flight<RedisBackend>(make, io, threads, 20, /*expect_finished=*/0, prepare);
   }
   CHECK(token.expired());
   server.resume();
+}
+
+TEST_CASE("an io_context destroyed with Redis Cluster calls in flight destroys the callers' coroutines",
+          "[redis][shutdown][cluster]") {
+  RedisCluster cluster;
+  const auto primaries = cluster.primaries();
+  std::weak_ptr<int> token;
+  {
+    asio::io_context io(2);
+    auto options = RedisClusterOptions::from_url(cluster.url());
+    options.request_timeout = std::chrono::hours(1);
+    auto make = [&] { return RedisBackend(io.get_executor(), options); };
+    auto prepare = [&](Cache<RedisBackend>& cache) {
+      warm_up(cache, io);  // discovers the slot map
+      for (auto p : primaries) cluster.pause(p);
+    };
+    token = destroy_in_flight<RedisBackend>(make, io, 2, 10, /*expect_finished=*/0, prepare);
+  }
+  CHECK(token.expired());
+  for (auto p : primaries) cluster.resume(p);
+}
+
+TEST_CASE("an io_context destroyed with Redis Sentinel calls in flight destroys the callers' coroutines",
+          "[redis][shutdown][sentinel]") {
+  RedisSentinelGroup group;
+  const auto primary = group.primary_index();
+  std::weak_ptr<int> token;
+  {
+    asio::io_context io(2);
+    auto options = RedisSentinelOptions::from_url(group.url());
+    options.request_timeout = std::chrono::hours(1);
+    auto make = [&] { return RedisBackend(io.get_executor(), options); };
+    auto prepare = [&](Cache<RedisBackend>& cache) {
+      warm_up(cache, io);
+      group.data_node(primary).pause();
+    };
+    token = destroy_in_flight<RedisBackend>(make, io, 2, 10, /*expect_finished=*/0, prepare);
+  }
+  CHECK(token.expired());
+  group.data_node(primary).resume();
 }
 
 TEST_CASE("an io_context destroyed with memory calls in flight destroys the callers' coroutines",
@@ -134,7 +201,9 @@ TEST_CASE("an io_context destroyed with memory calls in flight destroys the call
   {
     asio::io_context io(threads);
     auto make = [&] { return MemoryBackend(io.get_executor()); };
-    token = destroy_in_flight<MemoryBackend>(make, io, threads, 20, /*expect_finished=*/20);  // GETs end
+    auto prepare = [](Cache<MemoryBackend>&) {};
+    token =
+        destroy_in_flight<MemoryBackend>(make, io, threads, 20, /*expect_finished=*/20, prepare);  // GETs end
   }
   CHECK(token.expired());
 }
