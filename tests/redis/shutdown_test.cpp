@@ -1,14 +1,16 @@
 // An io_context destroyed while calls are still in flight (a service stopping with a stalled
 // server, or a test ending early) must destroy the callers' coroutines, as Asio does for any
 // handler it holds, and free the backend: no reference cycle through a connection may keep
-// them alive. On every backend and deployment: memory, one Redis server, Cluster, Sentinel. Each caller holds
-// a token in its coroutine frame; the token is freed exactly when the frame is destroyed.
+// them alive. On every backend and deployment: memory, one Redis server, Cluster, Sentinel.
+// Each caller holds a token in its coroutine frame; the token is freed exactly when the
+// frame is destroyed.
 
 #include "redis/backend_support.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_sentinel.hpp"
 
 #include <corocache/cache.hpp>
+#include <corocache/detail/context_shutdown.hpp>
 #include <corocache/memory_backend.hpp>
 
 #include <boost/asio/co_spawn.hpp>
