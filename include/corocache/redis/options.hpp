@@ -27,6 +27,13 @@ class SentinelMonitor;  // redis/detail/sentinel_monitor.hpp
 
 // --- TLS -----------------------------------------------------------------------------------
 
+namespace detail::redis {
+/// Why TLS options are refused by a build without COROCACHE_TLS (detail/tls_io.hpp).
+inline constexpr const char* tls_not_built_message =
+    "corocache: TLS (rediss://) is not built in: compile with COROCACHE_TLS=1 and link OpenSSL "
+    "(-lssl -lcrypto); the CMake target corocache::redis does both";
+}  // namespace detail::redis
+
 /// TLS for every connection of a backend (single server, every cluster node, sentinels and
 /// the primary they name). OpenSSL through Asio's SSL stream; docs/redis_topology.md (TLS).
 struct RedisTlsOptions {
@@ -451,6 +458,9 @@ inline void RedisTlsOptions::validate() const {
       fail("TLS fields are set but TLS is off (enabled = false; use a rediss:// URL or REDIS_TLS=1)");
     return;
   }
+#if !COROCACHE_TLS
+  throw std::invalid_argument(detail::redis::tls_not_built_message);
+#endif
   std::error_code ec;
   if (!ca_file.empty() && !std::filesystem::is_regular_file(ca_file, ec))
     fail("ca_file '" + ca_file + "' is not a readable file");

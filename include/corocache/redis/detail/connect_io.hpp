@@ -208,7 +208,7 @@ asio::awaitable<std::optional<LinkFailure>> handshake(Stream& socket, Reader& re
 /// A connected socket becomes a link: TCP options, then, with a TLS context, a new TLS
 /// stream in `tls` and its handshake (verifying `host`), then AUTH/SELECT(/ROLE when
 /// `check_role`), all bounded by one connect_timeout. Empty on success.
-inline asio::awaitable<std::optional<LinkFailure>> open_link(Socket& socket, asio::ssl::context* tls_context,
+inline asio::awaitable<std::optional<LinkFailure>> open_link(Socket& socket, TlsContext* tls_context,
                                                              std::shared_ptr<TlsStream>& tls, Reader& reader,
                                                              std::vector<char>& buf,
                                                              const RedisOptions& options,

@@ -577,7 +577,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   }
 
   RedisOptions options_;
-  std::shared_ptr<asio::ssl::context> tls_context_;  // TLS only: built once, shared by its links
+  std::shared_ptr<link_io::TlsContext> tls_context_;  // TLS only: built once, shared by its links
   Strand strand_;
   Socket socket_;
   std::shared_ptr<link_io::TlsStream> tls_;  // the current link's TLS stream over socket_

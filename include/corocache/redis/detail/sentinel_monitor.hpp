@@ -360,7 +360,7 @@ class SentinelMonitor : public std::enable_shared_from_this<SentinelMonitor> {
   }
 
   RedisSentinelOptions options_;
-  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::shared_ptr<link_io::TlsContext> tls_context_;
   mutable std::mutex mutex_;
   sentinel::SentinelList list_;                  // guarded by mutex_
   std::map<std::uint64_t, Listener> listeners_;  // guarded by mutex_

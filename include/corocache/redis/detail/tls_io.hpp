@@ -2,12 +2,18 @@
 // The OpenSSL side of a TLS link (Asio's SSL stream): the client context built once per
 // connection from RedisTlsOptions, and the handshake on a connected socket, bounded by the
 // attempt's deadline. What a failure means is decided by classify_tls_handshake (tls.hpp).
+//
+// Compiled in only with COROCACHE_TLS=1 (the CMake target corocache::redis defines it and
+// links OpenSSL). Without it, a program that includes the Redis backend links without
+// OpenSSL, and TLS options are refused by RedisTlsOptions::validate() before any I/O: the
+// stand-ins at the end of this file are never constructed.
 
 #include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/redis/detail/pending.hpp>  // Clock
 #include <corocache/redis/detail/tls.hpp>
 #include <corocache/redis/options.hpp>
 
+#if COROCACHE_TLS
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -30,11 +36,12 @@ namespace corocache::detail::redis::link_io {
 namespace asio = boost::asio;
 /// The TLS stream over the connection's own socket (which stays the plain path's stream).
 using TlsStream = asio::ssl::stream<asio::generic::stream_protocol::socket&>;
+using TlsContext = asio::ssl::context;
 
 /// The client context of `tls` (enabled): TLS 1.2 or newer, the CA file / directory (or
 /// the system store), the client certificate. Throws std::invalid_argument naming the file
 /// OpenSSL could not load, before any connection.
-inline std::shared_ptr<asio::ssl::context> make_tls_context(const RedisTlsOptions& tls) {
+inline std::shared_ptr<TlsContext> make_tls_context(const RedisTlsOptions& tls) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   boost::system::error_code ec;
   auto check = [&](const char* what, const std::string& file) {
@@ -105,3 +112,52 @@ inline asio::awaitable<std::optional<LinkFailure>> tls_handshake(TlsStream& stre
 }
 
 }  // namespace corocache::detail::redis::link_io
+
+#else  // !COROCACHE_TLS
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+namespace corocache::detail::redis::link_io {
+
+namespace asio = boost::asio;
+
+// Stand-ins with the shape the TLS code paths need, so that they compile without OpenSSL.
+// validate() refuses TLS options in this build, so none of them is ever constructed.
+struct TlsContext {};
+
+class TlsStream {
+ public:
+  using executor_type = asio::generic::stream_protocol::socket::executor_type;
+  TlsStream(asio::generic::stream_protocol::socket& socket, TlsContext&) : socket_(socket) {}
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_write_some(buffers, std::forward<Token>(token));
+  }
+
+ private:
+  asio::generic::stream_protocol::socket& socket_;
+};
+
+inline std::shared_ptr<TlsContext> make_tls_context(const RedisTlsOptions&) {
+  throw std::invalid_argument(tls_not_built_message);
+}
+
+inline asio::awaitable<std::optional<LinkFailure>> tls_handshake(TlsStream&, const TlsPeer&,
+                                                                 Clock::time_point) {
+  throw std::invalid_argument(tls_not_built_message);
+  co_return std::nullopt;
+}
+
+}  // namespace corocache::detail::redis::link_io
+
+#endif  // COROCACHE_TLS
