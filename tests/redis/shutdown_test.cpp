@@ -155,22 +155,27 @@ TEST_CASE("an io_context destroyed with Redis calls in flight destroys the calle
   server.resume();
 }
 
+/// destroy_in_flight on a two-thread io_context through a Cluster or Sentinel backend: it
+/// connects first, then `pause()` stops the servers that would answer.
+template <class Options, class Pause>
+std::weak_ptr<int> destroy_paused_deployment(Options options, Pause pause) {
+  asio::io_context io(2);
+  options.request_timeout = std::chrono::hours(1);
+  auto make = [&] { return RedisBackend(io.get_executor(), options); };
+  auto prepare = [&](Cache<RedisBackend>& cache) {
+    warm_up(cache, io);  // Cluster: discovers the slot map; Sentinel: finds the primary
+    pause();
+  };
+  return destroy_in_flight<RedisBackend>(make, io, 2, 10, /*expect_finished=*/0, prepare);
+}  // `io` is destroyed after the returned token was taken
+
 TEST_CASE("an io_context destroyed with Redis Cluster calls in flight destroys the callers' coroutines",
           "[redis][shutdown][cluster]") {
   RedisCluster cluster;
   const auto primaries = cluster.primaries();
-  std::weak_ptr<int> token;
-  {
-    asio::io_context io(2);
-    auto options = RedisClusterOptions::from_url(cluster.url());
-    options.request_timeout = std::chrono::hours(1);
-    auto make = [&] { return RedisBackend(io.get_executor(), options); };
-    auto prepare = [&](Cache<RedisBackend>& cache) {
-      warm_up(cache, io);  // discovers the slot map
-      for (auto p : primaries) cluster.pause(p);
-    };
-    token = destroy_in_flight<RedisBackend>(make, io, 2, 10, /*expect_finished=*/0, prepare);
-  }
+  const auto token = destroy_paused_deployment(RedisClusterOptions::from_url(cluster.url()), [&] {
+    for (auto p : primaries) cluster.pause(p);
+  });
   CHECK(token.expired());
   for (auto p : primaries) cluster.resume(p);
 }
@@ -179,18 +184,8 @@ TEST_CASE("an io_context destroyed with Redis Sentinel calls in flight destroys 
           "[redis][shutdown][sentinel]") {
   RedisSentinelGroup group;
   const auto primary = group.primary_index();
-  std::weak_ptr<int> token;
-  {
-    asio::io_context io(2);
-    auto options = RedisSentinelOptions::from_url(group.url());
-    options.request_timeout = std::chrono::hours(1);
-    auto make = [&] { return RedisBackend(io.get_executor(), options); };
-    auto prepare = [&](Cache<RedisBackend>& cache) {
-      warm_up(cache, io);
-      group.data_node(primary).pause();
-    };
-    token = destroy_in_flight<RedisBackend>(make, io, 2, 10, /*expect_finished=*/0, prepare);
-  }
+  const auto token = destroy_paused_deployment(RedisSentinelOptions::from_url(group.url()),
+                                               [&] { group.data_node(primary).pause(); });
   CHECK(token.expired());
   group.data_node(primary).resume();
 }
