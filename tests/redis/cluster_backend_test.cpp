@@ -56,17 +56,41 @@ struct Background {
     for (auto& t : threads)
       if (t.joinable()) t.join();
   }
-  /// Runs `aw` on the io_context and waits for its result (or exception).
+  /// Runs `aw` on the io_context and waits for its result. A system_error it throws is
+  /// caught there and thrown again here from a copy of its code and message: an exception
+  /// object handed across threads through a future is reference-counted inside libstdc++,
+  /// which ThreadSanitizer cannot see, and reading its message here was reported as a race.
   template <class T>
   T sync(asio::awaitable<T> aw) {
-    auto future = asio::co_spawn(io, std::move(aw), asio::use_future);
+    auto future = asio::co_spawn(io, caught(std::move(aw)), asio::use_future);
     if (future.wait_for(30s) != std::future_status::ready) FAIL("a call did not finish within 30 s");
-    return future.get();
+    auto [value, code, message] = future.get();
+    if (code) throw boost::system::system_error(code, message);
+    return std::move(*value);
   }
-  void sync(asio::awaitable<void> aw) {
-    auto future = asio::co_spawn(io, std::move(aw), asio::use_future);
-    if (future.wait_for(30s) != std::future_status::ready) FAIL("a call did not finish within 30 s");
-    future.get();
+  void sync(asio::awaitable<void> aw) { sync(as_value(std::move(aw))); }
+
+ private:
+  template <class T>
+  struct Caught {
+    std::optional<T> value;
+    boost::system::error_code code;
+    std::string message;
+  };
+  template <class T>
+  static asio::awaitable<Caught<T>> caught(asio::awaitable<T> aw) {
+    Caught<T> out;
+    try {
+      out.value.emplace(co_await std::move(aw));
+    } catch (const boost::system::system_error& e) {
+      out.code = e.code();
+      out.message = std::string(e.what());
+    }
+    co_return out;
+  }
+  static asio::awaitable<bool> as_value(asio::awaitable<void> aw) {
+    co_await std::move(aw);
+    co_return true;
   }
 };
 
