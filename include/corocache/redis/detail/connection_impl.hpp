@@ -13,6 +13,7 @@
 #include <corocache/errors.hpp>
 #include <corocache/redis/detail/connect_io.hpp>
 #include <corocache/redis/detail/connection_report.hpp>
+#include <corocache/redis/detail/earliest_deadline_timer.hpp>
 #include <corocache/redis/detail/exec_op.hpp>
 #include <corocache/redis/detail/link_fsm.hpp>
 #include <corocache/redis/detail/loop_timing.hpp>
@@ -168,15 +169,8 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
     op->handler.reset();
     if (post)
       asio::post(std::move(done));
-    else if (on_callers_thread(done.get_executor()))
-      done();  // what dispatch would do, minus wrapping the call in a type-erased function
     else
-      asio::dispatch(std::move(done));
-  }
-
-  static bool on_callers_thread(const asio::any_io_executor& ex) noexcept {
-    const auto* io = ex.target<asio::io_context::executor_type>();
-    return io != nullptr && io->running_in_this_thread();
+      ExecCompletion::dispatch(std::move(done));
   }
 
   std::string endpoint_text() const {
@@ -196,17 +190,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   // --- timers: deadlines (armed lazily for the earliest) and periodic checks --------------
 
   void arm_deadline_timer(Clock::time_point when) {
-    if (when == Clock::time_point::max()) return;  // "forever": nothing to wake for
-    if (timer_armed_ && timer_expiry_ <= when) return;
-    timer_armed_ = true;
-    timer_expiry_ = when;
-    const auto epoch = ++timer_epoch_;
-    deadline_timer_.expires_at(when);
-    deadline_timer_.async_wait([self = shared_from_this(), epoch](boost::system::error_code) {
-      if (epoch != self->timer_epoch_) return;  // superseded by an earlier deadline
-      self->timer_armed_ = false;
-      self->tick();
-    });
+    deadline_timer_.arm(when, [self = shared_from_this()] { self->tick(); });
   }
 
   void start_check_timer() {
@@ -453,7 +437,6 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
     auto fail_op = [this](PendingOp* op) { finish(op, true); };
     mux_.on_link_down(ec, fail_op);
     mux_.fail_queued(ec, fail_op);
-    ++timer_epoch_;
     deadline_timer_.cancel();
     check_timer_.cancel();
     wake_timer_.cancel();
@@ -581,9 +564,9 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   Strand strand_;
   Socket socket_;
   std::shared_ptr<link_io::TlsStream> tls_;  // the current link's TLS stream over socket_
-  asio::steady_timer deadline_timer_;
-  asio::steady_timer check_timer_;  // stall and health checks while the link is up
-  asio::steady_timer wake_timer_;   // supervisor: link-drop signal and backoff sleeps
+  EarliestDeadlineTimer deadline_timer_;     // the earliest deadline of a request in flight
+  asio::steady_timer check_timer_;           // stall and health checks while the link is up
+  asio::steady_timer wake_timer_;            // supervisor: link-drop signal and backoff sleeps
   std::shared_ptr<asio::ip::tcp::resolver> resolver_;
   Reader reader_;
   std::vector<char> read_buf_;
@@ -604,10 +587,6 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   LoopTiming timing_;               // the measured choices: poll or sleep, chunked or whole writes
   bool idle_read_ = false;          // the pending read was started with nothing written
   bool poll_after_cancel_ = false;  // wait_from_idle() cancelled that read to poll instead
-
-  bool timer_armed_ = false;
-  Clock::time_point timer_expiry_{};
-  std::uint64_t timer_epoch_ = 0;
 
   std::atomic<bool> closed_{false};
   ConnectionCounters counters_;

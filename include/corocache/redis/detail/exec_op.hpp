@@ -8,6 +8,8 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -104,6 +106,18 @@ struct ExecCompletion {
       std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Reply{});
     else
       std::move(handler)(std::exception_ptr(), std::move(op->reply));
+  }
+
+  /// Runs `done` now when the caller's executor is an io_context running on this thread
+  /// (what asio::dispatch would do, minus wrapping the call in a type-erased function, which
+  /// allocates); dispatches it otherwise.
+  static void dispatch(ExecCompletion done) {
+    const auto ex = done.get_executor();
+    const auto* io = ex.target<boost::asio::io_context::executor_type>();
+    if (io != nullptr && io->running_in_this_thread())
+      done();
+    else
+      boost::asio::dispatch(std::move(done));
   }
 };
 
