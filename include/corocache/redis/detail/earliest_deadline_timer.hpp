@@ -4,11 +4,10 @@
 // costs nothing, so a connection pays a timer operation only when a request's deadline is
 // earlier than every other (docs/redis_connection.md). Confined to one strand.
 
-#include <corocache/backend.hpp>
-
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
@@ -16,6 +15,8 @@ namespace corocache::detail::redis {
 
 class EarliestDeadlineTimer {
  public:
+  using Clock = std::chrono::steady_clock;
+
   template <class Executor>
   explicit EarliestDeadlineTimer(const Executor& ex) : timer_(ex) {}
 
