@@ -169,6 +169,7 @@ TEMPLATE_LIST_TEST_CASE(
     "a memoized call times out with its scope while the computation goes on and is cached",
     "[deadline][func_cache]", TestedBackends) {
   World<TestType> w;
+  w.connect();  // the short deadlines below are for the computation, not the connect
   SlowDouble slow{.delay = 2s};
   auto twice = w.cache.func_cache("twice", slow);
   auto acme = w.cache.tenant("acme");
@@ -183,6 +184,7 @@ TEMPLATE_LIST_TEST_CASE(
 TEMPLATE_LIST_TEST_CASE("a memoized result is stored even when every caller left", "[deadline][func_cache]",
                         TestedBackends) {
   World<TestType> w;
+  w.connect();  // the 20 ms deadlines below are for the computation, not the connect
   SlowDouble slow{.delay = 200ms};
   auto twice = w.cache.func_cache("twice", slow);
   auto acme = w.cache.tenant("acme");
@@ -197,6 +199,7 @@ TEMPLATE_LIST_TEST_CASE("a memoized result is stored even when every caller left
 TEMPLATE_LIST_TEST_CASE("a memoized caller that times out leaves alone: patient callers get the result",
                         "[deadline][func_cache]", TestedBackends) {
   World<TestType> w;
+  w.connect();  // the short deadlines below are for the computation, not the connect
   SlowDouble slow{.delay = 300ms};
   auto twice = w.cache.func_cache("twice", slow);
   auto acme = w.cache.tenant("acme");
