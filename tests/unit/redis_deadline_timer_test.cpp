@@ -68,9 +68,7 @@ TEST_CASE("a cancelled deadline timer runs nothing, and time_point::max() arms n
 
   f.io.restart();
   f.timer.arm(Clock::time_point::max(), [&] { f.fired.push_back(2); });
-  // Nothing to wait for: run() returns at once instead of blocking "forever".
-  const auto before = Clock::now();
-  f.io.run();
+  // Nothing to wait for: run() finds no work (no handler ran) instead of blocking "forever".
+  CHECK(f.io.run() == 0);
   CHECK(f.fired.empty());
-  CHECK(Clock::now() - before < 1s);
 }
