@@ -156,7 +156,10 @@ TEST_CASE("callers resumed by a batch of replies call again at once, each gets i
   const auto busy_poll = GENERATE(0us, 200us);
   const bool big = GENERATE(false, true);
   INFO("busy_poll " << busy_poll.count() << " us, big values " << big);
-  const auto options = options_for(corocache::test::shared_redis_server(), busy_poll);
+  auto options = options_for(corocache::test::shared_redis_server(), busy_poll);
+  // 32 MB queued at once: under ThreadSanitizer on a shared 2-core machine the last SET of a
+  // round waited past the usual 2 s. This case checks pipelining, not deadlines.
+  if (big) options.request_timeout = 15s;
   const int workers = big ? 32 : 256;
   const int rounds = big ? 3 : 40;
   const std::size_t padding = big ? 1'000'000 : 0;  // bytes added to each value
@@ -189,7 +192,7 @@ TEST_CASE("callers resumed by a batch of replies call again at once, each gets i
             ++finished;
           });
     }
-    const bool all_finished = co_await corocache::test::wait_until([&] { return finished == workers; }, 20s);
+    const bool all_finished = co_await corocache::test::wait_until([&] { return finished == workers; }, 60s);
     CHECK(all_finished);
     writes = c.stats().writes;
     requests = c.stats().requests;
