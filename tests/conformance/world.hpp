@@ -1,9 +1,10 @@
 #pragma once
 // The conformance suite: every semantic of API.md, written once and run against each
-// backend. The same sources build one executable per backend; the backend under test is
-// chosen by a compile definition (COROCACHE_CONFORMANCE_MEMORY / _REDIS / _REDIS_TLS /
-// _REDIS_SENTINEL / _REDIS_CLUSTER, or _ANY_MEMORY / _ANY_REDIS: an AnyBackend made from a
-// memory:// or redis:// URL).
+// backend and deployment. The same sources build one executable per backend type, chosen
+// by a compile definition: COROCACHE_CONFORMANCE_MEMORY, _REDIS (a single server, TLS,
+// Sentinel or Cluster: conformance/redis_factory.hpp) or _ANY (an AnyBackend from a
+// memory:// or redis:// URL: conformance/any_factory.hpp). The deployment is named at run
+// time by `--deployment` (support/deployment.hpp).
 //
 // A World is one io_context, one backend and one Cache whose prefix is unique to the test,
 // so tests sharing a Redis server never see each other's keys. `w.sync(op)` runs one
@@ -40,20 +41,11 @@ using TestedBackends = std::tuple<corocache::MemoryBackend>;
 #elif defined(COROCACHE_CONFORMANCE_REDIS)
 #include "conformance/redis_factory.hpp"
 using TestedBackends = std::tuple<corocache::RedisBackend>;
-#elif defined(COROCACHE_CONFORMANCE_REDIS_TLS)
-#include "conformance/redis_tls_factory.hpp"
-using TestedBackends = std::tuple<corocache::RedisBackend>;
-#elif defined(COROCACHE_CONFORMANCE_REDIS_SENTINEL)
-#include "conformance/redis_sentinel_factory.hpp"
-using TestedBackends = std::tuple<corocache::RedisBackend>;
-#elif defined(COROCACHE_CONFORMANCE_REDIS_CLUSTER)
-#include "conformance/redis_cluster_factory.hpp"
-using TestedBackends = std::tuple<corocache::RedisBackend>;
-#elif defined(COROCACHE_CONFORMANCE_ANY_MEMORY) || defined(COROCACHE_CONFORMANCE_ANY_REDIS)
+#elif defined(COROCACHE_CONFORMANCE_ANY)
 #include "conformance/any_factory.hpp"
 using TestedBackends = std::tuple<corocache::AnyBackend>;
 #else
-#error "define COROCACHE_CONFORMANCE_MEMORY or COROCACHE_CONFORMANCE_REDIS"
+#error "define COROCACHE_CONFORMANCE_MEMORY, COROCACHE_CONFORMANCE_REDIS or COROCACHE_CONFORMANCE_ANY"
 #endif
 
 namespace corocache::test {

@@ -7,6 +7,8 @@
 
 #include <map>
 
+namespace backend_bulk_test {
+
 using namespace corocache;
 using namespace corocache::test;
 
@@ -246,3 +248,5 @@ TEST_CASE("a failing operation inside commit is reported as server_error", "[red
     CHECK(got187 == std::optional<std::string>("a"));
   });
 }
+
+}  // namespace backend_bulk_test

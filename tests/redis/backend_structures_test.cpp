@@ -8,6 +8,8 @@
 
 #include <atomic>
 
+namespace backend_structures_test {
+
 using namespace corocache;
 using namespace corocache::test;
 using namespace boost::asio::experimental::awaitable_operators;
@@ -224,3 +226,5 @@ TEST_CASE("a moved backend keeps working and a destroyed one fails pending waits
     co_await (waiting_pop() && closer());
   });
 }
+
+}  // namespace backend_structures_test

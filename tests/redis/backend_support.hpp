@@ -83,12 +83,6 @@ std::vector<std::string> list(const Keys&... keys) {
   return out;
 }
 
-/// Waits `d` without blocking the executor.
-inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
-
 /// Waits (bounded) until `b` has no background settling job left (docs/redis_queues.md):
 /// after a pop, its ledger's deletion runs behind the caller; a test that ends then would
 /// leave it pending when its io_context is destroyed.

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 
+namespace backend_values_test {
+
 using namespace corocache;
 using namespace corocache::test;
 
@@ -398,3 +400,5 @@ TEST_CASE("backend-specific bad input is rejected before any I/O", "[redis][back
     }
   });
 }
+
+}  // namespace backend_values_test

@@ -32,6 +32,8 @@
 #include <thread>
 #include <vector>
 
+namespace cluster_backend_test {
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -527,3 +529,5 @@ TEST_CASE("Redis Cluster backend over TLS: rediss+cluster:// reaches every prima
   CHECK(stats.cluster.moved == 0);  // the map named the TLS ports: no redirect needed
   CHECK(stats.connection.connects >= 3);
 }
+
+}  // namespace cluster_backend_test

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+namespace connection_test {
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using corocache::errc;
@@ -581,3 +583,5 @@ TEST_CASE("reply polling: used by default, and given up against a server slower 
     CHECK(never.stats().polled_waits == 0);
   });
 }
+
+}  // namespace connection_test

@@ -23,6 +23,8 @@
 #include <memory>
 #include <string>
 
+namespace deadlines_test {
+
 using namespace std::chrono_literals;
 using namespace corocache;
 using corocache::test::RedisServer;
@@ -183,3 +185,5 @@ TEST_CASE("a lock attempt that timed out on a paused server does not keep the lo
     CHECK(taken.has_value());
   });
 }
+
+}  // namespace deadlines_test

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <vector>
 
+namespace fault_abandon_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -97,3 +99,5 @@ TEST_CASE("after a request is cancelled mid-flight, 1000 GETs of distinct keys e
       },
       1, std::chrono::seconds(40));
 }
+
+}  // namespace fault_abandon_test

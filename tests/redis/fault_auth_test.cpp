@@ -7,6 +7,8 @@
 
 #include <string>
 
+namespace fault_auth_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -138,3 +140,5 @@ TEST_CASE("a connection recovers once the password becomes valid") {
     CHECK(ok);
   });
 }
+
+}  // namespace fault_auth_test

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <vector>
 
+namespace fault_pause_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -60,3 +62,5 @@ TEST_CASE("calls to a paused server time out on schedule and succeed again after
       },
       1, std::chrono::seconds(30));
 }
+
+}  // namespace fault_pause_test

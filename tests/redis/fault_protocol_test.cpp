@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+namespace fault_protocol_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -552,3 +554,5 @@ TEST_CASE("redis: a value over max_reply_bytes fails only its GET among 200 conc
       },
       1, std::chrono::seconds(60));
 }
+
+}  // namespace fault_protocol_test

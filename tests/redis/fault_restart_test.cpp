@@ -17,6 +17,8 @@
 #include <optional>
 #include <thread>
 
+namespace fault_restart_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -205,3 +207,5 @@ TEST_CASE("a server that accepts AUTH and then closes gets a growing reconnect d
       },
       1, std::chrono::seconds(20));
 }
+
+}  // namespace fault_restart_test

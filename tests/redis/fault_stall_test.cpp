@@ -10,6 +10,8 @@
 #include <atomic>
 #include <memory>
 
+namespace fault_stall_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::detail::redis::Connection;
@@ -177,3 +179,5 @@ TEST_CASE("a blocking command announcing a long wait is not taken for a stall") 
       },
       1, std::chrono::seconds(30));
 }
+
+}  // namespace fault_stall_test

@@ -4,7 +4,7 @@
 #include <corocache/redis/detail/connection.hpp>
 
 #include "support/redis_server.hpp"
-#include "support/run.hpp"  // wait_until
+#include "support/run.hpp"  // wait_until, sleep_for
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -56,12 +56,6 @@ inline asio::awaitable<Outcome> outcome_of(asio::awaitable<detail::redis::Reply>
   }
   o.took = std::chrono::steady_clock::now() - start;
   co_return o;
-}
-
-/// Sleeps on the coroutine's executor.
-inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 }  // namespace corocache::test

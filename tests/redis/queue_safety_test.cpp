@@ -17,6 +17,8 @@
 #include <set>
 #include <thread>
 
+namespace queue_safety_test {
+
 using namespace corocache;
 using namespace corocache::test;
 using namespace boost::asio::experimental::awaitable_operators;
@@ -511,3 +513,5 @@ TEST_CASE("erase_if reads values in replies within max_reply_bytes", "[redis][qu
     CHECK(kept == std::optional<std::string>(std::string(3000, 'a')));
   });
 }
+
+}  // namespace queue_safety_test

@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+namespace redis_server_test {
+
 using corocache::test::RedisServer;
 
 TEST_CASE("a test redis server answers commands and survives kill and restart on its port") {
@@ -47,3 +49,5 @@ TEST_CASE("the shared test redis server is one server per process") {
   CHECK(&a == &b);
   CHECK(a.run({"PING"}) == "PONG");
 }
+
+}  // namespace redis_server_test

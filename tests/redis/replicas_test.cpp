@@ -15,6 +15,8 @@
 #include <random>
 #include <string>
 
+namespace replicas_test {
+
 using namespace corocache;
 using namespace std::chrono_literals;
 
@@ -125,3 +127,5 @@ TEST_CASE("flush_all of one application leaves another prefix on the same server
     co_await two.a.flush_all();
   });
 }
+
+}  // namespace replicas_test

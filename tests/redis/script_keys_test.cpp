@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+namespace script_keys_test {
+
 namespace {
 
 using namespace corocache;
@@ -309,3 +311,5 @@ TEST_CASE("every script touches only keys it declares", "[redis][scripts]") {
   });
   for (const rd::Script* script : scripts::all) CHECK(checked.used(*script));
 }
+
+}  // namespace script_keys_test

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+namespace sentinel_backend_test {
+
 using namespace std::chrono_literals;
 using corocache::Cache;
 using corocache::CacheOptions;
@@ -358,3 +360,5 @@ TEST_CASE("Sentinel: SIGKILL of the primary under load: no wrong answers, calls 
   CHECK(s.wrong.empty());
   CHECK(s.overruns.load() == 0);
 }
+
+}  // namespace sentinel_backend_test

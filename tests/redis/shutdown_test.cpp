@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+namespace shutdown_test {
+
 using namespace corocache;
 using namespace corocache::test;
 
@@ -217,3 +219,5 @@ TEST_CASE("a connection registers with its io_context's shutdown service, held w
   io.run();  // lets the closed connection's last work end
   CHECK(service.watched() == 0);
 }
+
+}  // namespace shutdown_test

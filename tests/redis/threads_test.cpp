@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+namespace threads_test {
+
 using namespace std::chrono_literals;
 using namespace corocache;
 using corocache::test::RedisServer;
@@ -229,3 +231,5 @@ TEST_CASE("memoized calls on 4 threads on Redis: correct results, one run per ar
       },
       threads, 90s);
 }
+
+}  // namespace threads_test

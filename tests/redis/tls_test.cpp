@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace tls_test {
+
 using namespace corocache::test;
 using corocache::errc;
 using corocache::RedisOptions;
@@ -245,3 +247,5 @@ TEST_CASE("a PEM file OpenSSL cannot load is an invalid_argument before any conn
   CHECK_THROWS_AS(Connection(io.get_executor(), o), std::invalid_argument);
   CHECK_THROWS_WITH(corocache::RedisBackend(io.get_executor(), o), Catch::Contains("key_file"));
 }
+
+}  // namespace tls_test

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace topology_fixtures_test {
+
 using namespace corocache::test;
 namespace cluster = corocache::detail::redis::cluster;
 
@@ -359,3 +361,5 @@ TEST_CASE("RedisTlsServer: generated certificates verify, TLS clients are served
   CHECK(s.cli({"PING"}, std::chrono::seconds(5), false).output.find("PONG") == std::string::npos);
   std::cout << "TLS test total " << ms_since(started) << " ms\n";
 }
+
+}  // namespace topology_fixtures_test

@@ -62,4 +62,11 @@ inline asio::awaitable<bool> wait_until(std::function<bool()> done, std::chrono:
   co_return true;
 }
 
+/// Waits `d` without blocking the executor; a cancelled wait throws operation_aborted, as
+/// any Asio wait does.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
 }  // namespace corocache::test

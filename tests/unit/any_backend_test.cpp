@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+namespace any_backend_test {
+
 using namespace corocache;
 using namespace std::chrono_literals;
 
@@ -311,3 +313,5 @@ TEST_CASE("AnyBackend: redis+cluster:// selects a Redis Cluster backend, configu
   REQUIRE(backend.target<RedisBackend>() != nullptr);
   CHECK(backend.target<RedisBackend>()->options().port == 1);
 }
+
+}  // namespace any_backend_test

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace codec_test {
+
 using namespace corocache::detail;
 
 TEST_CASE("sha256 matches the FIPS 180-4 test vectors", "[sha256]") {
@@ -319,3 +321,5 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
     CHECK(decoded<std::string>(t) == json_path<std::string>(t));
   }
 }
+
+}  // namespace codec_test

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+namespace keys_test {
+
 using namespace corocache::detail;
 
 TEST_CASE("a scope key has the documented readable layout", "[keys]") {
@@ -120,3 +122,5 @@ TEST_CASE("a function's memoized results share a prefix no other function's have
   CHECK_FALSE(make_key(scope, Kind::memo, "price2:=[1]").starts_with(memo_prefix(scope, "price")));
   CHECK(make_key(scope, Kind::memo, "price:=[1]").starts_with(memo_prefix(scope, "price")));
 }
+
+}  // namespace keys_test

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+namespace memory_backend_test {
+
 using namespace std::chrono_literals;
 using corocache::MemoryBackend;
 using corocache::MemoryOptions;
@@ -642,3 +644,5 @@ TEST_CASE("awaitables outlive the backend object: operations complete, a pop thr
     CHECK(shut_down);
   });
 }
+
+}  // namespace memory_backend_test

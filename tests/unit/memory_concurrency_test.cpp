@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace memory_concurrency_test {
+
 using namespace std::chrono_literals;
 using corocache::MemoryBackend;
 using corocache::MemoryOptions;
@@ -225,3 +227,5 @@ TEST_CASE("a commit is never seen half applied") {
       },
       threads);
 }
+
+}  // namespace memory_concurrency_test

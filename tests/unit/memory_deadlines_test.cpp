@@ -21,6 +21,8 @@
 #include <optional>
 #include <string>
 
+namespace memory_deadlines_test {
+
 using namespace std::chrono_literals;
 using namespace corocache;
 using corocache::test::run;
@@ -209,3 +211,5 @@ TEST_CASE("the null backend's pop saturates an endless wait against a short dead
     CHECK(ec == errc::timeout);
   });
 }
+
+}  // namespace memory_deadlines_test

@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 
+namespace memory_policy_test {
+
 namespace {
 
 using corocache::detail::memory::GhostQueue;
@@ -172,3 +174,5 @@ TEST_CASE("the ghost queue remembers only recent evictions, once each") {
   CHECK_FALSE(ghost.take(100));  // taken once
   CHECK_FALSE(ghost.take(12345));
 }
+
+}  // namespace memory_policy_test

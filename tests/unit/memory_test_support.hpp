@@ -3,6 +3,8 @@
 
 #include <corocache/memory/backend.hpp>
 
+#include "support/run.hpp"  // sleep_for
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -30,11 +32,6 @@
   } while (false)
 
 namespace corocache::test {
-
-inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 inline StoreParams ttl(std::chrono::milliseconds d) {
   StoreParams p;

@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+namespace memory_threads_test {
+
 using namespace std::chrono_literals;
 using namespace corocache;
 using corocache::test::run;
@@ -266,3 +268,5 @@ TEST_CASE("values through timed scopes on 4 threads stay correct", "[threads][va
       },
       threads, 90s);
 }
+
+}  // namespace memory_threads_test

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+namespace null_backend_test {
+
 using namespace corocache;
 using namespace std::chrono_literals;
 
@@ -106,3 +108,5 @@ TEST_CASE("with caching switched off index invalidation, batch clears and close 
     CHECK(*runs == 2);
   });
 }
+
+}  // namespace null_backend_test

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <string>
 
+namespace readme_examples_test {
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
@@ -275,3 +277,5 @@ TEST_CASE("the README's manual clock example expires a value with no sleep", "[r
   CHECK(stats_seen.expirations == 1);
   CHECK(gone_seen);
 }
+
+}  // namespace readme_examples_test

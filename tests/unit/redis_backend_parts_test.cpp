@@ -11,6 +11,8 @@
 
 #include <set>
 
+namespace redis_backend_parts_test {
+
 using namespace corocache;
 using namespace corocache::detail::redis;
 using namespace std::chrono_literals;
@@ -190,3 +192,5 @@ TEST_CASE("a hashed store names the migration probe, and a batch declares it onl
     CHECK(r.bytes.find("a:{t:n}:~migration-probe") != std::string::npos);
   }
 }
+
+}  // namespace redis_backend_parts_test

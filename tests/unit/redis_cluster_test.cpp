@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+namespace redis_cluster_test {
+
 using namespace corocache::detail::redis;
 using namespace corocache::detail::redis::cluster;
 using corocache::errc;
@@ -517,3 +519,5 @@ TEST_CASE("walk order: every migration's source before the node importing from i
   CHECK(walk_order(map, {Migration{"b", "a"}, Migration{"c", "b"}, Migration{"a", "c"}}) == V{a, c, b, a});
   CHECK(walk_order(map, {Migration{"x", "a"}, Migration{"a", "a"}}) == V{a, b, c});  // unknown, self
 }
+
+}  // namespace redis_cluster_test

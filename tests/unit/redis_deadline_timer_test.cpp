@@ -10,6 +10,8 @@
 #include <chrono>
 #include <vector>
 
+namespace redis_deadline_timer_test {
+
 using namespace corocache;
 using namespace corocache::detail::redis;
 using namespace std::chrono_literals;
@@ -72,3 +74,5 @@ TEST_CASE("a cancelled deadline timer runs nothing, and time_point::max() arms n
   CHECK(f.io.run() == 0);
   CHECK(f.fired.empty());
 }
+
+}  // namespace redis_deadline_timer_test

@@ -4,6 +4,8 @@
 
 #include <string>
 
+namespace redis_glob_escape_test {
+
 using corocache::detail::redis::escape_glob;
 using corocache::detail::redis::prefix_match_pattern;
 
@@ -30,3 +32,5 @@ TEST_CASE("a prefix pattern is the escaped prefix followed by one star", "[redis
   CHECK(prefix_match_pattern("p:{t:n}:v:a*") == "p:{t:n}:v:a\\**");
   CHECK(prefix_match_pattern("") == "*");
 }
+
+}  // namespace redis_glob_escape_test

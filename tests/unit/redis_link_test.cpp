@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+namespace redis_link_test {
+
 using namespace std::chrono_literals;
 using corocache::Duration;
 using corocache::errc;
@@ -182,3 +184,5 @@ TEST_CASE("a link that dropped soon after its handshake never gets a zero delay"
   CHECK(stable_link_after(o) == 3s);
   CHECK(next_backoff(o, initial_backoff(o), {LinkEnd::Kind::dropped, 2s}).state.next == 6s);
 }
+
+}  // namespace redis_link_test

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+namespace redis_multiplexer_test {
+
 using namespace std::chrono_literals;
 using corocache::Duration;
 using corocache::errc;
@@ -476,3 +478,5 @@ TEST_CASE("an idle link sends a PING every health_check_interval and drops when 
   s.now += 500ms;
   CHECK(s.tick().drop_link);
 }
+
+}  // namespace redis_multiplexer_test

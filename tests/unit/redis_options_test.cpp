@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+namespace redis_options_test {
+
 using corocache::RedisOptions;
 
 namespace {
@@ -473,3 +475,5 @@ TEST_CASE("a TLS handshake failure: certificates and refusals are rejections, th
   REQUIRE(f);
   CHECK(f->code == errc::not_connected);
 }
+
+}  // namespace redis_options_test

@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+namespace redis_pending_test {
+
 using corocache::detail::redis::Clock;
 using corocache::detail::redis::DeadlineList;
 using corocache::detail::redis::PendingOp;
@@ -116,3 +118,5 @@ TEST_CASE("saturating_add never overflows") {
   CHECK(saturating_add(now, 5ms) == now + 5ms);
   CHECK(saturating_add(now, Duration(-5)) == now);
 }
+
+}  // namespace redis_pending_test

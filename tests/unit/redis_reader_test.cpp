@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+namespace redis_reader_test {
+
 using corocache::detail::redis::Reader;
 using corocache::detail::redis::ReaderLimits;
 using corocache::detail::redis::Reply;
@@ -677,3 +679,5 @@ TEST_CASE("requests are encoded byte for byte as hiredis' formatter encodes them
     CHECK(req.bytes == corocache::test::format_with_hiredis(argv));
   }
 }
+
+}  // namespace redis_reader_test

@@ -11,6 +11,8 @@
 #include <functional>
 #include <limits>
 
+namespace redis_reply_wait_test {
+
 using namespace std::chrono_literals;
 using Policy = corocache::detail::redis::ReplyWaitPolicy;
 using Mode = Policy::Mode;
@@ -225,3 +227,5 @@ TEST_CASE("loop timing: whole-loop writes take over only when 5% cheaper per rep
   CHECK(chunked_share(100us, 90us) <= 10);    // whole 10% cheaper: whole
   CHECK(chunked_share(90us, 100us) >= 190);
 }
+
+}  // namespace redis_reply_wait_test

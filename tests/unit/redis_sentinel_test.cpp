@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+namespace redis_sentinel_test {
+
 using namespace corocache::detail::redis;
 using namespace corocache::detail::redis::sentinel;
 using corocache::errc;
@@ -229,3 +231,5 @@ TEST_CASE("+switch-master: a link up elsewhere drops, one on the new primary sta
   CHECK(on_switch_master(notice, true, {"10.0.1.2", 6379}) == SwitchAction::none);
   CHECK(on_switch_master(notice, false, {"10.0.1.1", 6379}) == SwitchAction::retry_now);
 }
+
+}  // namespace redis_sentinel_test

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+namespace redis_sha1_test {
+
 using corocache::detail::redis::sha1_hex;
 
 namespace {
@@ -50,3 +52,5 @@ TEST_CASE("a script's compile-time name is the sha1 of its text", "[redis][sha1]
   CHECK(s.sha_view() == hex(s.text));
   CHECK(scripts::store_hash.sha_view() != scripts::read_hash.sha_view());
 }
+
+}  // namespace redis_sha1_test

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace redis_topology_options_test {
+
 using namespace corocache;
 
 namespace {
@@ -344,3 +346,5 @@ TEST_CASE("validation of hand-built options names the field") {
   s.db = 0;
   s.validate();
 }
+
+}  // namespace redis_topology_options_test

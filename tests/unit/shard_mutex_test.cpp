@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+namespace shard_mutex_test {
+
 using corocache::detail::memory::ShardMutex;
 using namespace std::chrono_literals;
 
@@ -71,3 +73,5 @@ TEST_CASE("a thread asleep on a held shard mutex gets it when it is released") {
   CHECK(mutex.try_lock());
   mutex.unlock();
 }
+
+}  // namespace shard_mutex_test

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+namespace testing_test {
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
@@ -361,3 +363,5 @@ TEST_CASE("a manual clock may be advanced on another thread while its backend is
   clock.advance(1s);
   CHECK_FALSE(mem.get_now("k"));
 }
+
+}  // namespace testing_test
