@@ -5,7 +5,9 @@
 #include <corocache/detail/sha256.hpp>
 
 #include <atomic>
+#include <limits>
 #include <map>
+#include <memory>
 #include <stdexcept>
 
 using namespace corocache;
@@ -127,6 +129,35 @@ TEMPLATE_LIST_TEST_CASE("arguments that cannot be encoded are rejected before th
   CHECK(*lookup.runs == 0);
   CHECK_THROWS_AS(w.cache.func_cache("bad:name", lookup), invalid_name);
   CHECK_THROWS_AS(w.cache.func_cache("", lookup), invalid_name);
+}
+
+TEMPLATE_LIST_TEST_CASE("a result that cannot be encoded fails its callers and is not cached",
+                        "[func_cache][validation]", TestedBackends) {
+  World<TestType> w;
+  auto runs = std::make_shared<int>(0);
+  auto ratio = w.cache.func_cache("ratio", [runs](int a, int b) -> asio::awaitable<double> {
+    ++*runs;
+    co_return b == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(a) / b;
+  });
+  auto acme = w.cache.tenant("acme");
+  // Stored, it would read back as null and never decode: every call would run again and fail
+  // with decode_error. Rejected, each call fails saying why, and nothing is stored.
+  auto failure = [&] {
+    try {
+      w.sync(ratio(acme, 1, 0));
+    } catch (const decode_error& e) {
+      return std::string("decode_error: ") + e.what();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(failure(), Catch::Contains("cannot encode") && Catch::Contains("NaN and infinities"));
+  CHECK_THAT(failure(), Catch::Contains("cannot encode"));
+  CHECK(*runs == 2);
+  CHECK(w.sync(ratio(acme, 1, 2)) == 0.5);
+  CHECK(w.sync(ratio(acme, 1, 2)) == 0.5);
+  CHECK(*runs == 3);
 }
 
 // --- batches ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include "conformance/world.hpp"
 
 #include <atomic>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -234,7 +235,24 @@ TEMPLATE_LIST_TEST_CASE("a value that cannot be encoded as JSON is rejected befo
   World<TestType> w;
   auto s = w.cache.tenant("acme");
   CHECK_THROWS_AS(s.set("k", std::string("\xff\xfe not utf-8")), std::invalid_argument);
+  // nlohmann would print NaN and infinities as null: a value that never decodes as a double.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_AS(s.set("k", nan), std::invalid_argument);
+  CHECK_THROWS_AS(s.set("k", -inf, 1min), std::invalid_argument);
+  CHECK_THROWS_AS(s.set("k", std::numeric_limits<float>::infinity()), std::invalid_argument);
+  CHECK_THROWS_AS(s.set("k", std::vector<double>{1.0, nan}), std::invalid_argument);
+  CHECK_THROWS_AS(s.set("k", std::map<std::string, double>{{"x", inf}}), std::invalid_argument);
+  auto batch = s.batch();
+  batch.set("other", 1.5);
+  CHECK_THROWS_AS(batch.set("k", nan), std::invalid_argument);
+  w.sync(batch.commit());  // the batch keeps what was queued before the bad value
   CHECK(w.sync(s.get_key("k")) == std::nullopt);
+  CHECK(w.sync(s.template get<double>("other")) == 1.5);
+  // The largest finite double is a value like any other.
+  const bool stored = w.sync(s.set("k", std::numeric_limits<double>::max()));
+  CHECK(stored);
+  CHECK(w.sync(s.template get<double>("k")) == std::numeric_limits<double>::max());
 }
 
 TEMPLATE_LIST_TEST_CASE("a waiting pop waits its own wait on a scope with a shorter timeout",

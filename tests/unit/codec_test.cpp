@@ -206,6 +206,18 @@ TEST_CASE("NaN and infinite arguments are rejected, anywhere in an argument", "[
   CHECK(canonical_arguments(std::numeric_limits<double>::max()) == "[1.7976931348623157e+308]");
 }
 
+TEST_CASE("values with NaN or infinities are rejected, not stored as null", "[codec][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(encode_json(nan), Catch::Contains("cannot encode value as JSON"));
+  CHECK_THROWS_AS(encode_json(-inf), std::invalid_argument);
+  CHECK_THROWS_AS(encode_json(std::numeric_limits<float>::quiet_NaN()), std::invalid_argument);
+  CHECK_THROWS_AS(encode_json(std::vector<std::vector<double>>{{1.0}, {2.0, inf}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_json(std::map<std::string, double>{{"x", nan}}), std::invalid_argument);
+  CHECK(encode_json(std::numeric_limits<double>::max()) == "1.7976931348623157e+308");
+  CHECK(encode_json(std::vector<double>{-0.5, 1e-300}) == "[-0.5,1e-300]");
+}
+
 TEST_CASE("memo names keep short arguments verbatim and hash long ones", "[codec][keys]") {
   // Literals: a change of the key format must fail here (docs/func_cache_keys.md).
   CHECK(memo_name("price", "sku-1", 3) == R"(price:=["sku-1",3])");

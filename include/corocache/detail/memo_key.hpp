@@ -172,11 +172,7 @@ inline void append_json_double(TextBuffer& out, double x) {
 
 /// Throws like reject_non_finite if `j` holds a NaN or infinity anywhere.
 inline void check_finite(const nlohmann::json& j) {
-  if (j.is_number_float()) {
-    if (!std::isfinite(j.get<double>())) reject_non_finite();
-  } else if (j.is_structured()) {
-    for (const auto& element : j) check_finite(element);
-  }
+  if (has_non_finite(j)) reject_non_finite();
 }
 
 template <class T>
