@@ -170,11 +170,6 @@ inline void append_json_double(TextBuffer& out, double x) {
   out.append(buffer, static_cast<std::size_t>(end - buffer));
 }
 
-/// Throws like reject_non_finite if `j` holds a NaN or infinity anywhere.
-inline void check_finite(const nlohmann::json& j) {
-  if (has_non_finite(j)) reject_non_finite();
-}
-
 template <class T>
 inline constexpr bool is_character_v =
     std::is_same_v<T, char> || std::is_same_v<T, signed char> || std::is_same_v<T, unsigned char> ||
@@ -204,9 +199,7 @@ void append_canonical(TextBuffer& out, const T& value) {
   } else if constexpr (std::is_same_v<U, std::nullptr_t>) {
     out.append("null", 4);
   } else {
-    const nlohmann::json j(value);
-    check_finite(j);
-    out.append(dump_strict(j, "func_cache arguments"));
+    out.append(dump_strict(nlohmann::json(value), "func_cache arguments"));  // rejects NaN, infinities
   }
 }
 
@@ -238,7 +231,6 @@ template <class... Args>
 std::string canonical_arguments_via_json(const Args&... args) {
   nlohmann::json array = nlohmann::json::array();
   (array.push_back(nlohmann::json(args)), ...);
-  check_finite(array);
   return dump_strict(array, "func_cache arguments");
 }
 
