@@ -7,13 +7,16 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -368,6 +371,106 @@ TEST_CASE("the error_code form of exec reports failures without throwing") {
     boost::system::error_code ec;
     co_await c.exec(cmd("PING"), corocache::Duration::zero(), ec);
     CHECK(ec == errc::not_connected);
+  });
+}
+
+namespace {
+
+/// An exec_as finisher: the length of a string reply; any other reply fails the call.
+/// Counts its runs (they happen on the caller's side, only for a reply).
+struct LengthOf {
+  using Result = std::size_t;
+  int* runs;
+  template <class Handler>
+  void operator()(Reply&& reply, Handler&& handler) {
+    ++*runs;
+    if (!reply.is_string())
+      return std::move(handler)(std::make_exception_ptr(std::runtime_error("not a string")), std::size_t{0});
+    std::move(handler)(std::exception_ptr(), reply.str.size());
+  }
+};
+
+/// An exec_as finisher that completes the call later, from a coroutine of its own: the
+/// reply's text followed by the reply of a second request on the same connection.
+struct ThenAsk {
+  using Result = std::string;
+  Connection* conn;
+  std::string second_key;
+  template <class Handler>
+  void operator()(Reply&& reply, Handler&& handler) {
+    auto follow_up = [](Connection* c, std::string first, std::string key) -> asio::awaitable<std::string> {
+      Reply second = co_await c->exec(cmd("GET", key));
+      co_return first + "+" + second.str;
+    };
+    const auto ex = asio::get_associated_executor(handler);
+    asio::co_spawn(ex, follow_up(conn, std::move(reply.str), std::move(second_key)), std::move(handler));
+  }
+};
+
+asio::awaitable<boost::system::error_code> error_of_length(asio::awaitable<std::size_t> call) {
+  try {
+    co_await std::move(call);
+  } catch (const boost::system::system_error& e) {
+    co_return e.code();
+  }
+  co_return boost::system::error_code{};
+}
+
+}  // namespace
+
+TEST_CASE("exec_as turns the reply into the caller's result, with exec's failures and cancellation") {
+  auto& server = corocache::test::shared_redis_server();
+  corocache::test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Connection c(ex, options_for(server));
+    co_await c.exec(cmd("SET", "conn:as:a", "12345"));
+    co_await c.exec(cmd("SET", "conn:as:b", "xyz"));
+    // Finishers are named locals: g++ 12 mishandles braced temporaries inside co_await.
+    int runs = 0;
+    const LengthOf length_of{&runs};
+    const auto zero = corocache::Duration::zero();
+    const std::size_t length = co_await c.exec_as(cmd("GET", "conn:as:a"), zero, length_of);
+    CHECK(length == 5);
+    CHECK(runs == 1);
+    // The finisher's own failure reaches the caller.
+    bool refused = false;
+    try {
+      co_await c.exec_as(cmd("PING"), zero, length_of);
+    } catch (const std::runtime_error& e) {
+      refused = std::string(e.what()) == "not a string";
+    }
+    CHECK(refused);
+    CHECK(runs == 2);
+    // A finisher may complete the call from follow-up work of its own.
+    const ThenAsk then_ask{&c, "conn:as:b"};
+    const std::string both = co_await c.exec_as(cmd("GET", "conn:as:a"), zero, then_ask);
+    CHECK(both == "12345+xyz");
+    // Failures of the call are exec()'s, and the finisher does not run: a timeout...
+    const auto timed_out =
+        co_await error_of_length(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), 100ms, length_of));
+    CHECK(timed_out == errc::timeout);
+    // ...and terminal cancellation of a written request.
+    asio::cancellation_signal signal;
+    std::optional<boost::system::error_code> seen;
+    asio::co_spawn(ex, error_of_length(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), zero, length_of)),
+                   asio::bind_cancellation_slot(
+                       signal.slot(), [&](std::exception_ptr, boost::system::error_code ec) { seen = ec; }));
+    co_await corocache::test::sleep_for(50ms);
+    signal.emit(asio::cancellation_type::terminal);
+    const bool done = co_await corocache::test::wait_until([&] { return seen.has_value(); }, 3s);
+    REQUIRE(done);
+    CHECK(*seen == asio::error::operation_aborted);
+    CHECK(runs == 2);
+    // Bad input is refused when the call is awaited, before any I/O.
+    Request empty;
+    auto bad = c.exec_as(std::move(empty), zero, length_of);
+    bool invalid = false;
+    try {
+      co_await std::move(bad);
+    } catch (const std::invalid_argument&) {
+      invalid = true;
+    }
+    CHECK(invalid);
+    CHECK(runs == 2);
   });
 }
 

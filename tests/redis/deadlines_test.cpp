@@ -10,7 +10,10 @@
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/backend.hpp>
+#include <corocache/redis/detail/connection.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,6 +24,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace deadlines_test {
@@ -143,6 +147,48 @@ TEST_CASE("a scope timeout shorter than request_timeout ends calls to a paused s
     // After the pause the same scope works again.
     const auto after = co_await outcome_of(cache.tenant("acme").with_timeout(3s).get_key("k"));
     CHECK_FALSE(after.ec);
+  });
+}
+
+TEST_CASE("a GET of a read-limited value whose read script is held keeps the scope's deadline and cancels",
+          "[deadline]") {
+  RedisServer server;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Cache<RedisBackend> cache{RedisBackend(ex, options_for(server, 5s)), CacheOptions{.prefix = "dl"}};
+    auto s = cache.tenant("acme");
+    const auto limited = SetOptions().with_max_reads(10);
+    const bool stored = co_await s.set_key("limited", "v", limited);
+    REQUIRE(stored);
+    // CLIENT PAUSE WRITE lets the GET through (it answers WRONGTYPE: the value is a hash)
+    // but holds every script, so the read script that follows waits.
+    detail::redis::Connection admin(ex, options_for(server, 5s));
+    detail::redis::Request pause;
+    pause.add("CLIENT", "PAUSE", "3000", "WRITE");
+    co_await admin.exec(std::move(pause));
+    const auto hurried = co_await outcome_of(s.with_timeout(200ms).get_key("limited"));
+    CHECK(hurried.ec == errc::timeout);
+    CHECK(hurried.took >= 150ms);
+    CHECK(hurried.took < 2500ms);  // the scope's 200 ms (with slack), not the 3 s pause
+    // Terminal cancellation reaches the read script's request too.
+    asio::cancellation_signal signal;
+    std::atomic<bool> done{false};
+    auto outcome = std::make_shared<Outcome>();
+    asio::co_spawn(
+        ex, outcome_of(s.get_key("limited")),
+        asio::bind_cancellation_slot(signal.slot(), [&done, outcome](std::exception_ptr, Outcome o) {
+          *outcome = o;
+          done = true;
+        }));
+    co_await nap(100ms);
+    signal.emit(asio::cancellation_type::terminal);
+    const bool cancelled = co_await wait_until([&] { return done.load(); }, 2s);  // before the pause ends
+    REQUIRE(cancelled);
+    CHECK(outcome->ec == asio::error::operation_aborted);
+    detail::redis::Request unpause;
+    unpause.add("CLIENT", "UNPAUSE");
+    co_await admin.exec(std::move(unpause));
+    std::optional<std::string> value = co_await s.get_key("limited");
+    CHECK(value == std::optional<std::string>("v"));
   });
 }
 

@@ -44,6 +44,7 @@
 #include <corocache/redis/detail/settle.hpp>
 #include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/value_ops.hpp>
+#include <corocache/redis/detail/value_results.hpp>
 #include <corocache/redis/options.hpp>
 #include <corocache/redis/topology_options.hpp>
 
@@ -166,10 +167,29 @@ class RedisBackend {
   /// A ttl beyond a century is stored as a century. A value larger than max_reply_bytes
   /// minus 1 KiB (no read could return it) throws invalid_backend_argument.
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
+    // The hot case goes straight to the connection, without a coroutine frame; anything
+    // else (including input do_set rejects) takes do_set.
+    Duration timeout;
+    auto* conn = state_ ? state_->topo.direct(deadline, timeout) : nullptr;
+    if (conn != nullptr && !key.empty() && params.ttl > Duration::zero() &&
+        detail::redis::is_plain_store(params) &&
+        value.size() <= detail::redis::max_readable_value(state_->options.max_reply_bytes)) {
+      Request request;
+      detail::redis::add_plain_store(request, key, value, params);
+      return conn->exec_as(std::move(request), timeout, detail::redis::PlainStoreResult{});
+    }
     return do_set(state_, std::move(key), std::move(value), std::move(params), deadline);
   }
   /// One GET; a hashed value (WRONGTYPE) is then read by the read script.
   asio::awaitable<std::optional<std::string>> get(std::string key, Deadline deadline = {}) {
+    Duration timeout;  // as in set(): the hot case without a coroutine frame
+    auto* conn = state_ ? state_->topo.direct(deadline, timeout) : nullptr;
+    if (conn != nullptr && !key.empty()) {
+      Request request;
+      request.add("GET", key);
+      detail::redis::GetResult<ReadHashed> finish{ReadHashed{state_, std::move(key), deadline}};
+      return conn->exec_as(std::move(request), timeout, std::move(finish));
+    }
     return do_get(state_, std::move(key), deadline);
   }
   asio::awaitable<bool> erase(std::string key, Deadline deadline = {}) {
@@ -317,9 +337,25 @@ class RedisBackend {
       detail::redis::throw_unexpected("GET");
     }
     // Not a string: a hashed (indexed or read-limited) value.
+    co_return co_await read_hashed_value(std::move(sp), std::move(key), deadline);
+  }
+
+  static asio::awaitable<std::optional<std::string>> read_hashed_value(StatePtr sp, std::string key,
+                                                                       Deadline deadline) {
+    State& st = live(sp);
     detail::redis::Routed target{st.topo, key};
     co_return co_await detail::redis::read_hashed(target, detail::redis::scripts::read_hash, key, deadline);
   }
+
+  /// What a GET sent straight to the connection runs when it finds a hashed value.
+  struct ReadHashed {
+    StatePtr sp;
+    std::string key;
+    Deadline deadline;
+    asio::awaitable<std::optional<std::string>> operator()() {
+      return read_hashed_value(std::move(sp), std::move(key), deadline);
+    }
+  };
 
   static asio::awaitable<bool> do_erase(StatePtr sp, std::string key, Deadline deadline) {
     detail::contract::check_erase(key);

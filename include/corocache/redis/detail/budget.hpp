@@ -30,6 +30,16 @@ inline Duration round_trip_timeout(Deadline deadline) {
   return std::min(left, forever);
 }
 
+/// round_trip_timeout() without the throw: false once the deadline has passed.
+inline bool round_trip_left(Deadline deadline, Duration& timeout) noexcept {
+  timeout = Duration::zero();
+  if (deadline.is_default()) return true;
+  const Duration left = deadline.remaining(Duration::zero());
+  if (left <= Duration::zero()) return false;
+  timeout = std::min(left, forever);
+  return true;
+}
+
 /// How a blocking pop spends what is left of its call.
 struct BlockingBudget {
   Duration server_wait;  ///< how long the server may block (> 0)

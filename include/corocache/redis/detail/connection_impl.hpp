@@ -79,20 +79,12 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
 
   /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
   /// handler has run: exec()'s suspended initiation holds a reference to both.
-  void submit(ExecOp* op, ExecOp::Handler handler) {
+  template <class Op>
+  void submit(Op* op, typename Op::Handler handler) {
     op->handler.emplace(std::move(handler));
     auto slot = op->handler->get_cancellation_slot();
     if (slot.is_connected()) slot.template emplace<CancelHandler>(op);
-    if (closed_.load(std::memory_order_acquire)) {
-      fail(op, make_error_code(errc::shut_down));
-      return;
-    }
-    // A caller resumed by a reply (dispatched inline) is already on the strand: queue
-    // directly; asio::dispatch through strand<any_io_executor> would allocate per request.
-    if (strand_.running_in_this_thread())
-      enqueue(op);
-    else
-      asio::dispatch(strand_, [this, op] { enqueue(op); });
+    submit_taken(op);
   }
 
   /// Fails everything with shut_down and stops all background work. Idempotent; any thread.
@@ -110,6 +102,20 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
 
  private:
   enum class Link { idle, connecting, up, down, closed };
+
+  // submit()'s part that does not depend on the caller's handler type.
+  void submit_taken(ExecOp* op) {
+    if (closed_.load(std::memory_order_acquire)) {
+      fail(op, make_error_code(errc::shut_down));
+      return;
+    }
+    // A caller resumed by a reply (dispatched inline) is already on the strand: queue
+    // directly; asio::dispatch through strand<any_io_executor> would allocate per request.
+    if (strand_.running_in_this_thread())
+      enqueue(op);
+    else
+      asio::dispatch(strand_, [this, op] { enqueue(op); });
+  }
 
   // Installed in the caller's cancellation slot, which may be emitted from any thread: it
   // only posts to the strand, holding references. Total cancellation (no observable side
@@ -165,12 +171,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   // dispatched (the caller may resume inline, which the reply loop tolerates).
   void deliver(ExecOp* op, bool post) {
     if (op->ec && !op->ec_out) op->what = message_for(op->ec);
-    ExecCompletion done{std::move(*op->handler), op};
-    op->handler.reset();
-    if (post)
-      asio::post(std::move(done));
-    else
-      ExecCompletion::dispatch(std::move(done));
+    op->deliver(post);
   }
 
   std::string endpoint_text() const {

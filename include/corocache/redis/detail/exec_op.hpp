@@ -1,8 +1,9 @@
 #pragma once
 // The I/O layer's side of one exec() call: the multiplexer's PendingOp plus the awaiting
 // caller's completion handler, a reference count (the awaiting operation, the multiplexer's
-// hold and each cancellation handler own one) and the error message. Allocated through
-// Asio's recycling allocator, so a steady stream of requests does not hit the heap for it.
+// hold and each cancellation handler own one), the error message, and what turns the reply
+// into the caller's result (a Reply as it is, or e.g. a GET's optional value, without a
+// coroutine frame of its own).
 
 #include <corocache/redis/detail/pending.hpp>
 
@@ -10,6 +11,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -23,30 +25,26 @@
 
 namespace corocache::detail::redis {
 
+/// The caller-independent part of one exec() call; ExecOpFor adds the caller's handler and
+/// what turns the reply into the caller's result.
 struct ExecOp : PendingOp {
-  using Handler = boost::asio::async_result<boost::asio::use_awaitable_t<>,
-                                            void(std::exception_ptr, Reply)>::handler_type;
-
   void* owner = nullptr;  // the ConnectionImpl (for the cancellation handler)
   std::string what;       // the error message, composed when the op fails (and will throw)
   boost::system::error_code* ec_out = nullptr;  // non-throwing exec(): where the error goes
-  // The awaiting coroutine's completion handler, stored as its concrete type (exec() is
-  // only ever awaited through use_awaitable): no type erasure, no allocation for it.
-  std::optional<Handler> handler;
 
-  static ExecOp* create() {
-    boost::asio::recycling_allocator<ExecOp> alloc;
-    ExecOp* p = alloc.allocate(1);
-    return ::new (static_cast<void*>(p)) ExecOp();
-  }
+  /// Hands the result (reply or `ec`) to the caller: posted, or dispatched (inline when the
+  /// caller's io_context runs on this thread). Called once.
+  virtual void deliver(bool post) = 0;
+
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      boost::asio::recycling_allocator<ExecOp> alloc;
-      this->~ExecOp();
-      alloc.deallocate(this, 1);
-    }
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
+
+ protected:
+  ExecOp() = default;
+  ~ExecOp() = default;
+  virtual void destroy() noexcept = 0;
 
  private:
   std::atomic<int> refs_{1};
@@ -92,20 +90,22 @@ class ExecRef {
 /// time. No reference needed: the handler owns the awaiting coroutine stack, in which
 /// exec()'s initiation holds a reference to the op. The exception a failed call throws is
 /// built here, on the caller's side, only when it fails.
+template <class Op>
 struct ExecCompletion {
-  ExecOp::Handler handler;
-  ExecOp* op;
+  typename Op::Handler handler;
+  Op* op;
 
-  using executor_type = boost::asio::associated_executor_t<ExecOp::Handler>;
+  using executor_type = boost::asio::associated_executor_t<typename Op::Handler>;
   executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler); }
   void operator()() {
+    using Result = typename Op::Result;
     if (op->ec && op->ec_out) {
       *op->ec_out = op->ec;
-      std::move(handler)(std::exception_ptr(), Reply{});
+      std::move(handler)(std::exception_ptr(), Result{});
     } else if (op->ec)
-      std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Reply{});
+      std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Result{});
     else
-      std::move(handler)(std::exception_ptr(), std::move(op->reply));
+      op->finish(std::move(op->reply), std::move(handler));
   }
 
   /// Runs `done` now when the caller's executor is an io_context running on this thread
@@ -113,11 +113,59 @@ struct ExecCompletion {
   /// allocates); dispatches it otherwise.
   static void dispatch(ExecCompletion done) {
     const auto ex = done.get_executor();
-    const auto* io = ex.target<boost::asio::io_context::executor_type>();
+    const auto* io = ex.template target<boost::asio::io_context::executor_type>();
     if (io != nullptr && io->running_in_this_thread())
       done();
     else
       boost::asio::dispatch(std::move(done));
+  }
+};
+
+/// The reply as it is: what exec() returns.
+struct ReplyAsIs {
+  using Result = Reply;
+  template <class Handler>
+  void operator()(Reply&& reply, Handler&& handler) {
+    std::move(handler)(std::exception_ptr(), std::move(reply));
+  }
+};
+
+/// An ExecOp awaited through use_awaitable with `Finish::Result` as its result. The handler
+/// is stored as its concrete type (no type erasure, no allocation for it); `Finish` turns a
+/// successful reply into the result, on the caller's side, and calls the handler (or hands
+/// it to follow-up work it starts). Allocated through Asio's recycling allocator, so a steady
+/// stream of requests does not hit the heap for it.
+template <class Finish>
+struct ExecOpFor final : ExecOp {
+  using Result = typename Finish::Result;
+  using Handler = typename boost::asio::async_result<boost::asio::use_awaitable_t<>,
+                                                     void(std::exception_ptr, Result)>::handler_type;
+
+  std::optional<Handler> handler;
+  Finish finish;
+
+  static ExecOpFor* create(Finish f) {
+    boost::asio::recycling_allocator<ExecOpFor> alloc;
+    ExecOpFor* p = alloc.allocate(1);
+    return ::new (static_cast<void*>(p)) ExecOpFor(std::move(f));
+  }
+
+  void deliver(bool post) override {
+    ExecCompletion<ExecOpFor> done{std::move(*handler), this};
+    handler.reset();
+    if (post)
+      boost::asio::post(std::move(done));
+    else
+      ExecCompletion<ExecOpFor>::dispatch(std::move(done));
+  }
+
+ private:
+  explicit ExecOpFor(Finish f) : finish(std::move(f)) {}
+  ~ExecOpFor() = default;
+  void destroy() noexcept override {
+    boost::asio::recycling_allocator<ExecOpFor> alloc;
+    this->~ExecOpFor();
+    alloc.deallocate(this, 1);
   }
 };
 
