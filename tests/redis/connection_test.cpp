@@ -382,7 +382,7 @@ struct LengthOf {
   using Result = std::size_t;
   int* runs;
   template <class Handler>
-  void operator()(Reply&& reply, Handler&& handler) {
+  void operator()(Reply&& reply, Handler&& handler, asio::cancellation_type_t) {
     ++*runs;
     if (!reply.is_string())
       return std::move(handler)(std::make_exception_ptr(std::runtime_error("not a string")), std::size_t{0});
@@ -397,7 +397,7 @@ struct ThenAsk {
   Connection* conn;
   std::string second_key;
   template <class Handler>
-  void operator()(Reply&& reply, Handler&& handler) {
+  void operator()(Reply&& reply, Handler&& handler, asio::cancellation_type_t) {
     auto follow_up = [](Connection* c, std::string first, std::string key) -> asio::awaitable<std::string> {
       Reply second = co_await c->exec(cmd("GET", key));
       co_return first + "+" + second.str;
@@ -427,7 +427,7 @@ TEST_CASE("exec_as turns the reply into the caller's result, with exec's failure
     // Finishers are named locals: g++ 12 mishandles braced temporaries inside co_await.
     int runs = 0;
     const LengthOf length_of{&runs};
-    const auto zero = corocache::Duration::zero();
+    const corocache::Deadline zero;  // the default: request_timeout
     const std::size_t length = co_await c.exec_as(cmd("GET", "conn:as:a"), zero, length_of);
     CHECK(length == 5);
     CHECK(runs == 1);
@@ -445,10 +445,18 @@ TEST_CASE("exec_as turns the reply into the caller's result, with exec's failure
     const std::string both = co_await c.exec_as(cmd("GET", "conn:as:a"), zero, then_ask);
     CHECK(both == "12345+xyz");
     // Failures of the call are exec()'s, and the finisher does not run: a timeout...
-    const auto timed_out =
-        co_await error_of_length(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), 100ms, length_of));
+    const auto timed_out = co_await error_of_length(
+        c.exec_as(cmd("BLPOP", "conn:as:never", "1"), corocache::Deadline::after(100ms), length_of));
     CHECK(timed_out == errc::timeout);
-    // ...and terminal cancellation of a written request.
+    // The deadline is checked when the call is awaited: one that passed meanwhile fails it
+    // before any I/O (the key stays unset).
+    auto late = c.exec_as(cmd("SET", "conn:as:late", "1"), corocache::Deadline::after(20ms), length_of);
+    co_await corocache::test::sleep_for(50ms);
+    const auto late_error = co_await error_of_length(std::move(late));
+    CHECK(late_error == errc::timeout);
+    const Reply late_key = co_await c.exec(cmd("EXISTS", "conn:as:late"));
+    CHECK(late_key.integer == 0);
+    // ...and terminal cancellation.
     asio::cancellation_signal signal;
     std::optional<boost::system::error_code> seen;
     asio::co_spawn(ex, error_of_length(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), zero, length_of)),

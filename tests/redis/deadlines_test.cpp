@@ -169,19 +169,26 @@ TEST_CASE("a GET of a read-limited value whose read script is held keeps the sco
     CHECK(hurried.ec == errc::timeout);
     CHECK(hurried.took >= 150ms);
     CHECK(hurried.took < 2500ms);  // the scope's 200 ms (with slack), not the 3 s pause
-    // Terminal cancellation reaches the read script's request too.
+    // Terminal cancellation reaches the read script too. Another backend (its own
+    // connection: the first one's held script holds everything behind it) sends the GET,
+    // then the script; the cancellation comes once both requests are out.
+    Cache<RedisBackend> other{RedisBackend(ex, options_for(server, 5s)), CacheOptions{.prefix = "dl"}};
+    const auto requests = [&] { return other.backend().stats().connection.requests; };
+    const auto before = requests();
     asio::cancellation_signal signal;
     std::atomic<bool> done{false};
     auto outcome = std::make_shared<Outcome>();
     asio::co_spawn(
-        ex, outcome_of(s.get_key("limited")),
+        ex, outcome_of(other.tenant("acme").get_key("limited")),
         asio::bind_cancellation_slot(signal.slot(), [&done, outcome](std::exception_ptr, Outcome o) {
           *outcome = o;
           done = true;
         }));
-    co_await nap(100ms);
+    const bool script_sent = co_await wait_until([&] { return requests() >= before + 2; }, 2s);
+    REQUIRE(script_sent);
+    CHECK_FALSE(done.load());  // held by the pause
     signal.emit(asio::cancellation_type::terminal);
-    const bool cancelled = co_await wait_until([&] { return done.load(); }, 2s);  // before the pause ends
+    const bool cancelled = co_await wait_until([&] { return done.load(); }, 1s);  // before the pause ends
     REQUIRE(cancelled);
     CHECK(outcome->ec == asio::error::operation_aborted);
     detail::redis::Request unpause;

@@ -169,26 +169,24 @@ class RedisBackend {
   asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
     // The hot case goes straight to the connection, without a coroutine frame; anything
     // else (including input do_set rejects) takes do_set.
-    Duration timeout;
-    auto* conn = state_ ? state_->topo.direct(deadline, timeout) : nullptr;
+    auto* conn = state_ ? state_->topo.direct() : nullptr;
     if (conn != nullptr && !key.empty() && params.ttl > Duration::zero() &&
         detail::redis::is_plain_store(params) &&
         value.size() <= detail::redis::max_readable_value(state_->options.max_reply_bytes)) {
       Request request;
       detail::redis::add_plain_store(request, key, value, params);
-      return conn->exec_as(std::move(request), timeout, detail::redis::PlainStoreResult{});
+      return conn->exec_as(std::move(request), deadline, detail::redis::PlainStoreResult{});
     }
     return do_set(state_, std::move(key), std::move(value), std::move(params), deadline);
   }
   /// One GET; a hashed value (WRONGTYPE) is then read by the read script.
   asio::awaitable<std::optional<std::string>> get(std::string key, Deadline deadline = {}) {
-    Duration timeout;  // as in set(): the hot case without a coroutine frame
-    auto* conn = state_ ? state_->topo.direct(deadline, timeout) : nullptr;
+    auto* conn = state_ ? state_->topo.direct() : nullptr;  // as in set()
     if (conn != nullptr && !key.empty()) {
       Request request;
       request.add("GET", key);
       detail::redis::GetResult<ReadHashed> finish{ReadHashed{state_, std::move(key), deadline}};
-      return conn->exec_as(std::move(request), timeout, std::move(finish));
+      return conn->exec_as(std::move(request), deadline, std::move(finish));
     }
     return do_get(state_, std::move(key), deadline);
   }

@@ -79,6 +79,16 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
 
   /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
   /// handler has run: exec()'s suspended initiation holds a reference to both.
+  /// Fails `op` at once (posted) with `ec` and the message `what`, before it is queued:
+  /// e.g. a call whose deadline passed before it was awaited.
+  template <class Op>
+  void refuse(Op* op, typename Op::Handler handler, boost::system::error_code ec, std::string what) {
+    op->handler.emplace(std::move(handler));
+    op->ec = ec;
+    op->what = std::move(what);
+    op->deliver(/*post=*/true);
+  }
+
   template <class Op>
   void submit(Op* op, typename Op::Handler handler) {
     op->handler.emplace(std::move(handler));
@@ -124,6 +134,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
     explicit CancelHandler(ExecOp* o) : op(ExecRef::share(o)) {}
     void operator()(asio::cancellation_type_t type) {
       if (type == asio::cancellation_type::none) return;
+      op->note_cancel(type);
       const bool written_too =
           (type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) !=
           asio::cancellation_type::none;

@@ -9,6 +9,7 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -36,6 +37,16 @@ struct ExecOp : PendingOp {
   /// caller's io_context runs on this thread). Called once.
   virtual void deliver(bool post) = 0;
 
+  /// The caller asked for cancellation (any type): recorded by the cancellation handler
+  /// before it reaches the strand, so a finisher about to start follow-up work (a hashed
+  /// GET's read script) can see a request that came too late to take back this one.
+  void note_cancel(boost::asio::cancellation_type_t type) noexcept {
+    cancel_seen_.fetch_or(static_cast<unsigned>(type), std::memory_order_relaxed);
+  }
+  boost::asio::cancellation_type_t cancel_seen() const noexcept {
+    return static_cast<boost::asio::cancellation_type_t>(cancel_seen_.load(std::memory_order_relaxed));
+  }
+
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
@@ -48,6 +59,7 @@ struct ExecOp : PendingOp {
 
  private:
   std::atomic<int> refs_{1};
+  std::atomic<unsigned> cancel_seen_{0};
 };
 
 /// Owning reference to an ExecOp.
@@ -105,7 +117,7 @@ struct ExecCompletion {
     } else if (op->ec)
       std::move(handler)(std::make_exception_ptr(boost::system::system_error(op->ec, op->what)), Result{});
     else
-      op->finish(std::move(op->reply), std::move(handler));
+      op->finish(std::move(op->reply), std::move(handler), op->cancel_seen());
   }
 
   /// Runs `done` now when the caller's executor is an io_context running on this thread
@@ -125,16 +137,18 @@ struct ExecCompletion {
 struct ReplyAsIs {
   using Result = Reply;
   template <class Handler>
-  void operator()(Reply&& reply, Handler&& handler) {
+  void operator()(Reply&& reply, Handler&& handler, boost::asio::cancellation_type_t /*too late*/) {
     std::move(handler)(std::exception_ptr(), std::move(reply));
   }
 };
 
 /// An ExecOp awaited through use_awaitable with `Finish::Result` as its result. The handler
-/// is stored as its concrete type (no type erasure, no allocation for it); `Finish` turns a
-/// successful reply into the result, on the caller's side, and calls the handler (or hands
-/// it to follow-up work it starts). Allocated through Asio's recycling allocator, so a steady
-/// stream of requests does not hit the heap for it.
+/// is stored as its concrete type (no type erasure, no allocation for it). On a reply,
+/// `finish(Reply&&, Handler&&, cancellation_type_t)` runs on the caller's side: it turns the
+/// reply into the result and calls the handler, or hands the handler to follow-up work it
+/// starts (which must not start when the third argument, the cancellation the caller asked
+/// for too late to take this request back, is not `none`). Allocated through Asio's
+/// recycling allocator, so a steady stream of requests does not hit the heap for it.
 template <class Finish>
 struct ExecOpFor final : ExecOp {
   using Result = typename Finish::Result;

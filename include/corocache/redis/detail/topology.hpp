@@ -6,7 +6,6 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/redis/detail/blocking_pool.hpp>
-#include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/cluster_route.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/cluster_topology.hpp>
@@ -49,12 +48,8 @@ class Topology {
 
   bool clustered() const noexcept { return cluster_ != nullptr; }
   /// The connection a hot call (GET, plain SET) may use directly, without routing: one
-  /// server's (Sentinel's included) while `deadline` has not passed (`timeout`: the round
-  /// trip's, as round_trip_timeout() gives it). nullptr for a cluster or a passed deadline.
-  Connection* direct(Deadline deadline, Duration& timeout) noexcept {
-    if (cluster_ || !round_trip_left(deadline, timeout)) return nullptr;
-    return &*main_;
-  }
+  /// server's (Sentinel's included); nullptr for a cluster.
+  Connection* direct() noexcept { return cluster_ ? nullptr : &*main_; }
   ClusterTopology* cluster() const noexcept { return cluster_.get(); }
 
   /// Sends `request`, whose keys all share `key`'s slot (ignored for one server).
