@@ -10,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -407,6 +408,17 @@ struct ThenAsk {
   }
 };
 
+/// An exec_as finisher that records the cancellation its call saw too late to act on.
+struct RecordTooLate {
+  using Result = Reply;
+  asio::cancellation_type_t* seen;
+  template <class Handler>
+  void operator()(Reply&& reply, Handler&& handler, asio::cancellation_type_t too_late) {
+    *seen = too_late;
+    std::move(handler)(std::exception_ptr(), std::move(reply));
+  }
+};
+
 asio::awaitable<boost::system::error_code> error_of_length(asio::awaitable<std::size_t> call) {
   try {
     co_await std::move(call);
@@ -468,6 +480,25 @@ TEST_CASE("exec_as turns the reply into the caller's result, with exec's failure
     REQUIRE(done);
     CHECK(*seen == asio::error::operation_aborted);
     CHECK(runs == 2);
+    // A cancellation that cannot take back a written request (total) reaches the finisher,
+    // which decides whether follow-up work may still start.
+    asio::cancellation_signal total;
+    auto too_late = asio::cancellation_type::none;
+    std::optional<Reply> total_reply;
+    auto patient = [](Connection& conn, RecordTooLate finish) -> asio::awaitable<Reply> {
+      co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+      co_return co_await conn.exec_as(cmd("BLPOP", "conn:as:total", "0.3"), corocache::Deadline(), finish);
+    };
+    asio::co_spawn(ex, patient(c, RecordTooLate{&too_late}),
+                   asio::bind_cancellation_slot(total.slot(), [&](std::exception_ptr e, Reply r) {
+                     if (!e) total_reply = std::move(r);
+                   }));
+    co_await corocache::test::sleep_for(50ms);
+    total.emit(asio::cancellation_type::total);
+    const bool answered = co_await corocache::test::wait_until([&] { return total_reply.has_value(); }, 5s);
+    REQUIRE(answered);
+    CHECK(total_reply->is_nil());  // BLPOP's own timeout: the request was left alone
+    CHECK(too_late == asio::cancellation_type::total);
     // Bad input is refused when the call is awaited, before any I/O.
     Request empty;
     auto bad = c.exec_as(std::move(empty), zero, length_of);

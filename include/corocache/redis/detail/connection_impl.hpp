@@ -79,22 +79,22 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
 
   /// Called in exec()'s initiation (caller's context). `op` and `this` are alive until its
   /// handler has run: exec()'s suspended initiation holds a reference to both.
-  /// Fails `op` at once (posted) with `ec` and the message `what`, before it is queued:
-  /// e.g. a call whose deadline passed before it was awaited.
-  template <class Op>
-  void refuse(Op* op, typename Op::Handler handler, boost::system::error_code ec, std::string what) {
-    op->handler.emplace(std::move(handler));
-    op->ec = ec;
-    op->what = std::move(what);
-    op->deliver(/*post=*/true);
-  }
-
   template <class Op>
   void submit(Op* op, typename Op::Handler handler) {
     op->handler.emplace(std::move(handler));
     auto slot = op->handler->get_cancellation_slot();
     if (slot.is_connected()) slot.template emplace<CancelHandler>(op);
     submit_taken(op);
+  }
+
+  /// Instead of submit(): fails `op` at once (posted) with `ec` and the message `what`,
+  /// before it is queued; e.g. a call whose deadline passed before it was awaited.
+  template <class Op>
+  void refuse(Op* op, typename Op::Handler handler, boost::system::error_code ec, std::string what) {
+    op->handler.emplace(std::move(handler));
+    op->ec = ec;
+    op->what = std::move(what);
+    op->deliver(/*post=*/true);
   }
 
   /// Fails everything with shut_down and stops all background work. Idempotent; any thread.

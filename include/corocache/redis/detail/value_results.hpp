@@ -42,8 +42,9 @@ inline std::exception_ptr reply_failure(const Reply& reply, std::string_view com
   }
 }
 
+/// What a cancelled co_await throws (the text Asio gives it).
 inline std::exception_ptr aborted() {
-  return std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  return std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted, "co_await"));
 }
 
 /// Runs `work` for the caller whose completion handler is `handler`, as if the caller's own
