@@ -51,8 +51,9 @@ RedisOptions options_for(const RedisServer& server, std::chrono::microseconds bu
   return o;
 }
 
-/// The error code exec() throws, or a default error_code if it returned.
-asio::awaitable<boost::system::error_code> error_of(asio::awaitable<Reply> call) {
+/// The error code a call (exec() or exec_as()) throws, or a default error_code if it returned.
+template <class T>
+asio::awaitable<boost::system::error_code> error_of(asio::awaitable<T> call) {
   try {
     co_await std::move(call);
   } catch (const boost::system::system_error& e) {
@@ -419,15 +420,6 @@ struct RecordTooLate {
   }
 };
 
-asio::awaitable<boost::system::error_code> error_of_length(asio::awaitable<std::size_t> call) {
-  try {
-    co_await std::move(call);
-  } catch (const boost::system::system_error& e) {
-    co_return e.code();
-  }
-  co_return boost::system::error_code{};
-}
-
 }  // namespace
 
 TEST_CASE("exec_as turns the reply into the caller's result, with exec's failures and cancellation") {
@@ -457,21 +449,21 @@ TEST_CASE("exec_as turns the reply into the caller's result, with exec's failure
     const std::string both = co_await c.exec_as(cmd("GET", "conn:as:a"), zero, then_ask);
     CHECK(both == "12345+xyz");
     // Failures of the call are exec()'s, and the finisher does not run: a timeout...
-    const auto timed_out = co_await error_of_length(
+    const auto timed_out = co_await error_of(
         c.exec_as(cmd("BLPOP", "conn:as:never", "1"), corocache::Deadline::after(100ms), length_of));
     CHECK(timed_out == errc::timeout);
     // The deadline is checked when the call is awaited: one that passed meanwhile fails it
     // before any I/O (the key stays unset).
     auto late = c.exec_as(cmd("SET", "conn:as:late", "1"), corocache::Deadline::after(20ms), length_of);
     co_await corocache::test::sleep_for(50ms);
-    const auto late_error = co_await error_of_length(std::move(late));
+    const auto late_error = co_await error_of(std::move(late));
     CHECK(late_error == errc::timeout);
     const Reply late_key = co_await c.exec(cmd("EXISTS", "conn:as:late"));
     CHECK(late_key.integer == 0);
     // ...and terminal cancellation.
     asio::cancellation_signal signal;
     std::optional<boost::system::error_code> seen;
-    asio::co_spawn(ex, error_of_length(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), zero, length_of)),
+    asio::co_spawn(ex, error_of(c.exec_as(cmd("BLPOP", "conn:as:never", "1"), zero, length_of)),
                    asio::bind_cancellation_slot(
                        signal.slot(), [&](std::exception_ptr, boost::system::error_code ec) { seen = ec; }));
     co_await corocache::test::sleep_for(50ms);
