@@ -20,17 +20,9 @@ inline constexpr Duration forever = std::chrono::hours(24 * 365 * 100);
 /// anything Redis would reject as an invalid expire time mean "effectively forever").
 constexpr long long px(Duration ttl) noexcept { return std::min(ttl, forever).count(); }
 
-/// The timeout of one round trip that must end by `deadline`: zero (the connection's own
-/// request_timeout) for the default deadline. Throws errc::timeout, before any I/O, once
-/// the deadline has passed.
-inline Duration round_trip_timeout(Deadline deadline) {
-  if (deadline.is_default()) return Duration::zero();
-  const Duration left = deadline.remaining(Duration::zero());
-  if (left <= Duration::zero()) throw_error(errc::timeout, "corocache: the call's deadline passed");
-  return std::min(left, forever);
-}
-
-/// round_trip_timeout() without the throw: false once the deadline has passed.
+/// The timeout of one round trip that must end by `deadline` (in `timeout`): zero (the
+/// connection's own request_timeout) for the default deadline. False once the deadline has
+/// passed.
 inline bool round_trip_left(Deadline deadline, Duration& timeout) noexcept {
   timeout = Duration::zero();
   if (deadline.is_default()) return true;
@@ -38,6 +30,14 @@ inline bool round_trip_left(Deadline deadline, Duration& timeout) noexcept {
   if (left <= Duration::zero()) return false;
   timeout = std::min(left, forever);
   return true;
+}
+
+/// round_trip_left() that throws errc::timeout, before any I/O, once the deadline has passed.
+inline Duration round_trip_timeout(Deadline deadline) {
+  Duration timeout;
+  if (!round_trip_left(deadline, timeout))
+    throw_error(errc::timeout, "corocache: the call's deadline passed");
+  return timeout;
 }
 
 /// How a blocking pop spends what is left of its call.
