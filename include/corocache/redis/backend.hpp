@@ -311,11 +311,11 @@ class RedisBackend {
     if (detail::redis::is_plain_store(params)) {
       Request request;
       detail::redis::add_plain_store(request, key, value, params);
-      // The fast path: straight to the connection, no helper coroutine in between.
+      // A Cluster's (one server's goes from set() straight to the connection).
       const Reply reply =
           co_await st.topo.exec(key, std::move(request), detail::redis::round_trip_timeout(deadline));
       detail::redis::throw_if_error(reply);
-      co_return !reply.is_nil();  // +OK, or nil when NX found a live value
+      co_return detail::redis::plain_stored(reply);
     }
     detail::redis::Routed target{st.topo, key};
     co_return co_await detail::redis::store_hashed(target, detail::redis::scripts::store_hash, key, value,
@@ -328,13 +328,13 @@ class RedisBackend {
     Request request;
     request.add("GET", key);
     Reply reply = co_await st.topo.exec(key, std::move(request), detail::redis::round_trip_timeout(deadline));
-    if (reply.is_string()) co_return std::optional<std::string>(std::move(reply.str));
-    if (reply.is_nil()) co_return std::nullopt;
-    if (!reply.is_error("WRONGTYPE")) {
-      detail::redis::throw_if_error(reply);
-      detail::redis::throw_unexpected("GET");
+    switch (detail::redis::classify_get(reply)) {
+      case detail::redis::GetReply::value: co_return std::optional<std::string>(std::move(reply.str));
+      case detail::redis::GetReply::missing: co_return std::nullopt;
+      case detail::redis::GetReply::failed:
+        std::rethrow_exception(detail::redis::reply_failure(reply, "GET"));
+      case detail::redis::GetReply::hashed: break;
     }
-    // Not a string: a hashed (indexed or read-limited) value.
     co_return co_await read_hashed_value(std::move(sp), std::move(key), deadline);
   }
 

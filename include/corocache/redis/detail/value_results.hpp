@@ -88,6 +88,15 @@ void run_for_caller(asio::awaitable<Result> work, Handler&& handler) {
   asio::co_spawn(strand, accept_all(std::move(work)), std::move(on_done));
 }
 
+/// What a GET's reply means, for every path a GET takes (GetResult here, and a Cluster's
+/// coroutine in RedisBackend): a WRONGTYPE error is a hashed (indexed or read-limited) value.
+enum class GetReply { value, missing, hashed, failed };
+inline GetReply classify_get(const Reply& reply) noexcept {
+  if (reply.is_string()) return GetReply::value;
+  if (reply.is_nil()) return GetReply::missing;
+  return reply.is_error("WRONGTYPE") ? GetReply::hashed : GetReply::failed;
+}
+
 /// A GET: the value, or nullopt for nil. A WRONGTYPE error means a hashed (indexed or
 /// read-limited) value: `read_hashed()` (a callable returning an awaitable of the same
 /// result) then reads it for the caller (run_for_caller), unless the caller asked for
@@ -99,23 +108,29 @@ struct GetResult {
 
   template <class Handler>
   void operator()(Reply&& reply, Handler&& handler, asio::cancellation_type_t too_late) {
-    if (reply.is_string()) return std::move(handler)(std::exception_ptr(), Result(std::move(reply.str)));
-    if (reply.is_nil()) return std::move(handler)(std::exception_ptr(), Result());
-    if (!reply.is_error("WRONGTYPE")) return std::move(handler)(reply_failure(reply, "GET"), Result());
+    switch (classify_get(reply)) {
+      case GetReply::value: return std::move(handler)(std::exception_ptr(), Result(std::move(reply.str)));
+      case GetReply::missing: return std::move(handler)(std::exception_ptr(), Result());
+      case GetReply::failed: return std::move(handler)(reply_failure(reply, "GET"), Result());
+      case GetReply::hashed: break;
+    }
     if (too_late != asio::cancellation_type::none) return std::move(handler)(aborted(), Result());
     run_for_caller(std::move(read_hashed)(), std::forward<Handler>(handler));
   }
 };
 
-/// A plain SET (commands.hpp, add_plain_store): false when NX found a live value (nil), else
-/// true (+OK); an error reply throws server_error.
+/// What a plain SET's reply (commands.hpp, add_plain_store) that is not an error means, on
+/// every path: true for +OK, false for nil (NX found a live value).
+inline bool plain_stored(const Reply& reply) noexcept { return !reply.is_nil(); }
+
+/// A plain SET: plain_stored(), or server_error for an error reply.
 struct PlainStoreResult {
   using Result = bool;
 
   template <class Handler>
   void operator()(Reply&& reply, Handler&& handler, asio::cancellation_type_t /*too late*/) {
     if (reply.is_error()) return std::move(handler)(reply_failure(reply, "SET"), false);
-    std::move(handler)(std::exception_ptr(), !reply.is_nil());
+    std::move(handler)(std::exception_ptr(), plain_stored(reply));
   }
 };
 
