@@ -10,7 +10,9 @@
 #include <corocache/detail/cache_core.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
+#include <corocache/detail/memo_clears.hpp>
 #include <corocache/detail/store_params.hpp>
+#include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 
 #include <memory>
@@ -64,16 +66,26 @@ class Batch {
   }
   /// The same, for the function given to Cache::func_cache under `function_name`. Throws
   /// invalid_name for a name func_cache would refuse.
+  /// As FuncCache::cache_clear, a computation of the function running when the batch is
+  /// committed does not cache its result.
   Batch& cache_clear(std::string_view function_name) {
     detail::validate_segment("func_cache name", function_name);
     ops_.emplace_back(batch_op::ErasePrefix{detail::memo_prefix(base_, function_name)});
+    // After the erase, which makes room for it in a full memory backend.
+    StoreParams epoch{detail::memo_epoch_ttl, false, 0, {}};
+    ops_.emplace_back(batch_op::Store{detail::memo_epoch_key(base_, function_name), detail::make_lock_token(),
+                                      std::move(epoch)});
+    cleared_.push_back(core_->memo_clears.slot(base_, function_name));
     return *this;
   }
 
   /// How many operations are queued.
   std::size_t size() const noexcept { return ops_.size(); }
   /// Drops every queued operation (what a rolled-back transaction does).
-  void discard() noexcept { ops_.clear(); }
+  void discard() noexcept {
+    ops_.clear();
+    cleared_.clear();
+  }
 
   /// Applies the queued operations together, in order, and empties the batch, within the
   /// deadline of the scope that made the batch (Scope::with_timeout), counted from now.
@@ -82,8 +94,10 @@ class Batch {
   asio::awaitable<void> commit() {
     std::vector<BatchOp> ops = std::exchange(ops_, {});
     if (ops.empty()) return nothing();
-    return core_->backend.commit(std::move(ops),
-                                 timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_));
+    auto applied = core_->backend.commit(
+        std::move(ops), timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_));
+    if (cleared_.empty()) return applied;
+    return clear_then(core_, std::exchange(cleared_, {}), std::move(applied));
   }
 
  private:
@@ -92,11 +106,18 @@ class Batch {
   Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base, Duration timeout)
       : core_(std::move(core)), base_(std::move(base)), timeout_(timeout) {}
   static asio::awaitable<void> nothing() { co_return; }
+  /// Counts the batch's func_cache clears in this process, then applies it (memo_clears.hpp).
+  static asio::awaitable<void> clear_then(std::shared_ptr<detail::CacheCore<B>> core,
+                                          std::vector<std::size_t> slots, asio::awaitable<void> applied) {
+    for (const std::size_t slot : slots) core->memo_clears.bump(slot);
+    co_await std::move(applied);
+  }
 
   std::shared_ptr<detail::CacheCore<B>> core_;
   std::string base_;
   Duration timeout_;  // the scope's with_timeout (zero: the backend's default)
   std::vector<BatchOp> ops_;
+  std::vector<std::size_t> cleared_;  // memo_clears slots of its cache_clear ops
 };
 
 }  // namespace corocache

@@ -21,9 +21,11 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
+#include <corocache/detail/memo_clears.hpp>
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/single_flight.hpp>
 #include <corocache/detail/store_params.hpp>
+#include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 #include <corocache/scope.hpp>
 
@@ -123,15 +125,18 @@ class FuncCache {
     using Result = typename detail::awaitable_value<Awaitable>::type;
     static_assert(!std::is_void_v<Result>, "func_cache needs a function that returns a value");
     const auto name = detail::memo_name(state_->name, args...);
-    return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.call_deadline(),
-                        Passed(scope), std::decay_t<Args>(std::forward<Args>(args))...);
+    return call<Result>(state_, scope.core_, scope.key(detail::Kind::memo, name), scope.base_.size(),
+                        scope.call_deadline(), Passed(scope),
+                        std::decay_t<Args>(std::forward<Args>(args))...);
   }
 
   /// Forgets every result of this function in `scope`; other scopes keep theirs.
-  /// Returns how many results went.
+  /// Returns how many results went. A computation of this function in `scope` that is
+  /// running when the clear is awaited does not cache its result, and a call after the
+  /// clear does not join it (in another process: its result is erased again one round
+  /// trip after it was stored; docs/func_cache_keys.md).
   asio::awaitable<std::size_t> cache_clear(const Scope<B>& scope) const {
-    return scope.core_->backend.erase_prefix(detail::memo_prefix(scope.base_, state_->name),
-                                             scope.call_deadline());
+    return clear(scope.core_, scope.base_, state_->name, scope.call_deadline());
   }
 
   /// The name given to Cache::func_cache.
@@ -174,10 +179,29 @@ class FuncCache {
   FuncCache(std::string name, Fn fn, FuncCacheOptions options)
       : state_(std::make_shared<State>(std::move(name), std::move(fn), options)) {}
 
+  static asio::awaitable<std::size_t> clear(std::shared_ptr<detail::CacheCore<B>> core, std::string base,
+                                            std::string name, Deadline deadline) {
+    core->memo_clears.bump(core->memo_clears.slot(base, name));  // before any of the clear's I/O
+    std::string epoch_key = detail::memo_epoch_key(base, name);
+    std::string token = detail::make_lock_token();  // unique across processes
+    StoreParams params{detail::memo_epoch_ttl, false, 0, {}};
+    try {
+      const bool written =
+          co_await core->backend.set(std::move(epoch_key), std::move(token), std::move(params), deadline);
+      static_cast<void>(written);  // false only on the disabled backend
+    } catch (const boost::system::system_error& e) {
+      // A full memory backend in reject mode: one process, fenced by the bump above.
+      if (e.code() != make_error_code(errc::capacity_exceeded)) throw;
+    }
+    std::string prefix = detail::memo_prefix(base, name);
+    co_return co_await core->backend.erase_prefix(std::move(prefix), deadline);
+  }
+
+  /// `key` starts with the scope's base, `base_size` bytes long.
   template <class Result, class Passed, class... Args>
   static asio::awaitable<Result> call(std::shared_ptr<State> state,
                                       std::shared_ptr<detail::CacheCore<B>> core, std::string key,
-                                      Deadline deadline, Passed scope, Args... args) {
+                                      std::size_t base_size, Deadline deadline, Passed scope, Args... args) {
     std::optional<Result> result;
     if constexpr (detail::HasGetNow<B>) {
       const auto cached = core->backend.get_now(key);  // no frame of the backend's, no key copy
@@ -189,45 +213,72 @@ class FuncCache {
     if (!result) {
       // Concurrent misses of the same key in this process share one computation, which
       // runs as a coroutine of its own; every caller only waits for it, within its deadline.
+      // A computation that started before a clear is not joined (memo_clears.hpp).
       const auto executor = co_await asio::this_coro::executor;
-      auto joined =
-          detail::SingleFlight::join(std::shared_ptr<detail::SingleFlight>(state, &state->flights), key);
-      if (joined.run)
-        asio::co_spawn(
-            executor,
-            compute<Result>(state, core, key, std::move(*joined.run), std::move(scope), std::move(args)...),
-            asio::detached);
+      const std::size_t slot =
+          core->memo_clears.slot(std::string_view(key).substr(0, base_size), state->name);
+      const auto generation = core->memo_clears.current(slot);
+      auto joined = detail::SingleFlight::join(std::shared_ptr<detail::SingleFlight>(state, &state->flights),
+                                               key, generation);
+      if (joined.run) {
+        Fence fence{detail::memo_epoch_key(std::string_view(key).substr(0, base_size), state->name), slot,
+                    generation};
+        asio::co_spawn(executor,
+                       compute<Result>(state, core, key, std::move(fence), std::move(*joined.run),
+                                       std::move(scope), std::move(args)...),
+                       asio::detached);
+      }
       const std::string encoded = co_await joined.flight->async_wait(executor, deadline, asio::use_awaitable);
       result.emplace(detail::decode_json<Result>(encoded));
     }
     co_return std::move(*result);
   }
 
+  /// What keeps a computation from caching a result computed before a clear.
+  struct Fence {
+    std::string epoch_key;  // the token a clear writes (other processes' clears)
+    std::size_t slot = 0;   // this process's clears
+    detail::MemoClears::Generation generation = 0;
+  };
+
   /// The shared computation: runs the function and stores its result, then publishes the
   /// outcome to the callers still waiting. Not bounded by any caller's deadline and never
   /// cancelled by them: it completes (and caches its result) even if every caller left.
-  /// Its own backend calls use the backend's default deadline.
+  /// A clear that overlapped it keeps its result out of the cache (Fence). Its own backend
+  /// calls use the backend's default deadline.
   template <class Result, class Passed, class... Args>
   static asio::awaitable<void> compute(std::shared_ptr<State> state,
                                        std::shared_ptr<detail::CacheCore<B>> core, std::string key,
-                                       detail::SingleFlight::Run run, Passed scope, Args... args) {
+                                       Fence fence, detail::SingleFlight::Run run, Passed scope,
+                                       Args... args) {
     try {
+      // Read before the function runs: a clear from now on changes it.
+      const std::optional<std::string> epoch = co_await core->backend.get(fence.epoch_key, Deadline());
       // A computation that finished between the caller's miss and join() has stored its result.
       auto stored = co_await core->backend.get(key, Deadline());
       std::optional<Result> ready;
       if (stored) ready = try_decode<Result>(*stored);
-      std::string encoded;
       if (ready) {
-        encoded = std::move(*stored);
-      } else {
-        Result result = co_await invoke_fn(state->fn, scope, std::move(args)...);
-        encoded = detail::encode_json(result);
-        StoreParams params{state->options.expire, false, 0, {}};
-        co_await core->backend.set(std::move(key), encoded, std::move(params), Deadline());
+        run.finish(nullptr, std::move(*stored));
+        co_return;
       }
+      Result result = co_await invoke_fn(state->fn, scope, std::move(args)...);
+      std::string encoded = detail::encode_json(result);
+      if (core->memo_clears.current(fence.slot) != fence.generation) {
+        run.finish(nullptr, std::move(encoded));  // cleared here meanwhile: not cached
+        co_return;
+      }
+      StoreParams params{state->options.expire, false, 0, {}};
+      const bool written = co_await core->backend.set(key, encoded, std::move(params), Deadline());
       run.finish(nullptr, std::move(encoded));
+      // Cleared by another process meanwhile: take the result back out.
+      const std::optional<std::string> epoch_now = co_await core->backend.get(fence.epoch_key, Deadline());
+      if (written && epoch_now != epoch) {
+        const bool erased = co_await core->backend.erase(std::move(key), Deadline());
+        static_cast<void>(erased);
+      }
     } catch (...) {
-      run.finish(std::current_exception(), {});
+      run.finish(std::current_exception(), {});  // nothing once published
     }
   }
 

@@ -61,6 +61,56 @@ TEMPLATE_LIST_TEST_CASE("memoized results are per tenant and cache_clear clears 
   CHECK(*lookup.runs == 4);  // beta's result and the other function's stayed
 }
 
+namespace {
+/// Waits `d` on the caller's executor.
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+}  // namespace
+
+// The post-commit pattern: the database changes while a computation that read it is still
+// running, then the cache is cleared. The computation must not cache what it read before.
+TEMPLATE_LIST_TEST_CASE("a computation that a cache_clear overlaps does not cache its result",
+                        "[func_cache][clear]", TestedBackends) {
+  for (const bool by_batch : {false, true}) {
+    CAPTURE(by_batch);
+    World<TestType> w;
+    auto db = std::make_shared<std::atomic<int>>(1);
+    auto runs = std::make_shared<std::atomic<int>>(0);
+    auto read = w.cache.func_cache("read", [db, runs](int row) -> asio::awaitable<int> {
+      ++*runs;
+      const int seen = db->load() + row;  // read first, then the slow part
+      co_await pause(100ms);
+      co_return seen;
+    });
+    auto acme = w.cache.tenant("acme");
+    std::atomic<int> before_clear{0}, after_clear{0};
+    w.run_concurrently(2, [&](int i) -> asio::awaitable<void> {
+      if (i == 0) {
+        before_clear = co_await read(acme, 0);  // starts the computation that reads 1
+        co_return;
+      }
+      co_await pause(30ms);
+      *db = 2;  // the database commit, then the clear
+      if (by_batch) {
+        auto batch = acme.batch();
+        batch.cache_clear(read);
+        co_await batch.commit();
+      } else {
+        const std::size_t cleared = co_await read.cache_clear(acme);
+        static_cast<void>(cleared);
+      }
+      after_clear = co_await read(acme, 0);  // must not join the computation that read 1
+    });
+    CHECK(before_clear == 1);
+    CHECK(after_clear == 2);
+    const int later = w.sync(read(acme, 0));
+    CHECK(later == 2);  // what the first computation read was not cached
+    CHECK(*runs == 2);
+  }
+}
+
 TEMPLATE_LIST_TEST_CASE("a memoized result expires", "[func_cache][expiry]", TestedBackends) {
   World<TestType> w;
   PriceLookup lookup;

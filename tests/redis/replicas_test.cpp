@@ -112,6 +112,48 @@ TEST_CASE("replicas share func_cache results per tenant and clear them for each 
   });
 }
 
+TEST_CASE("a computation on one replica that another replica's cache_clear overlaps is not cached",
+          "[redis][replicas]") {
+  test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Replicas r(ex, unique_prefix());
+    auto db = std::make_shared<std::atomic<int>>(1);
+    auto runs = std::make_shared<std::atomic<int>>(0);
+    auto read = [db, runs](int row) -> asio::awaitable<int> {
+      ++*runs;
+      const int seen = db->load() + row;
+      asio::steady_timer slow(co_await asio::this_coro::executor, 200ms);
+      co_await slow.async_wait(asio::use_awaitable);
+      co_return seen;
+    };
+    auto read_a = r.a.func_cache("read", read);
+    auto read_b = r.b.func_cache("read", read);
+    auto seen_first = std::make_shared<std::atomic<int>>(0);
+    asio::co_spawn(
+        ex,
+        [](auto read_a, corocache::Scope<corocache::RedisBackend> acme,
+           std::shared_ptr<std::atomic<int>> seen) -> asio::awaitable<void> {
+          *seen = co_await read_a(acme, 0);
+        }(read_a, r.a.tenant("acme"), seen_first),
+        asio::detached);
+    asio::steady_timer meanwhile(ex, 50ms);
+    co_await meanwhile.async_wait(asio::use_awaitable);
+    *db = 2;
+    const std::size_t cleared = co_await read_b.cache_clear(r.b.tenant("acme"));  // replica b's clear
+    CHECK(cleared == 0);
+    for (int i = 0; i < 300 && *seen_first == 0; ++i) {
+      asio::steady_timer poll(ex, 10ms);
+      co_await poll.async_wait(asio::use_awaitable);
+    }
+    CHECK(*seen_first == 1);               // replica a's caller asked before the clear
+    asio::steady_timer settle(ex, 100ms);  // a's erase follows its store by a round trip
+    co_await settle.async_wait(asio::use_awaitable);
+    const int seen_later = co_await read_b(r.b.tenant("acme"), 0);
+    CHECK(seen_later == 2);
+    CHECK(*runs == 2);
+    co_await r.a.flush_all();
+  });
+}
+
 TEST_CASE("flush_all of one application leaves another prefix on the same server alone",
           "[redis][replicas]") {
   test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {

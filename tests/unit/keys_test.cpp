@@ -1,4 +1,5 @@
 #include <corocache/detail/keys.hpp>
+#include <corocache/detail/memo_clears.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
 
 #include <catch2/catch.hpp>
@@ -100,7 +101,7 @@ TEST_CASE("an index name of any bytes has a key of its own", "[keys][index]") {
 
   // No index key is any other kind's key of any of these names, nor another scope's.
   for (const auto& name : names) {
-    for (Kind kind : {Kind::value, Kind::queue, Kind::lock, Kind::memo, Kind::memo_index, Kind::pending})
+    for (Kind kind : {Kind::value, Kind::queue, Kind::lock, Kind::memo, Kind::memo_epoch, Kind::pending})
       CHECK(keys.count(make_key(scope, kind, name)) == 0);
     CHECK(keys.count(make_index_key(scope_base("p", "t", "n2"), name)) == 0);
     CHECK(keys.count(make_index_key(scope_base("p", "t2", "n"), name)) == 0);
@@ -121,6 +122,10 @@ TEST_CASE("a function's memoized results share a prefix no other function's have
   CHECK(memo_prefix(scope, "price") == "p:{t:n}:f:price:");
   CHECK_FALSE(make_key(scope, Kind::memo, "price2:=[1]").starts_with(memo_prefix(scope, "price")));
   CHECK(make_key(scope, Kind::memo, "price:=[1]").starts_with(memo_prefix(scope, "price")));
+  // A clear's token is not one of the results it erases, nor under any function's prefix.
+  CHECK(corocache::detail::memo_epoch_key(scope, "price") == "p:{t:n}:fe:price");
+  CHECK_FALSE(corocache::detail::memo_epoch_key(scope, "price").starts_with(memo_prefix(scope, "price")));
+  CHECK_FALSE(corocache::detail::memo_epoch_key(scope, "price").starts_with(make_key(scope, Kind::memo, "")));
 }
 
 }  // namespace keys_test

@@ -27,7 +27,7 @@ namespace corocache::detail {
 /// `pending`: a backend's record of an operation whose outcome is not settled yet (on Redis:
 /// a popped element's ledger, or the tombstone of an abandoned pop or lock attempt; see
 /// docs/redis_queues.md). Built by the backend from the queue or lock key, never by the facade.
-enum class Kind { value, queue, index, lock, memo, memo_index, pending };
+enum class Kind { value, queue, index, lock, memo, memo_epoch, pending };
 
 constexpr std::string_view kind_tag(Kind k) noexcept {
   switch (k) {
@@ -36,7 +36,7 @@ constexpr std::string_view kind_tag(Kind k) noexcept {
     case Kind::index: return "i";
     case Kind::lock: return "l";
     case Kind::memo: return "f";
-    case Kind::memo_index: return "fi";
+    case Kind::memo_epoch: return "fe";
     case Kind::pending: return "p";
   }
   return "?";

@@ -27,6 +27,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -147,6 +148,8 @@ class SingleFlight {
           "corocache: the call's deadline passed while waiting for the computation"));
     }
 
+    friend class SingleFlight;
+    std::uint64_t generation_ = 0;  // set by join() before the flight is shared, then constant
     std::mutex mutex_;
     bool done_ = false;
     std::exception_ptr error_;
@@ -191,12 +194,16 @@ class SingleFlight {
     std::optional<Run> run;  // set for the caller that must start the computation
   };
 
-  /// `self` is this registry, held by whoever owns it (the Run keeps it alive).
-  static Joined join(const std::shared_ptr<SingleFlight>& self, const std::string& key) {
+  /// `self` is this registry, held by whoever owns it (the Run keeps it alive). A flight
+  /// started in an older `generation` (before a clear, memo_clears.hpp) is not joined: a new
+  /// one replaces it in the registry, and the old one goes on for the callers it has.
+  static Joined join(const std::shared_ptr<SingleFlight>& self, const std::string& key,
+                     std::uint64_t generation = 0) {
     std::lock_guard lock(self->mutex_);
     auto [it, inserted] = self->flights_.try_emplace(key);
-    if (!inserted) return Joined{it->second, std::nullopt};
+    if (!inserted && it->second->generation_ == generation) return Joined{it->second, std::nullopt};
     it->second = std::make_shared<Flight>();
+    it->second->generation_ = generation;
     return Joined{it->second, Run(self, key, it->second)};
   }
 
