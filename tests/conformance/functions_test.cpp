@@ -210,6 +210,33 @@ TEMPLATE_LIST_TEST_CASE("a result that cannot be encoded fails its callers and i
   CHECK(*runs == 3);
 }
 
+TEMPLATE_LIST_TEST_CASE("a cached result that does not hold the new result type is recomputed, not converted",
+                        "[func_cache][typed]", TestedBackends) {
+  // The same name, its result type changed: a cached 2.75 is not an int, a cached -5 is not
+  // an unsigned long long. Each is recomputed and overwritten, never read back as 2 or 2^64 - 5.
+  World<TestType> w;
+  auto acme = w.cache.tenant("acme");
+  auto old_ratio = w.cache.func_cache("ratio", [](int a) -> asio::awaitable<double> { co_return a + 0.75; });
+  auto old_delta = w.cache.func_cache("delta", [](int a) -> asio::awaitable<long long> { co_return -a; });
+  CHECK(w.sync(old_ratio(acme, 2)) == 2.75);
+  CHECK(w.sync(old_delta(acme, 5)) == -5);
+  auto runs = std::make_shared<int>(0);
+  auto ratio = w.cache.func_cache("ratio", [runs](int a) -> asio::awaitable<int> {
+    ++*runs;
+    co_return a * 10;
+  });
+  auto delta = w.cache.func_cache("delta", [runs](int a) -> asio::awaitable<unsigned long long> {
+    ++*runs;
+    co_return static_cast<unsigned long long>(a) * 100;
+  });
+  CHECK(w.sync(ratio(acme, 2)) == 20);
+  CHECK(w.sync(delta(acme, 5)) == 500u);
+  CHECK(*runs == 2);
+  CHECK(w.sync(ratio(acme, 2)) == 20);  // the recomputed results replaced the old ones
+  CHECK(w.sync(delta(acme, 5)) == 500u);
+  CHECK(*runs == 2);
+}
+
 // --- batches ----------------------------------------------------------------------------
 
 TEMPLATE_LIST_TEST_CASE("a committed batch applies all its operations in order", "[batch]", TestedBackends) {

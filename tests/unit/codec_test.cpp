@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -11,7 +12,12 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace codec_test {
@@ -252,12 +258,155 @@ TEST_CASE("decoding reports the requested type's mismatch as decode_error", "[co
   CHECK_THROWS_AS(decode_json<bool>("1"), corocache::decode_error);
 }
 
+TEST_CASE("a number the requested type does not hold is a decode_error, never another value",
+          "[codec][strict]") {
+  using corocache::decode_error;
+  // The user audit's cases: nlohmann's lax conversion gave 44, 4294967295, 705032704, INT_MIN
+  // (undefined behaviour), 1, 1 and inf.
+  CHECK_THROWS_AS(decode_json<std::uint8_t>("300"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::uint32_t>("-1"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("5000000000"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("3e10"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("1.5"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("true"), decode_error);
+  CHECK_THROWS_AS(decode_json<float>("1234567890123456789012345678901234567890"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::vector<float>>("[1e39]"), decode_error);
+  // A result type changed from double to int, or from int to unsigned.
+  CHECK_THROWS_AS(decode_json<int>("2.75"), decode_error);
+  CHECK_THROWS_AS(decode_json<unsigned long long>("-5"), decode_error);
+  // Integers: never from a float, even a whole one, nor a bool; just past each limit.
+  CHECK_THROWS_AS(decode_json<int>("2.0"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("1e2"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int64_t>("false"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::uint8_t>("256"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int8_t>("-129"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int8_t>("128"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int16_t>("32768"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("2147483648"), decode_error);
+  CHECK_THROWS_AS(decode_json<int>("-2147483649"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int64_t>("9223372036854775808"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::int64_t>("-9223372036854775809"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::uint64_t>("18446744073709551616"), decode_error);
+  CHECK_THROWS_AS(decode_json<unsigned>("-0.0"), decode_error);
+  // bool only from true/false; floating types only from finite numbers in range.
+  CHECK_THROWS_AS(decode_json<bool>("0"), decode_error);
+  CHECK_THROWS_AS(decode_json<bool>("1.0"), decode_error);
+  CHECK_THROWS_AS(decode_json<double>("true"), decode_error);
+  CHECK_THROWS_AS(decode_json<double>("\"1\""), decode_error);
+  CHECK_THROWS_AS(decode_json<float>("3.4028236e38"), decode_error);
+  CHECK_THROWS_AS(decode_json<float>("-1e39"), decode_error);
+  CHECK_THROWS_AS(decode_json<double>("-1e309"), decode_error);
+  // The same inside containers.
+  CHECK_THROWS_AS((decode_json<std::vector<std::uint8_t>>("[1,300]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::vector<std::vector<int>>>("[[1],[2.5]]")), decode_error);
+  CHECK_THROWS_AS(decode_json<std::optional<int>>("1.5"), decode_error);
+  CHECK_THROWS_AS((decode_json<std::map<std::string, int>>(R"({"a":1,"b":1e10})")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::unordered_map<std::string, std::uint16_t>>(R"({"x":70000})")),
+                  decode_error);
+  CHECK_THROWS_AS((decode_json<std::map<int, int>>("[[1,2.5]]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::map<int, int>>("[[1,2,3]]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::array<int, 2>>("[1]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::array<int, 2>>("[1,2,3]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::pair<int, bool>>("[1,1]")), decode_error);
+  CHECK_THROWS_AS((decode_json<std::tuple<int, double, bool>>("[1,-1e39,true,4]")), decode_error);
+  CHECK_THROWS_AS(decode_json<std::set<unsigned>>("[-1]"), decode_error);
+  CHECK_THROWS_AS(decode_json<std::unordered_set<int>>("{}"), decode_error);
+  // The message names the type and the reason.
+  CHECK_THROWS_WITH(decode_json<std::uint8_t>("300"), Catch::Contains("std::uint8_t") &&
+                                                          Catch::Contains("300") &&
+                                                          Catch::Contains("out of range"));
+  CHECK_THROWS_WITH(decode_json<int>("1.5"),
+                    Catch::Contains("std::int32_t") && Catch::Contains("not an integer"));
+  CHECK_THROWS_WITH(decode_json<bool>("1"),
+                    Catch::Contains("bool") && Catch::Contains("expected true or false"));
+  CHECK_THROWS_WITH(decode_json<std::vector<float>>("[1e39]"),
+                    Catch::Contains("float") && Catch::Contains("out of range"));
+}
+
 namespace {
+/// A user-defined type: its own from_json decides (here nlohmann's lax get<int>).
+struct Lenient {
+  int n = 0;
+};
+void from_json(const nlohmann::json& j, Lenient& v) { v.n = j.at("n").get<int>(); }
+}  // namespace
+
+TEST_CASE("values each type holds decode exactly, to the limits", "[codec][strict]") {
+  CHECK(decode_json<std::uint8_t>("255") == 255);
+  CHECK(decode_json<std::uint8_t>("0") == 0);
+  CHECK(decode_json<std::int8_t>("-128") == -128);
+  CHECK(decode_json<std::int8_t>("127") == 127);
+  CHECK(decode_json<std::int16_t>("-32768") == -32768);
+  CHECK(decode_json<int>("2147483647") == std::numeric_limits<int>::max());
+  CHECK(decode_json<int>("-2147483648") == std::numeric_limits<int>::min());
+  CHECK(decode_json<std::uint32_t>("4294967295") == std::numeric_limits<std::uint32_t>::max());
+  CHECK(decode_json<std::int64_t>("-9223372036854775808") == std::numeric_limits<std::int64_t>::min());
+  CHECK(decode_json<std::int64_t>("9223372036854775807") == std::numeric_limits<std::int64_t>::max());
+  CHECK(decode_json<std::uint64_t>("18446744073709551615") == std::numeric_limits<std::uint64_t>::max());
+  CHECK(decode_json<int>("0") == 0);
+  CHECK(decode_json<int>("-0") == 0);
+  CHECK(decode_json<unsigned>("-0") == 0);
+  CHECK(decode_json<bool>("true"));
+  CHECK_FALSE(decode_json<bool>("false"));
+  // Floating types: integers too, and anything finite within range (rounded).
+  CHECK(decode_json<float>("1e38") == 1e38f);
+  CHECK(decode_json<float>("-1e38") == -1e38f);
+  CHECK(decode_json<float>("3.4028234663852886e+38") == std::numeric_limits<float>::max());
+  CHECK(decode_json<float>("1e-50") == 0.0f);
+  CHECK(decode_json<float>("0.1") == 0.1f);
+  CHECK(decode_json<double>("3") == 3.0);
+  CHECK(decode_json<double>("-7") == -7.0);
+  CHECK(decode_json<double>("18446744073709551615") == 18446744073709551615.0);
+  CHECK(decode_json<double>("-9223372036854775808") == -9223372036854775808.0);
+  CHECK(decode_json<double>("1234567890123456789012345678901234567890") ==
+        1234567890123456789012345678901234567890.0);
+  CHECK(decode_json<double>("1.7976931348623157e308") == std::numeric_limits<double>::max());
+  CHECK(decode_json<double>("0") == 0.0);
+  CHECK(std::signbit(decode_json<double>("-0.0")));
+  CHECK(decode_json<float>("0") == 0.0f);
+  CHECK(std::signbit(decode_json<float>("-0.0")));
+  CHECK(decode_json<double>("2.75") == 2.75);
+  // Containers, nested.
+  CHECK(decode_json<std::vector<int>>("[1,-2,3]") == std::vector<int>{1, -2, 3});
+  CHECK(decode_json<std::vector<std::vector<int>>>("[[1],[],[2,3]]") ==
+        std::vector<std::vector<int>>{{1}, {}, {2, 3}});
+  CHECK(decode_json<std::vector<bool>>("[true,false]") == std::vector<bool>{true, false});
+  CHECK(decode_json<std::optional<int>>("null") == std::nullopt);
+  CHECK(decode_json<std::optional<int>>("5") == std::optional<int>(5));
+  CHECK(decode_json<std::vector<std::optional<int>>>("[null,7]") ==
+        std::vector<std::optional<int>>{std::nullopt, 7});
+  CHECK(decode_json<std::map<std::string, double>>(R"({"a":1,"b":2.5})") ==
+        std::map<std::string, double>{{"a", 1.0}, {"b", 2.5}});
+  CHECK(decode_json<std::unordered_map<std::string, std::vector<std::uint8_t>>>(R"({"k":[0,255]})") ==
+        std::unordered_map<std::string, std::vector<std::uint8_t>>{{"k", {0, 255}}});
+  CHECK(decode_json<std::set<unsigned>>("[3,1,3]") == std::set<unsigned>{1, 3});
+  CHECK(decode_json<std::unordered_set<int>>("[-1]") == std::unordered_set<int>{-1});
+  CHECK((decode_json<std::array<int, 3>>("[1,2,3]") == std::array<int, 3>{1, 2, 3}));
+  CHECK((decode_json<std::pair<std::string, float>>(R"(["x",1e38])") ==
+         std::pair<std::string, float>{"x", 1e38f}));
+  CHECK((decode_json<std::tuple<int, double, bool>>("[1,2,true]") ==
+         std::tuple<int, double, bool>{1, 2.0, true}));
+  // What encode_json writes reads back the same.
+  const std::map<int, std::vector<double>> by_int{{-1, {0.5}}, {2, {}}};
+  CHECK(decode_json<std::map<int, std::vector<double>>>(encode_json(by_int)) == by_int);
+  const std::tuple<std::uint8_t, std::int64_t, std::string> t{255, std::numeric_limits<std::int64_t>::min(),
+                                                              "s"};
+  CHECK(decode_json<std::tuple<std::uint8_t, std::int64_t, std::string>>(encode_json(t)) == t);
+  // User-defined types go through their own from_json, also inside a container.
+  CHECK(decode_json<Lenient>(R"({"n":4})").n == 4);
+  CHECK(decode_json<std::vector<Lenient>>(R"([{"n":1},{"n":2}])").at(1).n == 2);
+  CHECK_THROWS_AS(decode_json<Lenient>(R"({"m":4})"), corocache::decode_error);
+}
+
+namespace {
+/// The json path on its own: a parse, then the strict conversion.
 template <class T>
 std::optional<T> json_path(const std::string& text) {
   try {
-    return nlohmann::json::parse(text).template get<T>();
+    return from_json_strict<T>(nlohmann::json::parse(text));
   } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  } catch (const corocache::decode_error&) {
     return std::nullopt;
   }
 }
@@ -280,8 +429,6 @@ void check_same_bits(const std::string& text) {
 }  // namespace
 
 TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
-  // Texts whose json-path conversion is defined for every type checked (nlohmann converts
-  // out-of-range floating values to integers or float with undefined behaviour).
   const std::vector<std::string> numbers{"0",
                                          "-0",
                                          "12",
@@ -303,7 +450,23 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
                                          "",
                                          "3000000000",
                                          "18446744073709551615",
-                                         "-9223372036854775808"};
+                                         "-9223372036854775808",
+                                         "1e16",
+                                         "1e400",
+                                         "1e-400",
+                                         "3e10",
+                                         "1e39",
+                                         "-1e39",
+                                         "2.0",
+                                         "-1",
+                                         "255",
+                                         "256",
+                                         "-128",
+                                         "-129",
+                                         "5000000000",
+                                         "18446744073709551616",
+                                         "-9223372036854775809",
+                                         "1234567890123456789012345678901234567890"};
   for (const auto& t : numbers) {
     check_same_bits<double>(t);
     check_same_bits<float>(t);
@@ -311,10 +474,10 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
     check_same_bits<std::int64_t>(t);
     check_same_bits<std::uint64_t>(t);
     check_same_bits<unsigned>(t);
+    check_same_bits<std::uint8_t>(t);
+    check_same_bits<std::int8_t>(t);
     check_same_bits<bool>(t);
   }
-  for (const std::string t : {"1e16", "1e400", "1e-400", "18446744073709551616", "-9223372036854775809"})
-    check_same_bits<double>(t);
   CHECK_THROWS_AS(decode_json<float>("1e300"), corocache::decode_error);
   std::mt19937_64 rng(5);
   for (int i = 0; i < 20000; ++i) {
@@ -322,8 +485,14 @@ TEST_CASE("the direct decoding gives what the json decoding gives", "[codec]") {
     if (!std::isfinite(d)) continue;
     const std::string text = encode_json(d);
     check_same_bits<double>(text);
-    if (std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max())) check_same_bits<float>(text);
-    check_same_bits<std::int64_t>(encode_json(static_cast<std::int64_t>(rng())));
+    check_same_bits<float>(text);
+    check_same_bits<int>(text);
+    const std::string integer = encode_json(static_cast<std::int64_t>(rng()) >> (rng() % 64));
+    check_same_bits<std::int64_t>(integer);
+    check_same_bits<int>(integer);
+    check_same_bits<std::uint32_t>(integer);
+    check_same_bits<std::int16_t>(integer);
+    check_same_bits<float>(integer);
   }
   const std::vector<std::string> strings{"\"\"",        "\"plain\"", "\"caf\xc3\xa9\"", "\"a\\nb\"",
                                          "\"\\u0041\"", "\"\xff\"",  "\"tab\there\"",   "\"unterminated",

@@ -4,10 +4,13 @@
 //
 // Decoding a bool, an integer, a float/double or a std::string first tries a direct parse
 // of the plain forms encode_json writes (no json tree); any other text, and every other
-// type, goes through nlohmann::json::parse. The direct parse only accepts texts for which
-// it gives exactly what the json path gives, so results and errors are the same either way.
+// type, goes through nlohmann::json::parse and then from_json_strict (json_strict.hpp: a
+// number that T does not hold exactly, or within range for floating T, is a decode_error).
+// The direct parse only accepts texts for which it gives exactly what the json path gives,
+// so results and errors are the same either way.
 
 #include <corocache/detail/json_dump.hpp>
+#include <corocache/detail/json_strict.hpp>
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/errors.hpp>
 
@@ -70,8 +73,9 @@ std::optional<T> decode_plain(std::string_view text) {
     if (text == "false") return false;
   } else if constexpr (std::is_integral_v<T>) {
     bool integral = false;
-    // "-0" is left to the json path; nlohmann converts out-of-range numbers its own way.
-    if (!is_json_number(text, integral) || !integral || text == "-0") return std::nullopt;
+    if (!is_json_number(text, integral) || !integral) return std::nullopt;
+    // A value out of T's range ("300" as std::uint8_t, "-1" as unsigned) fails here and is
+    // left to the json path, which refuses it with its reason.
     T v{};
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec == std::errc{} && end == text.data() + text.size()) return v;
@@ -95,10 +99,9 @@ std::optional<T> decode_plain(std::string_view text) {
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v)) return std::nullopt;
     if constexpr (std::is_same_v<T, float>) {
-      // Converting it would be undefined behaviour (nlohmann's path does it regardless).
+      // Converting it would be undefined behaviour; the json path refuses it too.
       if (std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()))
-        throw decode_error(
-            "corocache: stored value does not decode as the requested type (float): out of range");
+        strict_mismatch<T>("out of range");
     }
     return static_cast<T>(v);
   } else if constexpr (std::is_same_v<T, std::string>) {
@@ -120,7 +123,7 @@ T decode_json(std::string_view text) {
     if (auto plain = decode_plain<T>(text)) return std::move(*plain);
   }
   try {
-    return nlohmann::json::parse(text).template get<T>();
+    return from_json_strict<T>(nlohmann::json::parse(text));
   } catch (const nlohmann::json::exception& e) {
     throw decode_error(std::string("corocache: stored value does not decode as the requested type (") +
                        typeid(T).name() + "): " + e.what());
