@@ -304,7 +304,8 @@ class Scope {
   /// the backend's default deadline; a try that fails (e.g. the server is still stalled, or
   /// its script reply came too late to be retried) is repeated with backoff until one gets
   /// an answer, for at most min(ttl, 1 min) (past the ttl the lock is gone anyway). Holds the
-  /// backend only while a try runs, so a destroyed Cache ends it.
+  /// backend only while a try runs, so a destroyed Cache ends it, and stops at once when the
+  /// backend was closed (shut_down).
   static asio::awaitable<void> release_quietly(std::weak_ptr<detail::CacheCore<B>> weak_core, Lock lock,
                                                Duration ttl) {
     const auto give_up = detail::saturating_after(std::min(ttl, Duration(std::chrono::minutes(1))));
@@ -316,6 +317,9 @@ class Scope {
         try {
           co_await core->backend.unlock(lock.key(), lock.token(), Deadline());
           answered = true;
+        } catch (const boost::system::system_error& e) {
+          // A closed backend takes no more calls: stop, so close() lets io_context::run return.
+          answered = e.code() == make_error_code(errc::shut_down);
         } catch (...) {
         }
       } else {

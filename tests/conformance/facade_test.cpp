@@ -286,6 +286,38 @@ TEMPLATE_LIST_TEST_CASE("close() lets io_context::run return while the cache liv
   CHECK(io.stopped());  // it ran out of work, not out of time
 }
 
+// A lock attempt that close() cuts short has an unknown outcome, so its release is retried
+// in the background; a closed backend must end those retries at once.
+TEMPLATE_LIST_TEST_CASE("close() lets io_context::run return while a cut-short lock attempt is released",
+                        "[close][locks]", TestedBackends) {
+  asio::io_context io;
+  Cache<TestType> cache(BackendFactory<TestType>::make(io.get_executor()),
+                        CacheOptions{.prefix = unique_prefix()});
+  auto s = cache.tenant("acme");
+  bool attempted = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        try {
+          const auto lock = co_await s.attempt_distributed_lock("job", 50s);
+          static_cast<void>(lock);
+        } catch (const std::exception&) {  // shut_down on Redis; the memory backend answers first
+        }
+        attempted = true;
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        cache.close();  // runs while the attempt above waits for its reply
+        co_return;
+      },
+      asio::detached);
+  io.run_for(20s);  // the retries would last min(ttl, 1 min)
+  CHECK(attempted);
+  CHECK(io.stopped());
+}
+
 TEMPLATE_LIST_TEST_CASE("batches that invalidate an index run alongside stores into it on two threads",
                         "[batch][indices][threads]", TestedBackends) {
   World<TestType> w;

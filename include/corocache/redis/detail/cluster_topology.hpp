@@ -103,6 +103,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     asio::steady_timer timer(t.executor_);
     std::string last_error;
     for (;;) {
+      t.throw_if_closed();  // a closed topology would otherwise wait out the deadline for a map
       t.apply(action);
       if (action.kind == cluster::Action::Kind::complete) co_return std::move(fsm.reply());
       if (action.kind == cluster::Action::Kind::fail) t.fail(action.error, fsm, last_error);
@@ -269,6 +270,11 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   MapPtr map() const {
     std::lock_guard lock(mutex_);
     return map_;
+  }
+
+  void throw_if_closed() const {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw_error(errc::shut_down, "corocache redis cluster: closed");
   }
 
   ConnectionPtr connection(const cluster::NodeAddress& node) {
@@ -444,12 +450,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   }
 
   /// Waits (polling every retry_min .. retry_max) until a map with an owner for some slot is
-  /// installed; timeout at `deadline`.
+  /// installed; timeout at `deadline`, shut_down once closed.
   asio::awaitable<void> wait_for_map(Clock::time_point deadline) {
     asio::steady_timer timer(executor_);
     Duration delay = options_.retry_min;
     for (;;) {
       if (!map()->empty()) co_return;
+      throw_if_closed();
       request_refresh();
       if (Clock::now() + delay >= deadline)
         throw_error(errc::timeout, "corocache redis cluster: no slot map from any seed before the deadline");
