@@ -170,14 +170,40 @@ TEST_CASE("a blocking command announcing a long wait is not taken for a stall") 
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         Connection c(ex, opts);
-        // BLPOP blocks 0.8 s server-side; its own timeout (2 s) extends the stall limit.
-        auto r = co_await outcome_of(c.exec(cmd("BLPOP", "stall:none", "0.8"), 2s));
+        // BLPOP blocks 0.8 s server-side and announces it (server_wait).
+        auto blpop = cmd("BLPOP", "stall:none", "0.8");
+        blpop.server_wait = 800ms;
+        auto r = co_await outcome_of(c.exec(std::move(blpop), 2s));
         CHECK_FALSE(r.ec);
         CHECK(r.reply.is_nil());
         CHECK(c.stats().stalls == 0);
         CHECK(c.stats().connects == 1);
       },
       1, std::chrono::seconds(30));
+}
+
+// A caller's long deadline (with_timeout(30s), Duration::max()) is no reason for the server
+// to be silent: it must not keep a stalled link (a cluster node paused while its replica
+// was promoted stayed unreachable until it was resumed).
+TEST_CASE("a request with a long timeout does not keep a link to a paused server") {
+  RedisServer server;
+  auto opts = fault_options(server);
+  opts.stall_timeout = 300ms;
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        Connection c(ex, opts);
+        auto warm = co_await outcome_of(c.exec(cmd("SET", "stall:k", "v")));
+        REQUIRE_FALSE(warm.ec);
+        server.pause();
+        const auto started = std::chrono::steady_clock::now();
+        auto r = co_await outcome_of(c.exec(cmd("GET", "stall:k"), 30s));
+        const auto waited = std::chrono::steady_clock::now() - started;
+        server.resume();
+        CHECK(r.ec == errc::connection_lost);
+        CHECK(waited < 5s);  // the stall limit, not the request's 30 s
+        CHECK(c.stats().stalls >= 1);
+      },
+      1, std::chrono::seconds(40));
 }
 
 }  // namespace fault_stall_test

@@ -424,19 +424,34 @@ TEST_CASE("a link whose oldest written request gets no byte for stall_timeout is
   CHECK(s.mux.in_use() == 0);
 }
 
-TEST_CASE("a request announcing a long wait extends the stall limit while it is the oldest") {
+TEST_CASE("a blocking command's wait extends the stall limit while it is the oldest") {
   MultiplexerConfig config;
   config.stall_timeout = 1s;
   Script s(config);
-  s.queue("blpop", 10s);
+  PendingOp* blmove = s.make("blmove", 12s);
+  blmove->server_wait = 10s;
+  REQUIRE(s.submit(blmove) == Submit::queued);
   s.write_all();
   s.tick();
-  s.now += 9s;
+  s.now += 10s + 999ms;  // the server's wait, and the reply's time to come back
   CHECK_FALSE(s.tick().drop_link);
-  s.now += 1s;
-  const auto t = s.tick();  // deadline passes (timeout) and the limit is reached
-  CHECK(s.failed.size() == 1);
-  CHECK(t.drop_link);
+  s.now += 1ms;
+  CHECK(s.tick().drop_link);
+}
+
+// A caller's long deadline (with_timeout) says nothing of how long the server may be silent.
+TEST_CASE("a request's long timeout alone does not extend the stall limit") {
+  MultiplexerConfig config;
+  config.stall_timeout = 1s;
+  Script s(config);
+  s.queue("get", 30s);
+  s.write_all();
+  s.tick();
+  s.now += 999ms;
+  CHECK_FALSE(s.tick().drop_link);
+  s.now += 1ms;
+  CHECK(s.tick().drop_link);
+  CHECK(s.failed.empty());  // its own deadline is still ahead: the dropped link fails it
 }
 
 TEST_CASE("stall detection off: a silent server never drops the link") {

@@ -466,6 +466,7 @@ class RedisBackend {
     request.add(
         "BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
         budget.unbounded ? std::string("0") : detail::redis::block_seconds(budget.server_wait.count()));
+    request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
     Reply reply;
     try {
       reply = co_await conn->exec(std::move(request), budget.trip);

@@ -123,9 +123,10 @@ struct RedisOptions {
   /// Stall detection: when the oldest written request has waited this long with no byte
   /// from the server, the link is dropped (written requests fail with
   /// errc::connection_lost, abandoned ones stop counting against max_pending) and the
-  /// connection reconnects. A request whose own timeout is longer (e.g. a BLPOP's) extends
-  /// the limit while it is the oldest. Noticed within 1.25x the limit. 0 disables it; keep
-  /// it above the longest command the server may run without answering. URL: stall_timeout_ms.
+  /// connection reconnects. A waiting pop's BLMOVE extends the limit by its wait while it is
+  /// the oldest; a long timeout (with_timeout) does not. Noticed within 1.25x the limit. 0
+  /// disables it; keep it above the longest command the server may run without answering.
+  /// URL: stall_timeout_ms.
   Duration stall_timeout = std::chrono::seconds(3);
   /// While the link is idle (nothing queued, nothing received) for this long, a PING is
   /// sent; if its reply does not come within stall_timeout (or this interval when stall

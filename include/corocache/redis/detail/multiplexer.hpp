@@ -93,7 +93,7 @@ class Multiplexer {
   template <class NowFn>
   Submit submit(PendingOp* op, NowFn&& now) {
     if (in_use() >= config_.max_pending) return Submit::overloaded;
-    queue_.push_back(op, op->replies, op->timeout);
+    queue_.push_back(op, op->replies, op->server_wait);
     if (!batch_) {
       stamp(op, now());
       return Submit::queued;
@@ -343,8 +343,8 @@ class Multiplexer {
       return false;
     }
     Duration limit = config_.stall_timeout;
-    if (limit > Duration::zero())
-      limit = std::max(limit, head.patience);  // a request may announce a long wait (BLPOP)
+    if (limit > Duration::zero())  // a blocking command's wait, then the usual limit
+      limit = head.patience >= Duration::max() - limit ? Duration::max() : limit + head.patience;
     else if (head.op == nullptr && head.patience == Duration::zero())
       limit = config_.health_check_interval;  // only the health check's PING is watched
     if (limit <= Duration::zero()) return false;

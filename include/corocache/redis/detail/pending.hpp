@@ -37,6 +37,7 @@ struct PendingOp {
   std::string bytes;          // encoded commands; moved into the write buffer when written
   std::uint32_t replies = 1;  // replies the commands produce
   Duration timeout{};         // the request's timeout (> 0)
+  Duration server_wait{};     // how long the server may hold its reply on purpose (Request)
 
   // --- multiplexer state ---
   Clock::time_point deadline{};  // when the caller stops waiting (stamped when queued)
@@ -63,7 +64,7 @@ class ReplyQueue {
  public:
   struct Entry {
     PendingOp* op = nullptr;         // null: abandoned, internal (health check) or a hole
-    Duration patience{};             // the request's timeout (stall detection allows it)
+    Duration patience{};             // its server_wait (stall detection allows it)
     std::uint32_t replies_left = 0;  // replies still to be read for this entry
     bool hole = false;               // abandoned before it was written: never sent
   };

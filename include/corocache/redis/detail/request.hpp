@@ -27,6 +27,9 @@ concept CommandArg = std::convertible_to<const T&, std::string_view> ||
 struct Request {
   std::string bytes;        ///< RESP-encoded commands, in order
   std::size_t replies = 0;  ///< replies these commands produce (one per command)
+  /// How long the server may hold the reply on purpose: a blocking command's wait. Stall
+  /// detection allows it while the request is the oldest; a long timeout alone does not.
+  Duration server_wait{};
 
   /// Appends one command. Throws std::invalid_argument for an empty command.
   template <CommandArg... A>
