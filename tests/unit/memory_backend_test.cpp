@@ -221,6 +221,24 @@ TEST_CASE("expired values make room before any live value is evicted") {
   }
 }
 
+TEST_CASE("a max_bytes smaller than the shard count still bounds every shard") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend mem(ex, MemoryOptions{.max_bytes = 3, .shards = 4});
+    int refused = 0;
+    for (int i = 0; i < 20; ++i) {
+      std::string key = "k" + std::to_string(i);
+      std::string value(1000, 'x');
+      try {
+        co_await mem.set(std::move(key), std::move(value), long_ttl());
+      } catch (const boost::system::system_error& e) {
+        if (is_capacity_error(e)) ++refused;
+      }
+    }
+    CHECK(refused == 20);
+    CHECK(mem.stats().bytes <= 3);
+  });
+}
+
 TEST_CASE("max_bytes bounds key + value + overhead bytes") {
   run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     const std::size_t per_entry = corocache::detail::memory::charge_of("k0000", std::string(100, 'x'));
@@ -534,6 +552,8 @@ TEST_CASE("the shard count adapts to the limits") {
   CHECK(choose_shard_count(0, 0, 1 << 20, 2) == 4);
   CHECK(choose_shard_count(3, 0, 0, 2) == 4);
   CHECK(choose_shard_count(16, 5, 0, 2) == 4);
+  CHECK(choose_shard_count(4, 0, 3, 2) == 2);  // no shard's share of max_bytes is 0 (unbounded)
+  CHECK(choose_shard_count(1024, 0, 1, 2) == 1);
   CHECK(choose_shard_count(std::size_t{1} << 20, 0, 0, 2) == 1024);
 }
 

@@ -134,7 +134,10 @@ inline std::size_t choose_shard_count(std::size_t requested, std::size_t max_ent
     while (n > 1 && max_entries != 0 && max_entries / n < 64) n /= 2;
     while (n > 1 && max_bytes != 0 && max_bytes / n < (256u << 10)) n /= 2;
   } else {
+    // Every shard gets at least one entry and one byte of a limit: a share of 0 would mean
+    // "unbounded" for that shard.
     while (n > 1 && max_entries != 0 && max_entries < n) n /= 2;
+    while (n > 1 && max_bytes != 0 && max_bytes < n) n /= 2;
   }
   return n;
 }
