@@ -530,6 +530,29 @@ TEST_CASE("commit applies its operations in order") {
   });
 }
 
+TEST_CASE("a batch holding a value larger than its shard's share of max_bytes applies nothing") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend mem(ex, MemoryOptions{.max_bytes = 64 << 10, .shards = 1});
+    co_await mem.set("k5", "keep", long_ttl());
+    std::vector<corocache::BatchOp> ops;
+    ops.emplace_back(corocache::batch_op::Push{"q", "P"});
+    ops.emplace_back(corocache::batch_op::Erase{"k5"});
+    ops.emplace_back(corocache::batch_op::Store{"big", std::string(100 << 10, 'x'), long_ttl()});
+    ops.emplace_back(corocache::batch_op::Push{"q", "Q"});
+    bool refused = false;
+    try {
+      co_await mem.commit(std::move(ops));
+    } catch (const boost::system::system_error& e) {
+      refused = is_capacity_error(e);
+    }
+    CHECK(refused);
+    const auto kept = co_await mem.get("k5");
+    const auto head = co_await mem.pop("q", 0ms);
+    CHECK(kept == std::optional<std::string>("keep"));
+    CHECK(head == std::nullopt);
+  });
+}
+
 TEST_CASE("a moved backend keeps its data") {
   run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     MemoryBackend first(ex);

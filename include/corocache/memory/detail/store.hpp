@@ -152,8 +152,11 @@ class Store final : public std::enable_shared_from_this<Store>,
   }
 
   /// Applies `ops` in order while holding every involved shard (ascending order), so no
-  /// other caller observes a partial batch. A store rejected for capacity throws after the
-  /// operations before it were applied (like a failing command inside MULTI/EXEC).
+  /// other caller observes a partial batch. A value larger than its shard's share of
+  /// max_bytes fails the batch before anything is applied (as on Redis, where a value that
+  /// could not be read back is refused before any I/O). A store rejected because a full
+  /// cache refuses writes (WhenFull::reject) throws after the operations before it were
+  /// applied (like a failing command inside MULTI/EXEC).
   void commit(std::vector<BatchOp> ops) {
     std::vector<std::size_t> involved;
     involved.reserve(ops.size());
@@ -172,6 +175,17 @@ class Store final : public std::enable_shared_from_this<Store>,
     std::vector<std::unique_lock<ShardMutex>> held;
     held.reserve(involved.size());
     for (const std::size_t i : involved) held.emplace_back(shards_[i].mu);
+    for (const BatchOp& op : ops) {
+      const auto* st = std::get_if<batch_op::Store>(&op);
+      if (st == nullptr) continue;
+      Shard& s = shards_.for_hash(hash_key(st->key));
+      if (s.max_bytes != 0 && charge_of(st->key, st->value) > s.max_bytes) {
+        ++s.rejections;
+        throw_error(errc::capacity_exceeded,
+                    "corocache: value larger than a memory backend shard's share of max_bytes (nothing of "
+                    "the batch was applied)");
+      }
+    }
     const Nanos now = time_.now();
     for (BatchOp& op : ops) {
       if (auto* st = std::get_if<batch_op::Store>(&op)) {
