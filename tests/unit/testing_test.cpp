@@ -364,4 +364,37 @@ TEST_CASE("a manual clock may be advanced on another thread while its backend is
   CHECK_FALSE(mem.get_now("k"));
 }
 
+// README: on a manual clock, a waiting pop's wait is on that clock, its call deadline on the
+// real one. A deadline shorter than the wait must end the pop in real time.
+TEST_CASE("a pop on a manual clock ends at its call's real deadline, and its wait on the clock") {
+  const ManualClock clock;
+  corocache::testing::run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        MemoryBackend mem = corocache::testing::memory_backend(ex, clock);
+        bool timed_out = false;
+        try {
+          const auto popped = co_await mem.pop("q", 200ms, corocache::Deadline::after(100ms));
+          static_cast<void>(popped);
+        } catch (const boost::system::system_error& e) {
+          timed_out = e.code() == corocache::errc::timeout;
+        }
+        CHECK(timed_out);  // the clock never moved: only the real deadline ended it
+        CHECK(mem.stats().waiting_pops == 0);
+
+        // A deadline later than the wait: the wait ends when the clock passes it, with
+        // nullopt, not a timeout.
+        asio::co_spawn(
+            ex,
+            [&clock]() -> asio::awaitable<void> {
+              asio::steady_timer soon(co_await asio::this_coro::executor, 20ms);
+              co_await soon.async_wait(asio::use_awaitable);
+              clock.advance(200ms);
+            },
+            asio::detached);
+        const auto empty = co_await mem.pop("q", 200ms, corocache::Deadline::after(10s));
+        CHECK(empty == std::nullopt);
+      },
+      std::chrono::seconds(5));
+}
+
 }  // namespace testing_test

@@ -341,10 +341,11 @@ class MemoryBackend {
       if (!store) throw_shut_down();
       value = store->try_pop(queue_key);
     }
+    // The wait is on the store's clock (an injected one in tests), the deadline on the real one.
     const Duration limit = deadline.remaining(wait);
-    const Duration park = std::min(wait, limit);
-    if (!value && park > Duration::zero()) {
-      const PopInitiation initiation{weak_store, &queue_key, park};
+    if (!value && std::min(wait, limit) > Duration::zero()) {
+      const Duration cap = deadline.is_default() ? Duration::max() : limit;
+      const PopInitiation initiation{weak_store, &queue_key, wait, cap};
       value = co_await asio::async_initiate<const asio::use_awaitable_t<>&, detail::memory::PopSignature>(
           initiation, asio::use_awaitable);
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
@@ -354,7 +355,8 @@ class MemoryBackend {
         throw boost::system::system_error(asio::error::operation_aborted);
       }
     }
-    if (!value && limit < wait) throw_error(errc::timeout, "corocache: the call's deadline passed");
+    if (!value && limit < wait && deadline.remaining(wait) == Duration::zero())
+      throw_error(errc::timeout, "corocache: the call's deadline passed");
     co_return value;
   }
 
@@ -380,10 +382,11 @@ class MemoryBackend {
     std::weak_ptr<Store> weak_store;
     std::string* queue_key;
     Duration wait;
+    Duration cap;  // real time (the call's deadline); Duration::max(): none
     template <class Handler>
     void operator()(Handler&& handler) const {
       if (const StorePtr store = weak_store.lock()) {
-        store->pop_or_wait(*queue_key, wait, std::forward<Handler>(handler));
+        store->pop_or_wait(*queue_key, wait, cap, std::forward<Handler>(handler));
         return;
       }
       const auto ex = asio::get_associated_executor(handler, asio::system_executor());

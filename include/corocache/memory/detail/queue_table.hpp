@@ -66,8 +66,10 @@ class QueueTable {
   /// type: a parked pop has no side effects to undo; completes with operation_aborted) or
   /// shut_down() (errc::shut_down). `self` refers to this table; the timer and the
   /// cancellation handler hold it weakly, so they do nothing once the store is gone. On an
-  /// injected clock no timer runs: expire_waits ends the wait when that clock passes it.
-  void pop_or_wait(const std::weak_ptr<QueueTable>& self, std::string queue_key, Duration wait,
+  /// injected clock, expire_waits ends the wait when that clock passes it. `cap` (a call's
+  /// deadline; Duration::max(): none) is real time on either clock: the pop ends with
+  /// nullopt when it passes first.
+  void pop_or_wait(const std::weak_ptr<QueueTable>& self, std::string queue_key, Duration wait, Duration cap,
                    asio::any_completion_handler<PopSignature> handler) {
     const KeyRef k(queue_key);
     Shard& s = shards_.for_hash(k.hash);
@@ -81,10 +83,14 @@ class QueueTable {
     auto it = s.queues.find(k);
     if (it == s.queues.end()) it = s.queues.try_emplace(std::move(queue_key)).first;
     it->second.waiters.push_back(w);
+    Duration real = cap;  // what the steady_clock timer waits for
     if (time_.injected()) {
       w->deadline = deadline_after(time_.now(), wait);
     } else {
-      expire_after(w->timer, wait);
+      real = std::min(wait, cap);
+    }
+    if (real != Duration::max()) {
+      expire_after(w->timer, real);
       w->timer.async_wait([w, weak = self, key = it->first](const boost::system::error_code&) {
         if (auto table = weak.lock()) table->abandon_pop(key, w, nullptr);
       });

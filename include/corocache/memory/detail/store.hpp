@@ -113,9 +113,10 @@ class Store final : public std::enable_shared_from_this<Store>,
   }
   std::optional<std::string> try_pop(std::string_view queue_key) { return queues_.try_pop(queue_key); }
   /// See QueueTable::pop_or_wait; the parked pop holds the store only weakly.
-  void pop_or_wait(std::string queue_key, Duration wait, asio::any_completion_handler<PopSignature> handler) {
+  void pop_or_wait(std::string queue_key, Duration wait, Duration cap,
+                   asio::any_completion_handler<PopSignature> handler) {
     const std::shared_ptr<QueueTable> table(shared_from_this(), &queues_);
-    queues_.pop_or_wait(table, std::move(queue_key), wait, std::move(handler));
+    queues_.pop_or_wait(table, std::move(queue_key), wait, cap, std::move(handler));
   }
 
   // --- locks ------------------------------------------------------------------------------
