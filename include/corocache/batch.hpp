@@ -8,11 +8,10 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/cache_core.hpp>
+#include <corocache/detail/clear_token.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
-#include <corocache/detail/memo_clears.hpp>
 #include <corocache/detail/store_params.hpp>
-#include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 
 #include <memory>
@@ -71,11 +70,7 @@ class Batch {
   Batch& cache_clear(std::string_view function_name) {
     detail::validate_segment("func_cache name", function_name);
     ops_.emplace_back(batch_op::ErasePrefix{detail::memo_prefix(base_, function_name)});
-    // After the erase, which makes room for it in a full memory backend.
-    StoreParams epoch{detail::memo_epoch_ttl, false, 0, {}};
-    ops_.emplace_back(batch_op::Store{detail::memo_epoch_key(base_, function_name), detail::make_lock_token(),
-                                      std::move(epoch)});
-    cleared_.push_back(core_->memo_clears.slot(base_, function_name));
+    cleared_.emplace_back(function_name);
     return *this;
   }
 
@@ -94,10 +89,10 @@ class Batch {
   asio::awaitable<void> commit() {
     std::vector<BatchOp> ops = std::exchange(ops_, {});
     if (ops.empty()) return nothing();
-    auto applied = core_->backend.commit(
-        std::move(ops), timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_));
+    const Deadline deadline = timeout_ == Duration::zero() ? Deadline{} : Deadline::after(timeout_);
+    auto applied = core_->backend.commit(std::move(ops), deadline);
     if (cleared_.empty()) return applied;
-    return clear_then(core_, std::exchange(cleared_, {}), std::move(applied));
+    return clear_then(core_, base_, std::exchange(cleared_, {}), std::move(applied), deadline);
   }
 
  private:
@@ -106,10 +101,13 @@ class Batch {
   Batch(std::shared_ptr<detail::CacheCore<B>> core, std::string base, Duration timeout)
       : core_(std::move(core)), base_(std::move(base)), timeout_(timeout) {}
   static asio::awaitable<void> nothing() { co_return; }
-  /// Counts the batch's func_cache clears in this process, then applies it (memo_clears.hpp).
-  static asio::awaitable<void> clear_then(std::shared_ptr<detail::CacheCore<B>> core,
-                                          std::vector<std::size_t> slots, asio::awaitable<void> applied) {
-    for (const std::size_t slot : slots) core->memo_clears.bump(slot);
+  /// Marks the batch's func_cache clears (clear_token.hpp), then applies it: the tokens
+  /// change before the batch looks for the results to erase, as in FuncCache::cache_clear.
+  static asio::awaitable<void> clear_then(std::shared_ptr<detail::CacheCore<B>> core, std::string base,
+                                          std::vector<std::string> functions, asio::awaitable<void> applied,
+                                          Deadline deadline) {
+    for (std::string& function : functions)
+      co_await detail::mark_clear(core, base, std::move(function), deadline);
     co_await std::move(applied);
   }
 
@@ -117,7 +115,7 @@ class Batch {
   std::string base_;
   Duration timeout_;  // the scope's with_timeout (zero: the backend's default)
   std::vector<BatchOp> ops_;
-  std::vector<std::size_t> cleared_;  // memo_clears slots of its cache_clear ops
+  std::vector<std::string> cleared_;  // the functions of its cache_clear ops
 };
 
 }  // namespace corocache

@@ -19,13 +19,13 @@
 // nothing to time out or cancel): a hit then costs one coroutine frame instead of two.
 
 #include <corocache/backend.hpp>
+#include <corocache/detail/clear_token.hpp>
 #include <corocache/detail/json_codec.hpp>
 #include <corocache/detail/keys.hpp>
 #include <corocache/detail/memo_clears.hpp>
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/single_flight.hpp>
 #include <corocache/detail/store_params.hpp>
-#include <corocache/lock.hpp>
 #include <corocache/options.hpp>
 #include <corocache/scope.hpp>
 
@@ -181,18 +181,7 @@ class FuncCache {
 
   static asio::awaitable<std::size_t> clear(std::shared_ptr<detail::CacheCore<B>> core, std::string base,
                                             std::string name, Deadline deadline) {
-    core->memo_clears.bump(core->memo_clears.slot(base, name));  // before any of the clear's I/O
-    std::string epoch_key = detail::memo_epoch_key(base, name);
-    std::string token = detail::make_lock_token();  // unique across processes
-    StoreParams params{detail::memo_epoch_ttl, false, 0, {}};
-    try {
-      const bool written =
-          co_await core->backend.set(std::move(epoch_key), std::move(token), std::move(params), deadline);
-      static_cast<void>(written);  // false only on the disabled backend
-    } catch (const boost::system::system_error& e) {
-      // A full memory backend in reject mode: one process, fenced by the bump above.
-      if (e.code() != make_error_code(errc::capacity_exceeded)) throw;
-    }
+    co_await detail::mark_clear(core, base, name, deadline);
     std::string prefix = detail::memo_prefix(base, name);
     co_return co_await core->backend.erase_prefix(std::move(prefix), deadline);
   }

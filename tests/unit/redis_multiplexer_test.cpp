@@ -465,6 +465,24 @@ TEST_CASE("stall detection off: a silent server never drops the link") {
   CHECK(s.mux.check_period() == Duration::zero());
 }
 
+// With stall detection off only the health check's PING is watched: a written request whose
+// caller left (abandoned, no op) is not a PING, however long the server takes.
+TEST_CASE("stall detection off: an abandoned written request is not taken for an unanswered PING") {
+  MultiplexerConfig config;
+  config.health_check_interval = 1s;
+  Script s(config);
+  s.queue("slow", 50ms);
+  s.write_all();
+  s.tick();
+  s.now += 60ms;
+  s.tick();  // its deadline passed: abandoned, its reply still owed
+  REQUIRE(s.failed.size() == 1);
+  for (int i = 0; i < 10; ++i) {
+    s.now += 1s;
+    CHECK_FALSE(s.tick().drop_link);
+  }
+}
+
 TEST_CASE("an idle link sends a PING every health_check_interval and drops when it is not answered") {
   MultiplexerConfig config;
   config.health_check_interval = 1s;

@@ -397,4 +397,35 @@ TEST_CASE("a pop on a manual clock ends at its call's real deadline, and its wai
       std::chrono::seconds(5));
 }
 
+// A clear writes a token first (detail/clear_token.hpp). A full memory backend that refuses
+// writes has no room for it: the clear must still erase the results.
+TEST_CASE("a cache_clear on a full memory backend that refuses writes still clears") {
+  corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    corocache::Cache<MemoryBackend> cache(
+        MemoryBackend(ex,
+                      corocache::MemoryOptions{
+                          .max_entries = 2, .when_full = corocache::WhenFull::reject, .shards = 1}),
+        corocache::CacheOptions{.prefix = "full"});
+    auto runs = std::make_shared<int>(0);
+    auto twice = cache.func_cache("twice", [runs](int x) -> asio::awaitable<int> {
+      ++*runs;
+      co_return 2 * x;
+    });
+    auto acme = cache.tenant("acme");
+    const int first = co_await twice(acme, 21);  // one entry
+    CHECK(first == 42);
+    co_await acme.set_key("other", "v");  // two: full
+    auto batch = acme.batch();
+    batch.cache_clear(twice);
+    batch.push_to_queue("q", "after");
+    CHECK(batch.size() == 2);
+    co_await batch.commit();
+    const std::size_t left = co_await twice.cache_clear(acme);
+    CHECK(left == 0);  // the batch erased the result
+    const auto queued = co_await acme.pop_from_queue("q");
+    CHECK(queued == std::optional<std::string>("after"));
+    CHECK(*runs == 1);
+  });
+}
+
 }  // namespace testing_test

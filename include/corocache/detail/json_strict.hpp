@@ -11,9 +11,9 @@
 //     range (rounding to the nearest representable value is fine).
 // The same rules apply inside std::vector, std::optional (null is nullopt), std::array (of
 // exactly its size), std::pair, std::tuple, std::set, std::unordered_set, and std::map /
-// std::unordered_map (a JSON object for std::string keys, else nlohmann's array of
-// [key, value] pairs). Any other type (std::string, user-defined types, nlohmann::json)
-// goes through nlohmann's from_json: a user type's own from_json decides how strict it is.
+// std::unordered_map (a JSON object for keys a string can be made from, as nlohmann writes
+// them, else nlohmann's array of [key, value] pairs). Any other type (std::string, user-defined types,
+// nlohmann::json) goes through nlohmann's from_json: a user type's own from_json decides how strict it is.
 
 #include <corocache/errors.hpp>
 
@@ -161,10 +161,10 @@ T from_json_strict(const nlohmann::json& j) {
     using Key = typename T::key_type;
     using Mapped = typename T::mapped_type;
     T out;
-    if constexpr (std::is_same_v<Key, std::string>) {
+    if constexpr (std::is_constructible_v<nlohmann::json::string_t, Key>) {  // nlohmann writes an object
       if (!j.is_object()) strict_mismatch<T>(std::string("expected an object, got ") + j.type_name());
       for (auto it = j.begin(); it != j.end(); ++it)
-        out.emplace(it.key(), from_json_strict<Mapped>(it.value()));
+        out.emplace(Key(it.key()), from_json_strict<Mapped>(it.value()));
     } else {
       if (!j.is_array()) strict_mismatch<T>(std::string("expected an array, got ") + j.type_name());
       for (const auto& pair : j) {

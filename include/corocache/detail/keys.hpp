@@ -10,7 +10,7 @@
 // - `{<tenant>:<namespace>}` is a Redis Cluster hash tag: every key of one scope lands in
 //   one slot, so the multi-key scripts (a value and its indices) stay cluster-safe.
 // - kind keeps key spaces apart: a user value can never alias a queue, index, lock,
-//   memoized result or pending record, whatever bytes its name holds.
+//   memoized result, func_cache clear token or pending record, whatever bytes its name holds.
 // - name is the last part and may hold any bytes (an index name is escaped so that its key
 //   holds no '\n': make_index_key).
 // Segments starting with '~' are reserved for corocache's own names (the global tenant).

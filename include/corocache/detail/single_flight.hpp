@@ -195,13 +195,14 @@ class SingleFlight {
   };
 
   /// `self` is this registry, held by whoever owns it (the Run keeps it alive). A flight
-  /// started in an older `generation` (before a clear, memo_clears.hpp) is not joined: a new
-  /// one replaces it in the registry, and the old one goes on for the callers it has.
+  /// started in an older `generation` than the caller's (before a clear, memo_clears.hpp) is
+  /// not joined: a new one replaces it in the registry, and the old one goes on for the
+  /// callers it has. Generations only grow.
   static Joined join(const std::shared_ptr<SingleFlight>& self, const std::string& key,
                      std::uint64_t generation = 0) {
     std::lock_guard lock(self->mutex_);
     auto [it, inserted] = self->flights_.try_emplace(key);
-    if (!inserted && it->second->generation_ == generation) return Joined{it->second, std::nullopt};
+    if (!inserted && it->second->generation_ >= generation) return Joined{it->second, std::nullopt};
     it->second = std::make_shared<Flight>();
     it->second->generation_ = generation;
     return Joined{it->second, Run(self, key, it->second)};

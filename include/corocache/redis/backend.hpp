@@ -10,11 +10,10 @@
 //   for a waiting pop on a pooled blocking connection) and deletes the ledger once its caller
 //   has the element; when the caller is gone, a background job puts it back (never lost).
 // - Locks are strings holding their owner's token; an abandoned attempt is released.
-// - Prefix removal walks SCAN MATCH with the prefix's glob characters escaped and deletes
-//   with UNLINK in batches: never KEYS, never FLUSHDB.
+// - Prefix removal: SCAN MATCH (glob characters escaped), UNLINK in batches; never KEYS or FLUSHDB.
 //
-// Threads: every operation may be called from any thread, concurrently. All commands share
-// one automatically pipelined Connection; only waiting pops use a bounded pool of others.
+// Threads: any operation from any thread, concurrently. All commands share one pipelined
+// Connection; only waiting pops use a bounded pool of others.
 // Redis Cluster (RedisClusterOptions): one such connection (and pool) per primary; every
 // request goes to its key's slot owner, following MOVED/ASK (redis/detail/topology.hpp).
 //

@@ -103,11 +103,11 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     asio::steady_timer timer(t.executor_);
     std::string last_error;
     for (;;) {
-      t.throw_if_closed();  // a closed topology would otherwise wait out the deadline for a map
       t.apply(action);
       if (action.kind == cluster::Action::Kind::complete) co_return std::move(fsm.reply());
       if (action.kind == cluster::Action::Kind::fail) t.fail(action.error, fsm, last_error);
       if (action.kind == cluster::Action::Kind::wait_then_send) {
+        t.throw_if_closed();  // a closed topology would wait out the deadline (a send: connection())
         t.retries_.fetch_add(1, std::memory_order_relaxed);
         timer.expires_after(action.delay);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -172,11 +172,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     co_return out;
   }
 
-  /// Waits until the first slot map is known (discovery) or `until` passed.
+  /// Waits until the first slot map is known (discovery) or `until` passed; shut_down once
+  /// closed.
   static asio::awaitable<void> wait_ready(std::shared_ptr<ClusterTopology> self, Clock::time_point until) {
     asio::steady_timer timer(self->executor_);
     Duration delay = self->options_.retry_min;
     while (self->map()->empty() && Clock::now() < until) {
+      self->throw_if_closed();
       self->request_refresh();
       timer.expires_at(std::min(until, saturating_add(Clock::now(), delay)));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -345,7 +345,7 @@ class Multiplexer {
     Duration limit = config_.stall_timeout;
     if (limit > Duration::zero())  // a blocking command's wait, then the usual limit
       limit = head.patience >= Duration::max() - limit ? Duration::max() : limit + head.patience;
-    else if (head.op == nullptr && head.patience == Duration::zero())
+    else if (head.ping)
       limit = config_.health_check_interval;  // only the health check's PING is watched
     if (limit <= Duration::zero()) return false;
     return now >= saturating_add(progress_at_, limit);
@@ -366,7 +366,7 @@ class Multiplexer {
     }
     if (now < saturating_add(activity_at_, config_.health_check_interval)) return false;
     static constexpr std::string_view ping = "*1\r\n$4\r\nPING\r\n";
-    queue_.push_back(nullptr, 1, Duration::zero());
+    queue_.push_back(nullptr, 1, Duration::zero(), true);
     queue_.mark_all_written();
     buf_.append(ping);
     activity_end_id_ = 0;

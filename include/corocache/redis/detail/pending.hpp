@@ -67,6 +67,7 @@ class ReplyQueue {
     Duration patience{};             // its server_wait (stall detection allows it)
     std::uint32_t replies_left = 0;  // replies still to be read for this entry
     bool hole = false;               // abandoned before it was written: never sent
+    bool ping = false;               // the health check's PING (internal)
   };
 
   ReplyQueue() : ring_(16) {}
@@ -81,8 +82,9 @@ class ReplyQueue {
   std::uint64_t front_id() const noexcept { return front_id_; }
   std::uint64_t end_id() const noexcept { return front_id_ + size_; }
 
-  /// Appends `op` (null: an internal request that owns `replies` replies) and sets op->id.
-  void push_back(PendingOp* op, std::uint32_t replies, Duration patience) {
+  /// Appends `op` (null: an internal request that owns `replies` replies; `ping`: the health
+  /// check's) and sets op->id.
+  void push_back(PendingOp* op, std::uint32_t replies, Duration patience, bool ping = false) {
     if (size_ == ring_.size()) grow();
     if (op) {
       op->id = end_id();
@@ -95,6 +97,7 @@ class ReplyQueue {
     e.patience = patience;
     e.replies_left = replies;
     e.hole = false;
+    e.ping = ping;
     ++size_;
   }
   Entry& operator[](std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
