@@ -65,8 +65,8 @@ class Batch {
   }
   /// The same, for the function given to Cache::func_cache under `function_name`. Throws
   /// invalid_name for a name func_cache would refuse.
-  /// As FuncCache::cache_clear, a computation of the function running when the batch is
-  /// committed does not cache its result.
+  /// As FuncCache::cache_clear, a computation of the function running when commit() is
+  /// awaited does not cache its result.
   Batch& cache_clear(std::string_view function_name) {
     detail::validate_segment("func_cache name", function_name);
     ops_.emplace_back(batch_op::ErasePrefix{detail::memo_prefix(base_, function_name)});
@@ -85,7 +85,10 @@ class Batch {
   /// Applies the queued operations together, in order, and empties the batch, within the
   /// deadline of the scope that made the batch (Scope::with_timeout), counted from now.
   /// Completes when the backend has applied them; throws the backend's system_error if it
-  /// could not (on Redis a transport failure may leave it unknown whether EXEC ran).
+  /// could not (on Redis a transport failure may leave it unknown whether EXEC ran). A batch
+  /// with cache_clear first marks each clear (generation, token: clear_token.hpp) outside
+  /// the batch, one round trip each; a failure there fails commit() with nothing of the
+  /// batch applied, and the marks already made stay.
   asio::awaitable<void> commit() {
     std::vector<BatchOp> ops = std::exchange(ops_, {});
     if (ops.empty()) return nothing();

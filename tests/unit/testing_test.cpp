@@ -398,7 +398,8 @@ TEST_CASE("a pop on a manual clock ends at its call's real deadline, and its wai
 }
 
 // A clear writes a token first (detail/clear_token.hpp). A full memory backend that refuses
-// writes has no room for it: the clear must still erase the results.
+// writes has no room for it: the clear must still erase the results, for a batch's clear and
+// a direct one alike.
 TEST_CASE("a cache_clear on a full memory backend that refuses writes still clears") {
   corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     corocache::Cache<MemoryBackend> cache(
@@ -414,17 +415,20 @@ TEST_CASE("a cache_clear on a full memory backend that refuses writes still clea
     auto acme = cache.tenant("acme");
     const int first = co_await twice(acme, 21);  // one entry
     CHECK(first == 42);
-    co_await acme.set_key("other", "v");  // two: full
+    co_await acme.set_key("other", "v");  // two: full, no room for a token
     auto batch = acme.batch();
     batch.cache_clear(twice);
     batch.push_to_queue("q", "after");
     CHECK(batch.size() == 2);
     co_await batch.commit();
-    const std::size_t left = co_await twice.cache_clear(acme);
-    CHECK(left == 0);  // the batch erased the result
     const auto queued = co_await acme.pop_from_queue("q");
     CHECK(queued == std::optional<std::string>("after"));
-    CHECK(*runs == 1);
+    const int recomputed = co_await twice(acme, 21);  // the batch erased the result
+    CHECK(recomputed == 42);
+    CHECK(*runs == 2);
+    const std::size_t cleared = co_await twice.cache_clear(acme);  // full again: no token either
+    CHECK(cleared == 1);
+    CHECK(cache.backend().stats().rejections >= 2);  // both tokens were refused
   });
 }
 

@@ -162,6 +162,8 @@ T from_json_strict(const nlohmann::json& j) {
     using Mapped = typename T::mapped_type;
     T out;
     if constexpr (std::is_constructible_v<nlohmann::json::string_t, Key>) {  // nlohmann writes an object
+      static_assert(!std::is_same_v<Key, std::string_view> && !std::is_pointer_v<Key>,
+                    "corocache: a decoded map's keys must own their text (not string_view or a pointer)");
       if (!j.is_object()) strict_mismatch<T>(std::string("expected an object, got ") + j.type_name());
       for (auto it = j.begin(); it != j.end(); ++it)
         out.emplace(Key(it.key()), from_json_strict<Mapped>(it.value()));
