@@ -62,10 +62,12 @@ TEMPLATE_LIST_TEST_CASE("memoized results are per tenant and cache_clear clears 
 }
 
 namespace {
-/// Waits `d` on the caller's executor.
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
+/// Waits, in steps of 2 ms, until `ready` holds (at most 10 s).
+asio::awaitable<void> wait_for(const std::shared_ptr<std::atomic<bool>>& ready) {
+  for (int i = 0; i < 5000 && !*ready; ++i) {
+    asio::steady_timer step(co_await asio::this_coro::executor, 2ms);
+    co_await step.async_wait(asio::use_awaitable);
+  }
 }
 }  // namespace
 
@@ -78,10 +80,15 @@ TEMPLATE_LIST_TEST_CASE("a computation that a cache_clear overlaps does not cach
     World<TestType> w;
     auto db = std::make_shared<std::atomic<int>>(1);
     auto runs = std::make_shared<std::atomic<int>>(0);
-    auto read = w.cache.func_cache("read", [db, runs](int row) -> asio::awaitable<int> {
+    // Ordered by flags, not by timing (a TLS link under ASan takes its time): the first
+    // computation has read the database before it changes, and ends only after the clear.
+    auto has_read = std::make_shared<std::atomic<bool>>(false);
+    auto cleared = std::make_shared<std::atomic<bool>>(false);
+    auto read = w.cache.func_cache("read", [db, runs, has_read, cleared](int row) -> asio::awaitable<int> {
       ++*runs;
-      const int seen = db->load() + row;  // read first, then the slow part
-      co_await pause(100ms);
+      const int seen = db->load() + row;
+      *has_read = true;
+      co_await wait_for(cleared);
       co_return seen;
     });
     auto acme = w.cache.tenant("acme");
@@ -91,16 +98,17 @@ TEMPLATE_LIST_TEST_CASE("a computation that a cache_clear overlaps does not cach
         before_clear = co_await read(acme, 0);  // starts the computation that reads 1
         co_return;
       }
-      co_await pause(30ms);
+      co_await wait_for(has_read);
       *db = 2;  // the database commit, then the clear
       if (by_batch) {
         auto batch = acme.batch();
         batch.cache_clear(read);
         co_await batch.commit();
       } else {
-        const std::size_t cleared = co_await read.cache_clear(acme);
-        static_cast<void>(cleared);
+        const std::size_t erased = co_await read.cache_clear(acme);
+        static_cast<void>(erased);
       }
+      *cleared = true;
       after_clear = co_await read(acme, 0);  // must not join the computation that read 1
     });
     CHECK(before_clear == 1);

@@ -118,11 +118,18 @@ TEST_CASE("a computation on one replica that another replica's cache_clear overl
     Replicas r(ex, unique_prefix());
     auto db = std::make_shared<std::atomic<int>>(1);
     auto runs = std::make_shared<std::atomic<int>>(0);
-    auto read = [db, runs](int row) -> asio::awaitable<int> {
+    // Ordered by flags, not by timing: replica a's computation has read the database before
+    // it changes, and ends only after replica b's clear.
+    auto has_read = std::make_shared<std::atomic<bool>>(false);
+    auto cleared = std::make_shared<std::atomic<bool>>(false);
+    auto read = [db, runs, has_read, cleared](int row) -> asio::awaitable<int> {
       ++*runs;
       const int seen = db->load() + row;
-      asio::steady_timer slow(co_await asio::this_coro::executor, 200ms);
-      co_await slow.async_wait(asio::use_awaitable);
+      *has_read = true;
+      for (int i = 0; i < 5000 && !*cleared; ++i) {
+        asio::steady_timer step(co_await asio::this_coro::executor, 2ms);
+        co_await step.async_wait(asio::use_awaitable);
+      }
       co_return seen;
     };
     auto read_a = r.a.func_cache("read", read);
@@ -135,17 +142,20 @@ TEST_CASE("a computation on one replica that another replica's cache_clear overl
           *seen = co_await read_a(acme, 0);
         }(read_a, r.a.tenant("acme"), seen_first),
         asio::detached);
-    asio::steady_timer meanwhile(ex, 50ms);
-    co_await meanwhile.async_wait(asio::use_awaitable);
+    for (int i = 0; i < 5000 && !*has_read; ++i) {
+      asio::steady_timer step(ex, 2ms);
+      co_await step.async_wait(asio::use_awaitable);
+    }
     *db = 2;
-    const std::size_t cleared = co_await read_b.cache_clear(r.b.tenant("acme"));  // replica b's clear
-    CHECK(cleared == 0);
+    const std::size_t erased = co_await read_b.cache_clear(r.b.tenant("acme"));  // replica b's clear
+    CHECK(erased == 0);
+    *cleared = true;
     for (int i = 0; i < 300 && *seen_first == 0; ++i) {
       asio::steady_timer poll(ex, 10ms);
       co_await poll.async_wait(asio::use_awaitable);
     }
-    CHECK(*seen_first == 1);               // replica a's caller asked before the clear
-    asio::steady_timer settle(ex, 100ms);  // a's erase follows its store by a round trip
+    CHECK(*seen_first == 1);            // replica a's caller asked before the clear
+    asio::steady_timer settle(ex, 1s);  // a's erase follows its store by a round trip
     co_await settle.async_wait(asio::use_awaitable);
     const int seen_later = co_await read_b(r.b.tenant("acme"), 0);
     CHECK(seen_later == 2);
