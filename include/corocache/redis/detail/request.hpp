@@ -5,6 +5,8 @@
 //   r.add("SET", key, value, "PX", ttl_ms);   // string_view-convertibles and integers
 // Commands are encoded in RESP exactly as hiredis' redisFormatCommandArgv encodes them.
 
+#include <corocache/backend.hpp>
+
 #include <array>
 #include <charconv>
 #include <concepts>
