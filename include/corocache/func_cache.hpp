@@ -26,6 +26,7 @@
 #include <corocache/detail/memo_key.hpp>
 #include <corocache/detail/single_flight.hpp>
 #include <corocache/detail/store_params.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/options.hpp>
 #include <corocache/scope.hpp>
 
@@ -90,8 +91,10 @@ class FuncCache {
   /// Calls the function with `args`, or returns its cached result for the same arguments in
   /// this scope. Arguments are encoded (and rejected if they cannot be, e.g. invalid UTF-8)
   /// before any backend work. A cached result that no longer decodes as the result type
-  /// (e.g. after a schema change) is recomputed and overwritten. Backend failures propagate
-  /// as system_error; exceptions from the function propagate and cache nothing.
+  /// (e.g. after a schema change) is recomputed and overwritten. A backend failure before
+  /// the function runs (reading the cache) propagates as system_error; once the function
+  /// has returned, its result is returned even if storing it fails (no room, a lost link:
+  /// it is then not cached). Exceptions from the function propagate and cache nothing.
   /// Concurrent calls with the same arguments in one process share one run of the function
   /// (and its exception, if it throws).
   ///
@@ -258,7 +261,15 @@ class FuncCache {
         co_return;
       }
       StoreParams params{state->options.expire, false, 0, {}};
-      const bool written = co_await core->backend.set(key, encoded, std::move(params), Deadline());
+      bool written = false;
+      try {
+        written = co_await core->backend.set(key, encoded, std::move(params), Deadline());
+      } catch (const boost::system::system_error&) {
+        // No room (capacity_exceeded, a Redis OOM), or the link failed: the function did
+        // succeed, so its callers get the result; it is just not cached.
+      } catch (const invalid_backend_argument&) {
+        // A result too large for the backend to store: the same.
+      }
       run.finish(nullptr, std::move(encoded));
       // Cleared by another process meanwhile: take the result back out.
       const std::optional<std::string> epoch_now = co_await core->backend.get(fence.epoch_key, Deadline());

@@ -432,4 +432,35 @@ TEST_CASE("a cache_clear on a full memory backend that refuses writes still clea
   });
 }
 
+// The function ran and returned: a store that finds no room must not turn its result into
+// an error. The result is returned, uncached, to the caller and to the callers joined to it.
+TEST_CASE("a memoized call returns its result when a full backend refuses to store it") {
+  corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    corocache::Cache<MemoryBackend> cache(
+        MemoryBackend(ex,
+                      corocache::MemoryOptions{
+                          .max_entries = 1, .when_full = corocache::WhenFull::reject, .shards = 1}),
+        corocache::CacheOptions{.prefix = "full"});
+    auto runs = std::make_shared<int>(0);
+    auto twice = cache.func_cache("twice", [runs](int x) -> asio::awaitable<int> {
+      ++*runs;
+      co_return 2 * x;
+    });
+    auto acme = cache.tenant("acme");
+    co_await acme.set_key("filler", "v");  // full
+    const int first = co_await twice(acme, 21);
+    CHECK(first == 42);
+    const int second = co_await twice(acme, 21);  // not cached: computed again
+    CHECK(second == 42);
+    CHECK(*runs == 2);
+    CHECK(cache.backend().stats().rejections >= 2);
+    co_await acme.delete_key("filler");  // room again: the next result is cached
+    const int third = co_await twice(acme, 21);
+    const int fourth = co_await twice(acme, 21);
+    CHECK(third == 42);
+    CHECK(fourth == 42);
+    CHECK(*runs == 3);
+  });
+}
+
 }  // namespace testing_test
