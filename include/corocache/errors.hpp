@@ -68,6 +68,17 @@ inline boost::system::error_code make_error_code(errc e) noexcept {
   throw boost::system::system_error(make_error_code(e), what);
 }
 
+namespace detail {
+/// The context a system_error was thrown with, without the ": <message> [category:value]"
+/// Boost appends to what(): for quoting one failure inside another's message.
+inline std::string context_of(const boost::system::system_error& e) {
+  std::string text = e.what();
+  const std::string suffix = std::string(": ") + e.code().what();
+  if (text.size() > suffix.size() && text.ends_with(suffix)) text.resize(text.size() - suffix.size());
+  return text;
+}
+}  // namespace detail
+
 /// A tenant, namespace, prefix, index or function name that would break key isolation.
 class invalid_name : public std::invalid_argument {
  public:

@@ -2,7 +2,8 @@
 // each): a slot moved by hand under 200 coroutines, plain values turned into indexed ones
 // during a migration, a primary SIGKILLed (its connection dropped once it left the map),
 // MOVED after a reshard, SCAN-based flushing across primaries, also onto a primary that
-// joined empty after discovery. The fixture's steps are blocking; the
+// joined empty after discovery; a request written as its node's link comes back, whose
+// reply is slow, keeps the caller's whole deadline. The fixture's steps are blocking; the
 // cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
@@ -11,6 +12,7 @@
 #include <corocache/cache.hpp>
 #include <corocache/errors.hpp>
 #include <corocache/redis/backend.hpp>
+#include <corocache/redis/detail/cluster_topology.hpp>
 #include <corocache/redis/detail/cluster_walk.hpp>
 #include <corocache/redis/topology_options.hpp>
 
@@ -285,6 +287,40 @@ TEST_CASE(
   CHECK(bg.sync(scope.get_key("b")) == std::optional<std::string>("new-b"));
   CHECK(bg.sync(scope.list_keys_by_index("g")) == std::vector<std::string>{"a", "b", "in-g"});
   CHECK(cluster.owner_of_slot(slot) == to);
+}
+
+TEST_CASE("Redis Cluster: a request written as its node's link comes back gets the caller's whole deadline") {
+  using corocache::detail::redis::ClusterTopology;
+  using corocache::detail::redis::Request;
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  auto topo =
+      std::make_shared<ClusterTopology>(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url()));
+  const std::string key = "{slow}";
+  const int slot = cluster.key_slot(key);
+  const std::size_t owner = cluster.owner_of_slot(slot);
+  Request warm;
+  warm.add("GET", key);
+  bg.sync(ClusterTopology::exec(topo, slot, std::move(warm), 5s));
+  const auto drops = topo->connection_stats().link_drops;
+  // The server drops the link; the client reconnects after its backoff (>= 50 ms). A
+  // request sent meanwhile gets a short window (500 ms) to be written in. Written when the
+  // link is back, it runs 700 ms: its reply comes past the window, well within 5 s.
+  corocache::test::SyncClient::once(cluster.port(owner),
+                                    {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  REQUIRE(
+      corocache::test::poll_until([&] { return topo->connection_stats().link_drops > drops; }, 5000ms, 1ms));
+  Request slow;
+  slow.add("EVAL",
+           "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+           "repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - start > 700000 "
+           "return 'done'",
+           1, key);
+  const auto start = Clock::now();
+  const auto reply = bg.sync(ClusterTopology::exec(topo, slot, std::move(slow), 5s));
+  CHECK(reply.str == "done");
+  CHECK(Clock::now() - start >= 700ms);  // it did run, after the link came back
+  topo->close();
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

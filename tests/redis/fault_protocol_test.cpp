@@ -3,7 +3,8 @@
 // connection_lost when the peer hangs up mid-reply), the link is reset, nothing crashes,
 // nothing is buffered without bound, and the next call works on a fresh connection. A reply
 // that is merely too large fails only its own call with reply_too_large: the link and every
-// other call in flight on it are kept. The last cases do the same against a real redis-server.
+// other call in flight on it are kept. A request written within its send window waits out a
+// slow reply for its whole timeout. The last cases do the same against a real redis-server.
 #include "redis/fault_support.hpp"
 #include "support/run.hpp"
 
@@ -477,6 +478,46 @@ TEST_CASE("the too-large reply of a request that timed out is discarded and the 
         CHECK(fake.connections() == 1);
       },
       1, std::chrono::seconds(20));
+}
+
+TEST_CASE("a request written within its send window gets its whole timeout for a slow reply") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        FakeServer fake(ex, [](const std::vector<std::string>& command, int, int) {
+          return command.front() == "GET" ? bulk("slow") : std::string("+OK\r\n");
+        });
+        // The link comes up 150 ms after the call (AUTH is answered late), inside the 300 ms
+        // window; the reply then takes 600 ms more, past the window, within the timeout.
+        fake.delay_answers([](const std::vector<std::string>& command) {
+          return command.front() == "AUTH" ? 150ms : command.front() == "GET" ? 600ms : 0ms;
+        });
+        auto options = fake.options();
+        options.password = "secret";
+        Connection c(ex, options);
+        auto request = cmd("GET", "k");
+        request.send_within = 300ms;
+        auto slow = co_await outcome_of(c.exec(std::move(request), 30s));
+        CHECK_FALSE(slow.ec);
+        CHECK(slow.reply.str == "slow");
+        CHECK(c.stats().connects == 1);
+      },
+      1, std::chrono::seconds(40));
+}
+
+TEST_CASE("a request still unwritten at the end of its send window fails with not_connected") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        corocache::RedisOptions options;
+        options.port = 1;  // nothing listens: every connect is refused
+        options.reconnect_min = 10ms;
+        Connection c(ex, options);
+        auto request = cmd("GET", "k");
+        request.send_within = 200ms;
+        auto unsent = co_await outcome_of(c.exec(std::move(request), 30s));
+        CHECK(unsent.ec == errc::not_connected);
+        CHECK(unsent.took < 20s);  // the window ended it, not the 30 s timeout
+      },
+      1, std::chrono::seconds(40));
 }
 
 TEST_CASE("a too-large reply during the handshake fails the link, never a caller's request") {

@@ -464,13 +464,35 @@ TEST_CASE("group_by_slot: keys of one hash tag stay together, groups follow firs
   CHECK(group_by_slot(none).empty());
 }
 
-TEST_CASE("send_attempt: a down link gets a short attempt within the deadline, a live one all of it") {
-  CHECK(send_attempt(true, 1500ms, 2000ms) == 1500ms);
-  CHECK(send_attempt(false, 1500ms, 2000ms) == 500ms);
-  CHECK(send_attempt(false, 100ms, 2000ms) == 100ms);  // never past the caller's deadline
-  CHECK(send_attempt(false, 1500ms, 400ms) == 100ms);
-  CHECK(send_attempt(false, 1500ms, 10ms) == 50ms);  // long enough for a loopback connect
-  CHECK(send_attempt(false, 1500ms, 60000ms) == 500ms);
+TEST_CASE("DiscoveryFailure: not_connected naming each node, a rejected AUTH or TLS handshake outranks it") {
+  DiscoveryFailure f;
+  CHECK(f.empty());
+  CHECK(f.code() == errc::not_connected);
+  CHECK_FALSE(f.fatal());
+  f.add(errc::not_connected, NodeAddress{"10.0.0.1", 7000},
+        "corocache redis: not connected to 10.0.0.1:7000 (connect: Connection refused)");
+  f.add(errc::protocol_error, NodeAddress{"::1", 7001}, "corocache: CLUSTER SLOTS failed: ERR disabled");
+  CHECK(f.code() == errc::not_connected);
+  CHECK_FALSE(f.fatal());
+  CHECK(f.reasons() ==
+        "not connected to 10.0.0.1:7000 (connect: Connection refused); [::1]:7001: CLUSTER SLOTS failed: ERR "
+        "disabled");
+  f.add(errc::auth_failed, NodeAddress{"h", 1}, "h:1: AUTH rejected");
+  f.add(errc::tls_failed, NodeAddress{"h", 2}, "h:2: TLS failed");
+  CHECK(f.code() == errc::auth_failed);  // the first configuration error stays
+  CHECK(f.fatal());
+  f.add(errc::not_connected, NodeAddress{"h", 3}, "refused");
+  f.add(errc::not_connected, NodeAddress{"h", 4}, "refused");
+  CHECK(f.reasons().ends_with("h:2: TLS failed; ..."));  // bounded: four reasons, then "..."
+  CHECK(f.message().starts_with("corocache redis cluster: no slot map from any seed (not connected to"));
+}
+
+TEST_CASE("send_window: a down link gets a short window to be written in, a live one none") {
+  CHECK(send_window(true, 2000ms) == 0ms);  // no separate limit: the caller's deadline
+  CHECK(send_window(false, 2000ms) == 500ms);
+  CHECK(send_window(false, 400ms) == 100ms);
+  CHECK(send_window(false, 10ms) == 50ms);  // long enough for a loopback connect
+  CHECK(send_window(false, 60000ms) == 500ms);
 }
 
 TEST_CASE("refresh_order: live links first, then primaries, replicas and seeds, without repeats") {

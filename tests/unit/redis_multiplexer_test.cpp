@@ -331,6 +331,89 @@ TEST_CASE("a deadline is a timeout once written or while a link is up, not_conne
   CHECK(s.write_all().empty());  // an expired request is never sent
 }
 
+TEST_CASE("a send limit fails an unwritten request with no link, not_connected, before its timeout") {
+  Script s;
+  s.link_down();
+  auto* op = s.make("k", 5s);
+  op->send_within = 300ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  CHECK(s.mux.next_deadline() == s.now + 300ms);
+  s.now += 299ms;
+  s.tick();
+  CHECK(s.failed.empty());
+  s.now += 1ms;
+  s.tick();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(op->ec == errc::not_connected);
+  s.mux.on_link_up();
+  CHECK(s.write_all().empty());  // never sent
+}
+
+TEST_CASE("a request written within its send limit gets its whole timeout") {
+  Script s;
+  s.link_down();
+  auto* op = s.make("k", 5s);
+  op->send_within = 300ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  s.now += 100ms;
+  s.mux.on_link_up();  // the link comes back inside the limit: the request goes out
+  CHECK_FALSE(s.write_all().empty());
+  s.now += 400ms;  // past the send limit, the server still working on it
+  s.tick();
+  CHECK(s.failed.empty());
+  CHECK(s.mux.next_deadline() == s.now - 500ms + 5s);
+  auto d = s.reply("v");
+  CHECK(d.kind == Kind::completed);
+  CHECK(d.op == op);
+  CHECK_FALSE(op->ec);
+  CHECK(s.mux.next_deadline() == Clock::time_point::max());
+}
+
+TEST_CASE("past its send limit, a written request times out at its call's deadline, not before") {
+  Script s;
+  auto* op = s.make("k", 1s);
+  op->send_within = 200ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  s.write_all();
+  s.now += 200ms;
+  s.tick();
+  CHECK(s.failed.empty());
+  s.now += 799ms;
+  s.tick();
+  CHECK(s.failed.empty());
+  s.now += 1ms;
+  s.tick();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(op->ec == errc::timeout);
+}
+
+TEST_CASE("an unwritten request behind a write in progress keeps waiting past its send limit") {
+  Script s;
+  auto* first = s.queue("a", 5s);
+  const std::string bytes(s.mux.prepare_write());  // a write under way
+  REQUIRE_FALSE(bytes.empty());
+  auto* op = s.make("k", 5s);
+  op->send_within = 100ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  s.now += 150ms;
+  s.tick();  // the link is up: it is about to be written, not failed
+  CHECK(s.failed.empty());
+  CHECK(s.mux.on_written(bytes.size()));
+  CHECK_FALSE(s.write_all().empty());
+  CHECK(s.reply("1").op == first);
+  CHECK(s.reply("2").op == op);
+  CHECK_FALSE(op->ec);
+}
+
+TEST_CASE("a send limit at or over the timeout changes nothing") {
+  Script s;
+  auto* op = s.make("k", 100ms);
+  op->send_within = 100ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  CHECK(op->deadline == s.now + 100ms);
+  CHECK(op->call_deadline == op->deadline);
+}
+
 TEST_CASE("Duration::max() and huge timeouts mean forever, never an overflow") {
   Script s;
   auto* forever = s.queue("f", Duration::max());

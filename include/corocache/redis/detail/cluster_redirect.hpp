@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <initializer_list>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -251,17 +252,57 @@ class ClusterRequestFsm {
   Reply last_;
 };
 
-/// The timeout of one send on a node's connection, `left` being what remains of the caller's
-/// deadline. A node whose link is up gets all of it. A node whose link is down (a dead or
-/// not yet reached primary) gets a short attempt, connect_timeout / 4 clamped to 50..500 ms:
-/// the connection would hold the request until its timeout, and a request that comes back
-/// unwritten (not_connected) can be routed again, e.g. to the replica promoted meanwhile.
-inline std::chrono::milliseconds send_attempt(bool link_up, std::chrono::milliseconds left,
-                                              std::chrono::milliseconds connect_timeout) {
-  if (link_up) return left;
-  const auto short_attempt =
-      std::clamp(connect_timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(500));
-  return std::min(left, short_attempt);
+/// Why no node gave a slot map, for the calls that wait for one. A rejected AUTH or TLS
+/// handshake outranks an unreachable node: it is a configuration error that waiting does not
+/// mend, so calls fail with it at once, as they do on a single server; otherwise a call
+/// fails with not_connected (it was never sent) at its deadline, naming each node's reason.
+class DiscoveryFailure {
+ public:
+  bool empty() const noexcept { return reasons_.empty(); }
+  errc code() const noexcept { return code_; }
+  const std::string& reasons() const noexcept { return reasons_; }
+  bool fatal() const noexcept { return code_ == errc::auth_failed || code_ == errc::tls_failed; }
+
+  /// Why `node` gave no map (named in the text unless `why` names it). At most
+  /// `max_reasons` are kept in the text.
+  void add(errc code, const NodeAddress& node, std::string_view why) {
+    if (!fatal() && (code == errc::auth_failed || code == errc::tls_failed)) code_ = code;
+    if (count_++ == max_reasons) {
+      reasons_ += "; ...";
+      return;
+    }
+    if (count_ > max_reasons) return;
+    for (std::string_view prefix : {"corocache redis: ", "corocache: "})
+      if (why.starts_with(prefix)) why.remove_prefix(prefix.size());
+    if (!reasons_.empty()) reasons_ += "; ";
+    const std::string bare = node.host + ":" + std::to_string(node.port);  // as a connection names it
+    if (why.find(bare) == std::string_view::npos) reasons_ += node.to_string() + ": ";
+    reasons_ += why;
+  }
+
+  /// The message of a call that failed for want of a slot map.
+  std::string message() const {
+    std::string m = "corocache redis cluster: no slot map from any seed";
+    if (!reasons_.empty()) m += " (" + reasons_ + ")";
+    return m;
+  }
+
+ private:
+  static constexpr int max_reasons = 4;
+  errc code_ = errc::not_connected;
+  std::string reasons_;
+  int count_ = 0;
+};
+
+/// How long one send may wait unwritten on a node's connection (Request::send_within; zero:
+/// no separate limit). A node whose link is up gets none: its request goes out at once. A
+/// node whose link is down (a dead or not yet reached primary) gets a short window,
+/// connect_timeout / 4 clamped to 50..500 ms: a request still unwritten then comes back
+/// with not_connected and can be routed again, e.g. to the replica promoted meanwhile. A
+/// request written inside the window has the caller's whole deadline for its reply.
+inline std::chrono::milliseconds send_window(bool link_up, std::chrono::milliseconds connect_timeout) {
+  if (link_up) return std::chrono::milliseconds::zero();
+  return std::clamp(connect_timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(500));
 }
 
 /// The order in which to ask nodes for the slot map: nodes with a live link first (they

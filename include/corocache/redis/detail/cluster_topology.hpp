@@ -105,9 +105,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     for (;;) {
       t.apply(action);
       if (action.kind == cluster::Action::Kind::complete) co_return std::move(fsm.reply());
-      if (action.kind == cluster::Action::Kind::fail) t.fail(action.error, fsm, last_error);
+      if (action.kind == cluster::Action::Kind::fail) {
+        if (action.error == errc::timeout && t.map()->empty()) t.throw_undiscovered(true);
+        t.fail(action.error, fsm, last_error);
+      }
       if (action.kind == cluster::Action::Kind::wait_then_send) {
         t.throw_if_closed();  // a closed topology would wait out the deadline (a send: connection())
+        if (t.map()->empty()) t.throw_undiscovered(false);
         t.retries_.fetch_add(1, std::memory_order_relaxed);
         timer.expires_after(action.delay);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -119,16 +123,16 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       const ConnectionPtr conn = t.connection(action.node);
       const Duration left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
       if (left <= Duration::zero()) t.fail(errc::timeout, fsm, last_error);
-      const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
       Request out = action.asking ? cluster::with_asking(request) : request;
+      out.send_within = cluster::send_window(link_up(*conn), t.options_.connect_timeout);
       boost::system::error_code code;
       std::exception_ptr error;
       Reply reply;
       try {
-        reply = co_await conn->exec(std::move(out), attempt);
+        reply = co_await conn->exec(std::move(out), left);
       } catch (const boost::system::system_error& e) {
         code = e.code();
-        last_error = e.what();
+        last_error = detail::context_of(e);
         error = std::current_exception();
       }
       if (!code) {
@@ -179,6 +183,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     Duration delay = self->options_.retry_min;
     while (self->map()->empty() && Clock::now() < until) {
       self->throw_if_closed();
+      if (self->discovery_failure().fatal()) co_return;  // the pop's own call reports it
       self->request_refresh();
       timer.expires_at(std::min(until, saturating_add(Clock::now(), delay)));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -274,6 +279,19 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     return map_;
   }
 
+  cluster::DiscoveryFailure discovery_failure() const {
+    std::lock_guard lock(mutex_);
+    return discovery_failure_;
+  }
+
+  /// For a call that found no slot map: throws the discovery failure when it is fatal (a
+  /// rejected AUTH or TLS handshake), or whatever it is when `at_deadline` (not_connected,
+  /// with each seed's reason, if any seed was asked yet).
+  void throw_undiscovered(bool at_deadline) const {
+    const auto failure = discovery_failure();
+    if (failure.fatal() || at_deadline) throw_error(failure.code(), failure.message());
+  }
+
   void throw_if_closed() const {
     std::lock_guard lock(mutex_);
     if (closed_) throw_error(errc::shut_down, "corocache redis cluster: closed");
@@ -345,6 +363,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   static asio::awaitable<bool> fetch_and_install(std::shared_ptr<ClusterTopology> self,
                                                  Clock::time_point deadline) {
     ClusterTopology& t = *self;
+    cluster::DiscoveryFailure failure;
     for (const auto& node : t.refresh_candidates()) {
       const auto left = std::min<Duration>(std::chrono::duration_cast<Duration>(deadline - Clock::now()),
                                            t.options_.request_timeout);
@@ -355,16 +374,24 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       } catch (...) {
         break;  // closed
       }
-      const Duration attempt = cluster::send_attempt(link_up(*conn), left, t.options_.connect_timeout);
-      auto result = co_await ask_for_map(*conn, node, attempt, t.options_.tls.enabled);
-      if (!result.ok() || result.map.empty()) continue;
+      const Duration window = cluster::send_window(link_up(*conn), t.options_.connect_timeout);
+      auto answer = co_await ask_for_map(*conn, node, left, window, t.options_.tls.enabled);
+      if (!answer.result.ok() || answer.result.map.empty()) {
+        failure.add(answer.code, node, answer.result.ok() ? "no slot has an owner" : answer.result.error);
+        continue;
+      }
       std::vector<ConnectionPtr> departed;  // closed here, after the lock, unless a call holds one
       {
         std::lock_guard lock(t.mutex_);
-        t.map_ = std::make_shared<cluster::SlotMap>(std::move(result.map));
+        t.map_ = std::make_shared<cluster::SlotMap>(std::move(answer.result.map));
+        t.discovery_failure_ = {};
         t.take_departed(departed);
       }
       co_return true;
+    }
+    if (!failure.empty()) {
+      std::lock_guard lock(t.mutex_);
+      t.discovery_failure_ = std::move(failure);
     }
     co_return false;
   }
@@ -434,20 +461,31 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     co_return found;
   }
 
+  struct MapAnswer {
+    cluster::SlotMapResult result;
+    errc code = errc::protocol_error;  // what kind of failure, when the result has an error
+  };
+
   /// CLUSTER SHARDS, or CLUSTER SLOTS when SHARDS is refused; an error text on failure.
-  static asio::awaitable<cluster::SlotMapResult> ask_for_map(Connection& conn, cluster::NodeAddress node,
-                                                             Duration attempt, bool tls) {
+  static asio::awaitable<MapAnswer> ask_for_map(Connection& conn, cluster::NodeAddress node, Duration timeout,
+                                                Duration window, bool tls) {
     try {
       Request shards;
       shards.add("CLUSTER", "SHARDS");
-      const Reply reply = co_await conn.exec(std::move(shards), attempt);
-      if (!reply.is_error()) co_return cluster::parse_cluster_shards(reply, node, tls);
+      shards.send_within = window;
+      const Reply reply = co_await conn.exec(std::move(shards), timeout);
+      if (!reply.is_error()) co_return MapAnswer{cluster::parse_cluster_shards(reply, node, tls)};
       Request slots;
       slots.add("CLUSTER", "SLOTS");
-      const Reply fallback = co_await conn.exec(std::move(slots), attempt);
-      co_return cluster::parse_cluster_slots(fallback, node);
+      const Reply fallback = co_await conn.exec(std::move(slots), timeout);
+      co_return MapAnswer{cluster::parse_cluster_slots(fallback, node)};
+    } catch (const boost::system::system_error& e) {
+      const auto code = e.code() == errc::auth_failed  ? errc::auth_failed
+                        : e.code() == errc::tls_failed ? errc::tls_failed
+                                                       : errc::not_connected;
+      co_return MapAnswer{cluster::SlotMapResult{cluster::SlotMap{}, detail::context_of(e)}, code};
     } catch (const std::exception& e) {
-      co_return cluster::SlotMapResult{cluster::SlotMap{}, e.what()};
+      co_return MapAnswer{cluster::SlotMapResult{cluster::SlotMap{}, e.what()}};
     }
   }
 
@@ -459,9 +497,9 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     for (;;) {
       if (!map()->empty()) co_return;
       throw_if_closed();
+      throw_undiscovered(false);
       request_refresh();
-      if (Clock::now() + delay >= deadline)
-        throw_error(errc::timeout, "corocache redis cluster: no slot map from any seed before the deadline");
+      if (Clock::now() + delay >= deadline) throw_undiscovered(true);
       timer.expires_after(delay);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       delay = std::min<Duration>(delay * 2, options_.retry_max);
@@ -471,9 +509,10 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   asio::any_io_executor executor_;
   RedisClusterOptions options_;
   cluster::RedirectPolicy policy_;
-  mutable std::mutex mutex_;  // guards map_, conns_, departed_stats_, pools_, retired_pools_, closed_,
-                              // refreshing_, last_refresh_start_
+  mutable std::mutex mutex_;  // guards map_, discovery_failure_, conns_, departed_stats_, pools_,
+                              // retired_pools_, closed_, refreshing_, last_refresh_start_
   MapPtr map_;
+  cluster::DiscoveryFailure discovery_failure_;  // of the last refresh that installed no map
   std::map<cluster::NodeAddress, ConnectionPtr> conns_;
   ConnectionStats departed_stats_;  // the counters of connections take_departed dropped
   std::map<cluster::NodeAddress, std::shared_ptr<BlockingPool>> pools_;

@@ -134,6 +134,7 @@ class Connection {
     op->replies = static_cast<std::uint32_t>(request.replies);
     op->timeout = timeout;  // zero: the deadline's, or request_timeout (set when awaited)
     op->server_wait = request.server_wait;
+    op->send_within = request.send_within;
     op->owner = impl_.get();
     op->ec_out = ec_out;
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Result)>(

@@ -277,7 +277,9 @@ class Multiplexer {
   // --- time -----------------------------------------------------------------------------------
 
   /// Expires deadlines (`fail(op)` for each: timeout, or not_connected if it was never
-  /// written while no link was up) and runs the stall and health checks.
+  /// written while no link was up) and runs the stall and health checks. A request past its
+  /// send limit (PendingOp::send_within) fails only if it is unwritten with no link up;
+  /// otherwise it waits on until its call's deadline.
   template <class Fail>
   Tick on_tick(Clock::time_point now, Fail&& fail) {
     while (!deadlines_.empty() && deadlines_.front()->deadline <= now) {
@@ -286,6 +288,11 @@ class Multiplexer {
       ReplyQueue::Entry* e = queue_.find(op);
       if (!e) continue;
       const bool written = queue_.is_written(op->id);
+      if (op->deadline < op->call_deadline && (written || link_up_)) {
+        op->deadline = op->call_deadline;
+        deadlines_.insert(op);
+        continue;
+      }
       op->ec = make_error_code(written || link_up_ ? errc::timeout : errc::not_connected);
       if (written)
         queue_.abandon_written(*e);
@@ -303,7 +310,10 @@ class Multiplexer {
 
  private:
   void stamp(PendingOp* op, Clock::time_point now) noexcept {
-    op->deadline = saturating_add(now, op->timeout);
+    op->call_deadline = saturating_add(now, op->timeout);
+    op->deadline = op->send_within > Duration::zero() && op->send_within < op->timeout
+                       ? saturating_add(now, op->send_within)
+                       : op->call_deadline;
     deadlines_.insert(op);
   }
 

@@ -38,13 +38,15 @@ struct PendingOp {
   std::uint32_t replies = 1;  // replies the commands produce
   Duration timeout{};         // the request's timeout (> 0)
   Duration server_wait{};     // how long the server may hold its reply on purpose (Request)
+  Duration send_within{};     // how long it may wait unwritten with no link (Request; 0: timeout)
 
   // --- multiplexer state ---
-  Clock::time_point deadline{};  // when the caller stops waiting (stamped when queued)
-  std::uint64_t id = 0;          // position in the reply queue
-  bool queued = false;           // live in the reply queue (neither completed nor abandoned)
-  bool written = false;          // its bytes went to the write buffer
-  bool got_error_reply = false;  // an earlier reply of a multi-command request was an error
+  Clock::time_point deadline{};       // the next deadline: the send limit, then the call's
+  Clock::time_point call_deadline{};  // when the caller stops waiting (stamped when queued)
+  std::uint64_t id = 0;               // position in the reply queue
+  bool queued = false;                // live in the reply queue (neither completed nor abandoned)
+  bool written = false;               // its bytes went to the write buffer
+  bool got_error_reply = false;       // an earlier reply of a multi-command request was an error
   bool in_deadlines = false;
   PendingOp* dl_prev = nullptr;  // DeadlineList links
   PendingOp* dl_next = nullptr;

@@ -32,6 +32,10 @@ struct Request {
   /// How long the server may hold the reply on purpose: a blocking command's wait. Stall
   /// detection allows it while the request is the oldest; a long timeout alone does not.
   Duration server_wait{};
+  /// When > 0 and shorter than the call's timeout: how long the request may wait unwritten
+  /// while its connection has no link. Past it, it fails with not_connected (it did not run)
+  /// so that the caller can route it elsewhere; once written, the whole timeout applies.
+  Duration send_within{};
 
   /// Appends one command. Throws std::invalid_argument for an empty command.
   template <CommandArg... A>
