@@ -1,5 +1,6 @@
 // RedisBackend against a real server: queues (including waiting pops on their own
-// connections), locks, and two backends sharing one server like two replicas.
+// connections, ending on time on a server that rarely wakes), locks, and two backends
+// sharing one server like two replicas.
 
 #include "redis/backend_support.hpp"
 
@@ -69,6 +70,28 @@ TEST_CASE("a waiting pop on an empty queue times out on schedule", "[redis][back
     co_await b.push(q, "x");
     const auto got60 = co_await b.pop(q, 300ms);
     CHECK(got60 == std::optional<std::string>("x"));
+    co_await settled(b);
+  });
+}
+
+// Redis answers an expired blocked wait when its event loop wakes, which an idle server does
+// every 1000/hz ms: here once a second. Without a nudge each pop after the first would end on
+// the next tick, ~1 s after it started (the first aligns with the tick).
+TEST_CASE("a waiting pop ends at its wait on a server that wakes once a second", "[redis][backend]") {
+  RedisServer slow_ticks({"--hz", "1"});
+  const auto q = unique_scope() + "q:ticks";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for(slow_ticks));
+    const auto first = co_await b.pop(q, 100ms);
+    CHECK(first == std::nullopt);
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 3; ++i) {
+      const auto got = co_await b.pop(q, 100ms);
+      CHECK(got == std::nullopt);
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took >= 300ms);
+    CHECK(took < 1500ms);  // three 100 ms waits, not three server ticks (~3 s)
     co_await settled(b);
   });
 }

@@ -44,6 +44,7 @@
 #include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/value_ops.hpp>
 #include <corocache/redis/detail/value_results.hpp>
+#include <corocache/redis/detail/wait_nudge.hpp>
 #include <corocache/redis/options.hpp>
 #include <corocache/redis/topology_options.hpp>
 
@@ -467,6 +468,11 @@ class RedisBackend {
         budget.unbounded ? std::string("0") : detail::redis::block_seconds(budget.server_wait.count()));
     request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
     Reply reply;
+    const auto nudge = budget.unbounded
+                           ? nullptr
+                           : detail::redis::WaitNudge::start(st.executor, budget.server_wait,
+                                                             [sp, queue_key] { return wake(sp, queue_key); });
+    const detail::redis::WaitNudge::Guard nudged(nudge);  // done() however the call ends
     try {
       reply = co_await conn->exec(std::move(request), budget.trip);
     } catch (const boost::system::system_error& e) {
@@ -479,6 +485,7 @@ class RedisBackend {
       pool->release(conn, false);
       throw;
     }
+    if (nudge) nudge->done();  // answered: no PING from now on
     pool->release(conn, true);
     if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
       // The slot moved away from the node the pool belongs to (nothing was moved): learn
@@ -493,6 +500,13 @@ class RedisBackend {
       }
     }
     co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
+  }
+
+  /// A PING to `queue_key`'s node: wakes a server whose blocked pop's wait has ended.
+  static asio::awaitable<void> wake(StatePtr sp, std::string queue_key) {
+    Request ping;
+    ping.add("PING");
+    co_await sp->topo.exec(queue_key, std::move(ping), Duration::zero());
   }
 
   /// The caller's element from a pop's reply (nil: none). A caller that is `gone` (cancelled
