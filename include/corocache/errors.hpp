@@ -17,7 +17,8 @@ namespace corocache {
 enum class errc {
   timeout = 1,        ///< the request's deadline passed before its reply arrived
   connection_lost,    ///< the link dropped after the request was written: it may have run
-  not_connected,      ///< no usable connection (e.g. server down) before the deadline
+  not_connected,      ///< never sent: no usable connection (server down; a Redis Cluster with
+                      ///< no slot map) before the deadline; the request did not run
   protocol_error,     ///< the server sent something that is not valid RESP (the link is reset)
   overloaded,         ///< too many requests pending; the call failed fast without I/O
   server_error,       ///< the server answered with an error reply (message in what())

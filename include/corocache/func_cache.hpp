@@ -261,12 +261,14 @@ class FuncCache {
         co_return;
       }
       StoreParams params{state->options.expire, false, 0, {}};
-      bool written = false;
+      bool written = false;  // or may have been: then a clear meanwhile must take it out
       try {
         written = co_await core->backend.set(key, encoded, std::move(params), Deadline());
-      } catch (const boost::system::system_error&) {
+      } catch (const boost::system::system_error& e) {
         // No room (capacity_exceeded, a Redis OOM), or the link failed: the function did
-        // succeed, so its callers get the result; it is just not cached.
+        // succeed, so its callers get the result; it is just not cached (unless a write
+        // whose reply was lost did land).
+        written = e.code() == errc::timeout || e.code() == errc::connection_lost;
       } catch (const invalid_backend_argument&) {
         // A result too large for the backend to store: the same.
       }

@@ -398,11 +398,33 @@ TEST_CASE("an unwritten request behind a write in progress keeps waiting past it
   s.now += 150ms;
   s.tick();  // the link is up: it is about to be written, not failed
   CHECK(s.failed.empty());
+  CHECK(s.mux.next_deadline() == s.now + 100ms);  // another window
   CHECK(s.mux.on_written(bytes.size()));
   CHECK_FALSE(s.write_all().empty());
   CHECK(s.reply("1").op == first);
   CHECK(s.reply("2").op == op);
   CHECK_FALSE(op->ec);
+}
+
+TEST_CASE("an unwritten request given another window fails when its link drops before the write") {
+  Script s;
+  auto* first = s.queue("a", 5s);
+  const std::string bytes(s.mux.prepare_write());  // a write under way
+  auto* op = s.make("k", 5s);
+  op->send_within = 100ms;
+  REQUIRE(s.submit(op) == Submit::queued);
+  s.now += 100ms;
+  s.tick();  // a live link: another window
+  CHECK(s.failed.empty());
+  s.mux.on_write_aborted();
+  s.link_down();  // `first` was written: connection_lost; `op` waits unwritten
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed.front() == first);
+  s.now += 100ms;
+  s.tick();
+  REQUIRE(s.failed.size() == 2);
+  CHECK(s.failed.back() == op);
+  CHECK(op->ec == errc::not_connected);  // at the end of the window, not at 5 s
 }
 
 TEST_CASE("a send limit at or over the timeout changes nothing") {

@@ -98,6 +98,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     const Duration budget = timeout > Duration::zero() ? timeout : t.options_.request_timeout;
     const auto deadline = saturating_add(Clock::now(), budget);
     cluster::ClusterRequestFsm fsm(slot, deadline, t.policy_);
+    const std::uint64_t asked_before = t.asks_finished();
     t.refresh_if_due();
     cluster::Action action = fsm.start(*t.map(), Clock::now());
     asio::steady_timer timer(t.executor_);
@@ -106,12 +107,12 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       t.apply(action);
       if (action.kind == cluster::Action::Kind::complete) co_return std::move(fsm.reply());
       if (action.kind == cluster::Action::Kind::fail) {
-        if (action.error == errc::timeout && t.map()->empty()) t.throw_undiscovered(true);
+        if (action.error == errc::timeout && t.map()->empty()) t.throw_undiscovered(asked_before, true);
         t.fail(action.error, fsm, last_error);
       }
       if (action.kind == cluster::Action::Kind::wait_then_send) {
         t.throw_if_closed();  // a closed topology would wait out the deadline (a send: connection())
-        if (t.map()->empty()) t.throw_undiscovered(false);
+        if (t.map()->empty()) t.throw_undiscovered(asked_before, false);
         t.retries_.fetch_add(1, std::memory_order_relaxed);
         timer.expires_after(action.delay);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -181,10 +182,11 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   static asio::awaitable<void> wait_ready(std::shared_ptr<ClusterTopology> self, Clock::time_point until) {
     asio::steady_timer timer(self->executor_);
     Duration delay = self->options_.retry_min;
+    const std::uint64_t asked_before = self->asks_finished();
     while (self->map()->empty() && Clock::now() < until) {
       self->throw_if_closed();
-      if (self->discovery_failure().fatal()) co_return;  // the pop's own call reports it
       self->request_refresh();
+      if (self->failed_fatally_since(asked_before)) co_return;  // the pop's own call reports it
       timer.expires_at(std::min(until, saturating_add(Clock::now(), delay)));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       delay = std::min<Duration>(delay * 2, self->options_.retry_max);
@@ -279,17 +281,30 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     return map_;
   }
 
-  cluster::DiscoveryFailure discovery_failure() const {
+  /// How many rounds of asking the nodes for a map have finished (installed or not).
+  std::uint64_t asks_finished() const {
     std::lock_guard lock(mutex_);
-    return discovery_failure_;
+    return asks_finished_;
+  }
+  /// A round that finished after `asked_before` rounds found only rejected AUTH or TLS.
+  bool failed_fatally_since(std::uint64_t asked_before) const {
+    std::lock_guard lock(mutex_);
+    return discovery_failure_.fatal() && failed_at_ask_ > asked_before;
   }
 
-  /// For a call that found no slot map: throws the discovery failure when it is fatal (a
-  /// rejected AUTH or TLS handshake), or whatever it is when `at_deadline` (not_connected,
-  /// with each seed's reason, if any seed was asked yet).
-  void throw_undiscovered(bool at_deadline) const {
-    const auto failure = discovery_failure();
-    if (failure.fatal() || at_deadline) throw_error(failure.code(), failure.message());
+  /// For a call that found no slot map and had seen `asked_before` rounds of asking when it
+  /// began: throws the discovery failure when it is fatal and came from a round that ended
+  /// since (an older one may be stale: the server may have been fixed), or whatever it is
+  /// when `at_deadline` (not_connected, naming each seed's reason if any was asked yet).
+  void throw_undiscovered(std::uint64_t asked_before, bool at_deadline) const {
+    cluster::DiscoveryFailure failure;
+    bool fresh = false;
+    {
+      std::lock_guard lock(mutex_);
+      failure = discovery_failure_;
+      fresh = failed_at_ask_ > asked_before;
+    }
+    if ((failure.fatal() && fresh) || at_deadline) throw_error(failure.code(), failure.message());
   }
 
   void throw_if_closed() const {
@@ -385,13 +400,16 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
         std::lock_guard lock(t.mutex_);
         t.map_ = std::make_shared<cluster::SlotMap>(std::move(answer.result.map));
         t.discovery_failure_ = {};
+        ++t.asks_finished_;
         t.take_departed(departed);
       }
       co_return true;
     }
+    std::lock_guard lock(t.mutex_);
+    ++t.asks_finished_;
     if (!failure.empty()) {
-      std::lock_guard lock(t.mutex_);
       t.discovery_failure_ = std::move(failure);
+      t.failed_at_ask_ = t.asks_finished_;
     }
     co_return false;
   }
@@ -490,16 +508,17 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   }
 
   /// Waits (polling every retry_min .. retry_max) until a map with an owner for some slot is
-  /// installed; timeout at `deadline`, shut_down once closed.
+  /// installed; as throw_undiscovered() otherwise, shut_down once closed.
   asio::awaitable<void> wait_for_map(Clock::time_point deadline) {
     asio::steady_timer timer(executor_);
     Duration delay = options_.retry_min;
+    const std::uint64_t asked_before = asks_finished();
     for (;;) {
       if (!map()->empty()) co_return;
       throw_if_closed();
-      throw_undiscovered(false);
       request_refresh();
-      if (Clock::now() + delay >= deadline) throw_undiscovered(true);
+      throw_undiscovered(asked_before, false);
+      if (Clock::now() + delay >= deadline) throw_undiscovered(asked_before, true);
       timer.expires_after(delay);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       delay = std::min<Duration>(delay * 2, options_.retry_max);
@@ -509,10 +528,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   asio::any_io_executor executor_;
   RedisClusterOptions options_;
   cluster::RedirectPolicy policy_;
-  mutable std::mutex mutex_;  // guards map_, discovery_failure_, conns_, departed_stats_, pools_,
-                              // retired_pools_, closed_, refreshing_, last_refresh_start_
+  mutable std::mutex mutex_;  // guards map_, discovery_failure_, asks_finished_, failed_at_ask_,
+                              // conns_, departed_stats_, pools_, retired_pools_, closed_, refreshing_,
+                              // last_refresh_start_
   MapPtr map_;
-  cluster::DiscoveryFailure discovery_failure_;  // of the last refresh that installed no map
+  cluster::DiscoveryFailure discovery_failure_;  // of the last round of asking that installed no map
+  std::uint64_t asks_finished_ = 0;              // rounds of asking for a map that ended
+  std::uint64_t failed_at_ask_ = 0;              // the round discovery_failure_ comes from
   std::map<cluster::NodeAddress, ConnectionPtr> conns_;
   ConnectionStats departed_stats_;  // the counters of connections take_departed dropped
   std::map<cluster::NodeAddress, std::shared_ptr<BlockingPool>> pools_;

@@ -60,7 +60,8 @@ class Connection {
   /// errc::timeout (deadline = `timeout`, or options().request_timeout when zero; the
   /// request may still run; Duration::max() means no deadline), errc::connection_lost
   /// (written, then the link dropped or stalled: may have run), errc::not_connected (never
-  /// written before the deadline: did not run), errc::overloaded (max_pending reached:
+  /// written before the deadline, or before the end of request.send_within while no link was
+  /// up: did not run), errc::overloaded (max_pending reached:
   /// nothing sent), errc::reply_too_large (this reply exceeded max_reply_bytes or
   /// max_reply_elements; the link stays), errc::protocol_error (invalid or unsolicited
   /// reply; the link is reset), errc::auth_failed (AUTH/SELECT rejected; the message names

@@ -277,9 +277,10 @@ class Multiplexer {
   // --- time -----------------------------------------------------------------------------------
 
   /// Expires deadlines (`fail(op)` for each: timeout, or not_connected if it was never
-  /// written while no link was up) and runs the stall and health checks. A request past its
-  /// send limit (PendingOp::send_within) fails only if it is unwritten with no link up;
-  /// otherwise it waits on until its call's deadline.
+  /// written while no link was up) and runs the stall and health checks. A request at the
+  /// end of its send window (PendingOp::send_within) fails only if it is unwritten with no
+  /// link up. Written, it waits on until its call's deadline; unwritten behind a write under
+  /// way on a live link, it gets another window.
   template <class Fail>
   Tick on_tick(Clock::time_point now, Fail&& fail) {
     while (!deadlines_.empty() && deadlines_.front()->deadline <= now) {
@@ -289,7 +290,8 @@ class Multiplexer {
       if (!e) continue;
       const bool written = queue_.is_written(op->id);
       if (op->deadline < op->call_deadline && (written || link_up_)) {
-        op->deadline = op->call_deadline;
+        op->deadline =
+            written ? op->call_deadline : std::min(op->call_deadline, saturating_add(now, op->send_within));
         deadlines_.insert(op);
         continue;
       }

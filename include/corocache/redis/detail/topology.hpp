@@ -89,7 +89,8 @@ class Topology {
       return std::shared_ptr<BlockingPool>(std::shared_ptr<BlockingPool>{}, &pool_);  // owned by this
     return cluster_->blocking_pool(cluster::key_slot(key));
   }
-  /// A cluster: waits up to `until` for its first slot map (errc::timeout after that).
+  /// A cluster: waits up to `until` for its first slot map; returns then, or at once when
+  /// the seeds rejected AUTH or TLS (the call that follows reports it); shut_down once closed.
   asio::awaitable<void> wait_ready(std::chrono::steady_clock::time_point until) {
     return ClusterTopology::wait_ready(cluster_, until);
   }
