@@ -266,8 +266,8 @@ class FuncCache {
         written = co_await core->backend.set(key, encoded, std::move(params), Deadline());
       } catch (const boost::system::system_error& e) {
         // No room (capacity_exceeded, a Redis OOM), or the link failed: the function did
-        // succeed, so its callers get the result; it is just not cached (unless a write
-        // whose reply was lost did land).
+        // succeed, so its callers get the result, not cached. A write whose reply was lost
+        // may have landed: the check for a clear below still runs for it.
         written = e.code() == errc::timeout || e.code() == errc::connection_lost;
       } catch (const invalid_backend_argument&) {
         // A result too large for the backend to store: the same.

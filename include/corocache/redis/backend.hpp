@@ -468,12 +468,13 @@ class RedisBackend {
         budget.unbounded ? std::string("0") : detail::redis::block_seconds(budget.server_wait.count()));
     request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
     Reply reply;
-    const auto nudge = budget.unbounded
-                           ? nullptr
-                           : detail::redis::WaitNudge::start(st.executor, budget.server_wait,
-                                                             [sp, queue_key] { return wake(sp, queue_key); });
-    const detail::redis::WaitNudge::Guard nudged(nudge);  // done() however the call ends
     try {
+      // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
+      const detail::redis::WaitNudge::Guard nudged(
+          budget.unbounded
+              ? nullptr
+              : detail::redis::WaitNudge::start(st.executor, budget.server_wait,
+                                                [sp, queue_key] { return wake(sp, queue_key); }));
       reply = co_await conn->exec(std::move(request), budget.trip);
     } catch (const boost::system::system_error& e) {
       // The BLMOVE may still be pending on the server: the connection serves no one else.
@@ -485,7 +486,6 @@ class RedisBackend {
       pool->release(conn, false);
       throw;
     }
-    if (nudge) nudge->done();  // answered: no PING from now on
     pool->release(conn, true);
     if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
       // The slot moved away from the node the pool belongs to (nothing was moved): learn

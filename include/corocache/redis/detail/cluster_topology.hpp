@@ -294,8 +294,8 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
 
   /// For a call that found no slot map and had seen `asked_before` rounds of asking when it
   /// began: throws the discovery failure when it is fatal and came from a round that ended
-  /// since (an older one may be stale: the server may have been fixed), or whatever it is
-  /// when `at_deadline` (not_connected, naming each seed's reason if any was asked yet).
+  /// since (an older one may be stale: the server may have been fixed); when `at_deadline`,
+  /// not_connected otherwise, naming each seed's reason if any was asked yet.
   void throw_undiscovered(std::uint64_t asked_before, bool at_deadline) const {
     cluster::DiscoveryFailure failure;
     bool fresh = false;
@@ -304,7 +304,9 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       failure = discovery_failure_;
       fresh = failed_at_ask_ > asked_before;
     }
-    if ((failure.fatal() && fresh) || at_deadline) throw_error(failure.code(), failure.message());
+    if (failure.fatal() && fresh) throw_error(failure.code(), failure.message());
+    // A stale rejection is no verdict on this call: it was just never sent.
+    if (at_deadline) throw_error(failure.fatal() ? errc::not_connected : failure.code(), failure.message());
   }
 
   void throw_if_closed() const {

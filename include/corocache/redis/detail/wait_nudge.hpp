@@ -4,8 +4,8 @@
 // at the default hz 10): a BLMOVE with a 200 ms timeout is answered after 200-300 ms. Any
 // command from any client wakes it, and the expired wait is answered in that same loop. So
 // while a waiting pop is blocked, a WaitNudge sends a PING to the pop's node (on its shared
-// connection) just after the wait ends, and twice more a little later if the pop is still
-// blocked then (the server may have started its wait after the client did).
+// connection) just after the wait ends, and again while the pop is still blocked (the
+// server may have started its wait after the client did: a reconnect, a busy server).
 // docs/redis_queues.md, "Ending the wait on time".
 //
 // Threads: done() may run on any thread. The timer is touched only under the mutex (the
@@ -25,6 +25,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -38,9 +39,10 @@ class WaitNudge {
   /// Sends one command that wakes the server (failures are the sender's to swallow).
   using Send = std::function<asio::awaitable<void>()>;
 
-  /// After the wait ends: one nudge, then two more if the command is still blocked.
+  /// After the wait ends: nudges at these offsets, then every `nudge_every` until done().
   static constexpr std::array<std::chrono::milliseconds, 3> nudge_after{
       std::chrono::milliseconds(2), std::chrono::milliseconds(10), std::chrono::milliseconds(40)};
+  static constexpr std::chrono::milliseconds nudge_every{100};
 
   /// Starts nudging the server `wait` from now (a command sent just before). Call done()
   /// once the command is answered or abandoned, whatever happened.
@@ -76,8 +78,13 @@ class WaitNudge {
 
  private:
   static asio::awaitable<void> run(std::shared_ptr<WaitNudge> self, Clock::time_point end) {
-    for (const auto after : nudge_after) {
-      const bool due = co_await self->sleep_until(end + after);
+    for (std::size_t i = 0;; ++i) {
+      Clock::time_point when = end + nudge_after.back();
+      if (i < nudge_after.size())
+        when = end + nudge_after[i];
+      else
+        when += static_cast<int>(i - nudge_after.size() + 1) * nudge_every;
+      const bool due = co_await self->sleep_until(when);
       if (!due) co_return;
       try {
         co_await self->send_();
