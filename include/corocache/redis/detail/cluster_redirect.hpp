@@ -254,8 +254,9 @@ class ClusterRequestFsm {
 
 /// Why no node gave a slot map, for the calls that wait for one. A rejected AUTH or TLS
 /// handshake outranks an unreachable node: it is a configuration error that waiting does not
-/// mend, so calls fail with it at once, as they do on a single server; otherwise a call
-/// fails with not_connected (it was never sent) at its deadline, naming each node's reason.
+/// mend, so calls fail with it without waiting for their deadline, as on a single server;
+/// otherwise a call fails with not_connected (it was never sent) at its deadline, naming
+/// each node's reason.
 class DiscoveryFailure {
  public:
   bool empty() const noexcept { return reasons_.empty(); }
