@@ -50,6 +50,12 @@ struct Script {
     op->timeout = timeout;
     return op;
   }
+  /// make(), with a send window (PendingOp::send_within).
+  PendingOp* make_windowed(const std::string& key, Duration timeout, Duration window) {
+    PendingOp* op = make(key, timeout);
+    op->send_within = window;
+    return op;
+  }
   Submit submit(PendingOp* op) {
     return mux.submit(op, [this] { return now; });
   }
@@ -334,8 +340,7 @@ TEST_CASE("a deadline is a timeout once written or while a link is up, not_conne
 TEST_CASE("a send limit fails an unwritten request with no link, not_connected, before its timeout") {
   Script s;
   s.link_down();
-  auto* op = s.make("k", 5s);
-  op->send_within = 300ms;
+  auto* op = s.make_windowed("k", 5s, 300ms);
   REQUIRE(s.submit(op) == Submit::queued);
   CHECK(s.mux.next_deadline() == s.now + 300ms);
   s.now += 299ms;
@@ -352,8 +357,7 @@ TEST_CASE("a send limit fails an unwritten request with no link, not_connected, 
 TEST_CASE("a request written within its send limit gets its whole timeout") {
   Script s;
   s.link_down();
-  auto* op = s.make("k", 5s);
-  op->send_within = 300ms;
+  auto* op = s.make_windowed("k", 5s, 300ms);
   REQUIRE(s.submit(op) == Submit::queued);
   s.now += 100ms;
   s.mux.on_link_up();  // the link comes back inside the limit: the request goes out
@@ -371,8 +375,7 @@ TEST_CASE("a request written within its send limit gets its whole timeout") {
 
 TEST_CASE("past its send limit, a written request times out at its call's deadline, not before") {
   Script s;
-  auto* op = s.make("k", 1s);
-  op->send_within = 200ms;
+  auto* op = s.make_windowed("k", 1s, 200ms);
   REQUIRE(s.submit(op) == Submit::queued);
   s.write_all();
   s.now += 200ms;
@@ -392,8 +395,7 @@ TEST_CASE("an unwritten request behind a write in progress keeps waiting past it
   auto* first = s.queue("a", 5s);
   const std::string bytes(s.mux.prepare_write());  // a write under way
   REQUIRE_FALSE(bytes.empty());
-  auto* op = s.make("k", 5s);
-  op->send_within = 100ms;
+  auto* op = s.make_windowed("k", 5s, 100ms);
   REQUIRE(s.submit(op) == Submit::queued);
   s.now += 150ms;
   s.tick();  // the link is up: it is about to be written, not failed
@@ -410,8 +412,7 @@ TEST_CASE("an unwritten request given another window fails when its link drops b
   Script s;
   auto* first = s.queue("a", 5s);
   const std::string bytes(s.mux.prepare_write());  // a write under way
-  auto* op = s.make("k", 5s);
-  op->send_within = 100ms;
+  auto* op = s.make_windowed("k", 5s, 100ms);
   REQUIRE(s.submit(op) == Submit::queued);
   s.now += 100ms;
   s.tick();  // a live link: another window
@@ -429,8 +430,7 @@ TEST_CASE("an unwritten request given another window fails when its link drops b
 
 TEST_CASE("a send limit at or over the timeout changes nothing") {
   Script s;
-  auto* op = s.make("k", 100ms);
-  op->send_within = 100ms;
+  auto* op = s.make_windowed("k", 100ms, 100ms);
   REQUIRE(s.submit(op) == Submit::queued);
   CHECK(op->deadline == s.now + 100ms);
   CHECK(op->call_deadline == op->deadline);

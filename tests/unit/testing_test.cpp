@@ -397,21 +397,32 @@ TEST_CASE("a pop on a manual clock ends at its call's real deadline, and its wai
       std::chrono::seconds(5));
 }
 
+/// A memory cache in reject mode that holds `max_entries` entries, and a memoized doubling
+/// that counts its runs.
+struct RejectingCache {
+  RejectingCache(asio::any_io_executor ex, std::size_t max_entries)
+      : cache(MemoryBackend(std::move(ex), corocache::MemoryOptions{.max_entries = max_entries,
+                                                                    .when_full = corocache::WhenFull::reject,
+                                                                    .shards = 1}),
+              corocache::CacheOptions{.prefix = "full"}),
+        twice(cache.func_cache("twice", [runs = runs](int x) -> asio::awaitable<int> {
+          ++*runs;
+          co_return 2 * x;
+        })) {}
+  corocache::Cache<MemoryBackend> cache;
+  std::shared_ptr<int> runs = std::make_shared<int>(0);
+  corocache::Memoized<MemoryBackend, int(int)> twice;
+};
+
 // A clear writes a token first (detail/clear_token.hpp). A full memory backend that refuses
 // writes has no room for it: the clear must still erase the results, for a batch's clear and
 // a direct one alike.
 TEST_CASE("a cache_clear on a full memory backend that refuses writes still clears") {
   corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-    corocache::Cache<MemoryBackend> cache(
-        MemoryBackend(ex,
-                      corocache::MemoryOptions{
-                          .max_entries = 2, .when_full = corocache::WhenFull::reject, .shards = 1}),
-        corocache::CacheOptions{.prefix = "full"});
-    auto runs = std::make_shared<int>(0);
-    auto twice = cache.func_cache("twice", [runs](int x) -> asio::awaitable<int> {
-      ++*runs;
-      co_return 2 * x;
-    });
+    RejectingCache full(ex, 2);
+    auto& cache = full.cache;
+    auto& runs = full.runs;
+    auto& twice = full.twice;
     auto acme = cache.tenant("acme");
     const int first = co_await twice(acme, 21);  // one entry
     CHECK(first == 42);
@@ -436,16 +447,10 @@ TEST_CASE("a cache_clear on a full memory backend that refuses writes still clea
 // an error. The result is returned, uncached, to the caller and to the callers joined to it.
 TEST_CASE("a memoized call returns its result when a full backend refuses to store it") {
   corocache::testing::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-    corocache::Cache<MemoryBackend> cache(
-        MemoryBackend(ex,
-                      corocache::MemoryOptions{
-                          .max_entries = 1, .when_full = corocache::WhenFull::reject, .shards = 1}),
-        corocache::CacheOptions{.prefix = "full"});
-    auto runs = std::make_shared<int>(0);
-    auto twice = cache.func_cache("twice", [runs](int x) -> asio::awaitable<int> {
-      ++*runs;
-      co_return 2 * x;
-    });
+    RejectingCache full(ex, 1);
+    auto& cache = full.cache;
+    auto& runs = full.runs;
+    auto& twice = full.twice;
     auto acme = cache.tenant("acme");
     co_await acme.set_key("filler", "v");  // full
     const int first = co_await twice(acme, 21);
