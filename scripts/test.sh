@@ -142,7 +142,11 @@ run_stage() {
   if [[ $built == no ]]; then
     note "FAILED to build; tests of what built: $tested ($times)"; return 1
   elif [[ $tested != passed ]]; then
-    note "FAILED tests ($times)"; return 1
+    # Name the failures in the summary: CI often keeps only the tail of the log.
+    local failures
+    failures=$(sed 's/^[0-9]*://' "$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null |
+               head -5 | paste -sd '|' -)
+    note "FAILED tests ($times): ${failures:-see above}"; return 1
   elif ((${redis_tests:-0} == 0)); then
     # Redis tests must never go missing silently (e.g. a target dropped from tests/CMakeLists.txt).
     note "FAILED: no Redis tests registered ($times)"; return 1

@@ -1,7 +1,8 @@
 // Deadlines, cancellation and edge durations on the memory backend and the facade above it:
 // a pop cancelled after a value was handed to it gives the value back, Duration::max() is
-// "forever" in every timer and expiry (UBSan checks the arithmetic), and a lock attempt
-// whose outcome is unknown (the backend took the lock, the caller got an error) is released.
+// "forever" in every timer and expiry (UBSan checks the arithmetic), a lock attempt whose
+// outcome is unknown (the backend took the lock, the caller got an error) is released, and a
+// memoized result whose store's outcome is unknown is still fenced by a clear.
 
 #include "memory_test_support.hpp"
 #include "support/run.hpp"
@@ -54,6 +55,25 @@ struct SlowReplyBackend : MemoryBackend {
 };
 static_assert(Backend<SlowReplyBackend>);
 
+/// Stores a memoized result (keys with ":f:"), then, as another process's cache_clear would,
+/// writes a new clear token under `epoch_key`, then reports a timeout: the store landed,
+/// but its reply was lost.
+struct LostStoreReplyBackend : MemoryBackend {
+  using MemoryBackend::MemoryBackend;
+  std::string epoch_key;
+  asio::awaitable<bool> set(std::string key, std::string value, StoreParams params, Deadline deadline = {}) {
+    const bool memo = key.find(":f:") != std::string::npos;
+    const bool stored = co_await MemoryBackend::set(std::move(key), std::move(value), params, deadline);
+    if (!memo) co_return stored;
+    StoreParams token_params;
+    token_params.ttl = std::chrono::hours(1);
+    const bool token = co_await MemoryBackend::set(epoch_key, "another-process", token_params, deadline);
+    static_cast<void>(token);
+    throw boost::system::system_error(make_error_code(errc::timeout));
+  }
+};
+static_assert(Backend<LostStoreReplyBackend>);
+
 /// Whether a fresh token can take `key` now (and then gives it back).
 template <class B>
 asio::awaitable<bool> free_now(B& backend, std::string key) {
@@ -87,6 +107,34 @@ TEST_CASE("a lock attempt that fails after the backend took the lock releases it
     CHECK(in_time);
     const bool free = co_await free_now(cache.backend(), key);
     CHECK(free);  // not held for the hour of its ttl
+  });
+}
+
+// The post-commit pattern across processes, when the store's reply is lost: the result may
+// be cached, and a clear from elsewhere overlapped it. It must not stay cached.
+TEST_CASE("a memoized result whose store timed out is erased when a clear elsewhere overlapped it") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    LostStoreReplyBackend backend(ex);
+    backend.epoch_key = corocache::detail::memo_epoch_key("app:{acme:default}:", "twice");
+    Cache<LostStoreReplyBackend> cache{std::move(backend), CacheOptions{.prefix = "app"}};
+    auto runs = std::make_shared<int>(0);
+    auto twice = cache.func_cache("twice", [runs](int x) -> asio::awaitable<int> {
+      ++*runs;
+      co_return 2 * x;
+    });
+    auto acme = cache.tenant("acme");
+    const int first = co_await twice(acme, 21);
+    CHECK(first == 42);  // the function succeeded: its caller has the result
+    const std::string memo_key = "app:{acme:default}:f:twice:=[21]";
+    auto& store = cache.backend();
+    // The caller had its result before the clear check ran; wait for the check.
+    const bool erased = co_await wait_until([&] { return store.stats().entries == 1; }, 2s);  // the token
+    CHECK(erased);
+    const auto cached = co_await store.MemoryBackend::get(memo_key);
+    CHECK(cached == std::nullopt);
+    const int second = co_await twice(acme, 21);
+    CHECK(second == 42);
+    CHECK(*runs == 2);  // computed again: the overlapped result was not served
   });
 }
 

@@ -8,7 +8,8 @@
 //   atomically; index keys are sets of value keys, pruned of stale members when listed.
 // - Queues are lists. A pop moves the element into a ledger of its own (a script, or BLMOVE
 //   for a waiting pop on a pooled blocking connection) and deletes the ledger once its caller
-//   has the element; when the caller is gone, a background job puts it back (never lost).
+//   has the element; when the caller is gone, a background job puts it back (never lost):
+//   redis/detail/queue_pop.hpp.
 // - Locks are strings holding their owner's token; an abandoned attempt is released.
 // - Prefix removal: SCAN MATCH (glob characters escaped), UNLINK in batches; never KEYS or FLUSHDB.
 //
@@ -28,13 +29,14 @@
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
 #include <corocache/errors.hpp>
-#include <corocache/redis/detail/blocking_pool.hpp>
+#include <corocache/redis/detail/backend_state.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/bulk.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/detail/peek.hpp>
 #include <corocache/redis/detail/pending_keys.hpp>
+#include <corocache/redis/detail/queue_pop.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
 #include <corocache/redis/detail/scan.hpp>
@@ -44,27 +46,20 @@
 #include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/value_ops.hpp>
 #include <corocache/redis/detail/value_results.hpp>
-#include <corocache/redis/detail/wait_nudge.hpp>
 #include <corocache/redis/options.hpp>
 #include <corocache/redis/topology_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -210,7 +205,7 @@ class RedisBackend {
   /// must have the facade's layout `<prefix>:{<tenant>:<ns>}:<kind>:<name>`.
   asio::awaitable<std::optional<std::string>> pop(std::string queue_key, Duration wait,
                                                   Deadline deadline = {}) {
-    return do_pop(state_, std::move(queue_key), wait, deadline);
+    return detail::redis::queue::pop(state_, std::move(queue_key), wait, deadline);
   }
   /// SET NX PX through the lock attempt script; an attempt whose caller is gone (timeout,
   /// cancellation, lost link) is released in the background.
@@ -247,34 +242,11 @@ class RedisBackend {
   using Script = detail::redis::Script;
   using SettleJob = detail::redis::SettleJob;
   using Decimal = detail::redis::Decimal;
-  using Clock = std::chrono::steady_clock;
 
-  struct State {
-    RedisOptions options;
-    asio::any_io_executor executor;
-    detail::redis::Topology topo;
-    detail::redis::PendingIds ids;
-    detail::redis::SettleCounters settle;
-    std::atomic<bool> closed{false};
-
-    State(asio::any_io_executor ex, RedisOptions opts)
-        : options(std::move(opts)), executor(std::move(ex)), topo(executor, options) {}
-    State(asio::any_io_executor ex, RedisClusterOptions cluster)
-        : options(detail::redis::cluster_base_options(cluster)),
-          executor(std::move(ex)),
-          topo(executor, std::move(cluster), options) {}
-
-    void close() noexcept {
-      if (closed.exchange(true)) return;
-      topo.close();
-    }
-  };
-  using StatePtr = std::shared_ptr<State>;
-
-  static State& live(const StatePtr& st) {
-    if (!st) throw_error(errc::shut_down, "corocache: use of a moved-from RedisBackend");
-    return *st;
-  }
+  using State = detail::redis::BackendState;
+  using StatePtr = detail::redis::BackendStatePtr;
+  using CancelState = detail::redis::CancelState;
+  static State& live(const StatePtr& st) { return detail::redis::live(st); }
 
   /// Sends one request (all its keys in `key`'s slot); an error reply throws server_error.
   static asio::awaitable<Reply> exec(State& st, std::string_view key, Request request, Deadline deadline) {
@@ -283,25 +255,7 @@ class RedisBackend {
     co_return reply;
   }
 
-  /// Starts a settling job in the background (docs/redis_queues.md); never blocks the caller.
-  static void settle(const StatePtr& sp, SettleJob job) {
-    State& st = *sp;
-    st.settle.started.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(st.executor, detail::redis::run_settle(sp, st.topo, st.settle, st.closed, std::move(job)),
-                   asio::detached);
-  }
-
-  // A caller's cancellation state, read with `co_await asio::this_coro::cancellation_state`.
-  // After a reply that moved or took something, nothing may be co_awaited before it is
-  // settled: with the state cancelled, Asio throws operation_aborted at the next co_await.
-  using CancelState = asio::cancellation_state;
-  /// True when cancellation was requested since `before` was read (the caller is gone).
-  static bool cancelled_since(const CancelState& state, asio::cancellation_type_t before) noexcept {
-    return before == asio::cancellation_type::none && state.cancelled() != asio::cancellation_type::none;
-  }
-  [[noreturn]] static void throw_aborted() {
-    throw boost::system::system_error(asio::error::operation_aborted, "corocache: cancelled");
-  }
+  static void settle(const StatePtr& sp, SettleJob job) { detail::redis::start_settle(sp, std::move(job)); }
 
   static asio::awaitable<bool> do_set(StatePtr sp, std::string key, std::string value, StoreParams params,
                                       Deadline deadline) {
@@ -397,137 +351,6 @@ class RedisBackend {
     co_await exec(st, queue_key, std::move(request), deadline);
   }
 
-  // --- pops (docs/redis_queues.md) ---------------------------------------------------------
-
-  static asio::awaitable<std::optional<std::string>> do_pop(StatePtr sp, std::string queue_key, Duration wait,
-                                                            Deadline deadline) {
-    detail::contract::check_pop(queue_key, wait);
-    State& st = live(sp);
-    std::string ledger = detail::redis::pending_key(queue_key, st.ids.next());
-    if (wait == Duration::zero())
-      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
-    co_return co_await waiting_pop(sp, std::move(queue_key), std::move(ledger), wait, deadline);
-  }
-
-  /// The pop script on the shared connection: the head moves into the ledger.
-  static asio::awaitable<std::optional<std::string>> plain_pop(StatePtr sp, std::string queue_key,
-                                                               std::string ledger, Deadline deadline) {
-    State& st = *sp;
-    detail::redis::round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
-    const CancelState cancel = co_await asio::this_coro::cancellation_state;
-    const auto before = cancel.cancelled();
-    detail::redis::Routed target{st.topo, queue_key};
-    Reply reply;
-    try {
-      reply = co_await detail::redis::run_script(target, detail::redis::scripts::pop_to_ledger, deadline,
-                                                 [&](Request& r, std::string_view verb, std::string_view id) {
-                                                   r.add(verb, id, "2", queue_key, ledger);
-                                                 });
-    } catch (const boost::system::system_error& e) {
-      if (detail::redis::outcome_unknown(e.code()))
-        settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-      throw;
-    }
-    co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
-  }
-
-  /// BLMOVE into the ledger on a pooled blocking connection. A pop still queued for a
-  /// connection when its wait ends pops without waiting instead.
-  static asio::awaitable<std::optional<std::string>> waiting_pop(StatePtr sp, std::string queue_key,
-                                                                 std::string ledger, Duration wait,
-                                                                 Deadline deadline) {
-    State& st = *sp;
-    const auto start = Clock::now();
-    const auto wait_end = Deadline::after(wait, start).at();
-    const CancelState cancel = co_await asio::this_coro::cancellation_state;
-    const auto before = cancel.cancelled();
-    std::shared_ptr<detail::redis::BlockingPool> pool = st.topo.blocking_pool(queue_key);
-    if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
-      co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
-      pool = st.topo.blocking_pool(queue_key);
-    }
-    if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
-    const auto conn =
-        co_await pool->acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
-    if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
-    const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
-    if (waited >= wait) {
-      pool->release(conn, true);
-      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
-    }
-    detail::redis::BlockingBudget budget{};
-    try {
-      budget = detail::redis::blocking_budget(wait - waited, deadline, st.options.request_timeout);
-    } catch (...) {
-      pool->release(conn, true);
-      throw;
-    }
-    Request request;
-    request.add(
-        "BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
-        budget.unbounded ? std::string("0") : detail::redis::block_seconds(budget.server_wait.count()));
-    request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
-    Reply reply;
-    try {
-      // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
-      const detail::redis::WaitNudge::Guard nudged(
-          budget.unbounded
-              ? nullptr
-              : detail::redis::WaitNudge::start(st.executor, budget.server_wait,
-                                                [sp, queue_key] { return wake(sp, queue_key); }));
-      reply = co_await conn->exec(std::move(request), budget.trip);
-    } catch (const boost::system::system_error& e) {
-      // The BLMOVE may still be pending on the server: the connection serves no one else.
-      pool->release(conn, false);
-      if (detail::redis::outcome_unknown(e.code()))
-        settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-      throw;
-    } catch (...) {
-      pool->release(conn, false);
-      throw;
-    }
-    pool->release(conn, true);
-    if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
-      // The slot moved away from the node the pool belongs to (nothing was moved): learn
-      // the redirect and pop without waiting through the routed connection instead.
-      const auto& node = conn->options();
-      const auto redirect = detail::redis::cluster::classify_reply(
-          reply, detail::redis::cluster::NodeAddress{node.host, node.port});
-      if (redirect.kind != detail::redis::cluster::ErrorClass::none &&
-          redirect.kind != detail::redis::cluster::ErrorClass::other) {
-        cluster->note_redirect(reply, detail::redis::cluster::NodeAddress{node.host, node.port});
-        co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
-      }
-    }
-    co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
-  }
-
-  /// A PING to `queue_key`'s node: wakes a server whose blocked pop's wait has ended.
-  static asio::awaitable<void> wake(StatePtr sp, std::string queue_key) {
-    Request ping;
-    ping.add("PING");
-    co_await sp->topo.exec(queue_key, std::move(ping), Duration::zero());
-  }
-
-  /// The caller's element from a pop's reply (nil: none). A caller that is `gone` (cancelled
-  /// meanwhile) gets operation_aborted and the element goes back; otherwise the ledger is
-  /// deleted behind it. Not a coroutine: see CancelState.
-  static std::optional<std::string> hand_over(const StatePtr& sp, Reply reply, const std::string& queue_key,
-                                              const std::string& ledger, bool gone) {
-    detail::redis::throw_if_error(reply);  // nothing moved
-    if (reply.is_nil()) return std::nullopt;
-    if (!reply.is_string()) {
-      settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-      detail::redis::throw_unexpected("a pop");
-    }
-    if (gone) {
-      settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-      throw_aborted();
-    }
-    settle(sp, SettleJob{SettleJob::Kind::forget, queue_key, ledger, {}});
-    return std::optional<std::string>(std::move(reply.str));
-  }
-
   // --- locks -------------------------------------------------------------------------------
 
   static asio::awaitable<bool> do_try_lock(StatePtr sp, std::string lock_key, std::string token, Duration ttl,
@@ -552,9 +375,9 @@ class RedisBackend {
       throw;
     }
     const bool taken = !reply.is_nil();
-    if (cancelled_since(cancel, before)) {
+    if (detail::redis::cancelled_since(cancel, before)) {
       if (taken) settle(sp, SettleJob{SettleJob::Kind::release_attempt, lock_key, record, token});
-      throw_aborted();
+      detail::redis::throw_aborted();
     }
     co_return taken;
   }

@@ -1,0 +1,166 @@
+#pragma once
+// Queue pops on Redis (docs/redis_queues.md). A pop moves the head of its queue into a
+// ledger of its own: the pop script on the shared connection, or, with a wait, BLMOVE on a
+// pooled blocking connection. Once the caller has the element, the ledger is deleted behind
+// it; when the caller is gone (timeout, cancellation, a lost link), a settling job puts the
+// element back at the head of its queue. No outcome loses an element.
+
+#include <corocache/backend.hpp>
+#include <corocache/detail/backend_contract.hpp>
+#include <corocache/redis/detail/backend_state.hpp>
+#include <corocache/redis/detail/blocking_pool.hpp>
+#include <corocache/redis/detail/budget.hpp>
+#include <corocache/redis/detail/cluster_redirect.hpp>
+#include <corocache/redis/detail/commands.hpp>
+#include <corocache/redis/detail/pending_keys.hpp>
+#include <corocache/redis/detail/reply.hpp>
+#include <corocache/redis/detail/request.hpp>
+#include <corocache/redis/detail/script_runner.hpp>
+#include <corocache/redis/detail/scripts.hpp>
+#include <corocache/redis/detail/settle.hpp>
+#include <corocache/redis/detail/wait_nudge.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace corocache::detail::redis::queue {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+/// The caller's element from a pop's reply (nil: none). A caller that is `gone` (cancelled
+/// meanwhile) gets operation_aborted and the element goes back; otherwise the ledger is
+/// deleted behind it. Not a coroutine: see CancelState.
+inline std::optional<std::string> hand_over(const BackendStatePtr& sp, Reply reply,
+                                            const std::string& queue_key, const std::string& ledger,
+                                            bool gone) {
+  throw_if_error(reply);  // nothing moved
+  if (reply.is_nil()) return std::nullopt;
+  if (!reply.is_string()) {
+    start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+    throw_unexpected("a pop");
+  }
+  if (gone) {
+    start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+    throw_aborted();
+  }
+  start_settle(sp, SettleJob{SettleJob::Kind::forget, queue_key, ledger, {}});
+  return std::optional<std::string>(std::move(reply.str));
+}
+
+/// A PING to `queue_key`'s node: wakes a server whose blocked pop's wait has ended.
+inline asio::awaitable<void> wake(BackendStatePtr sp, std::string queue_key) {
+  Request ping;
+  ping.add("PING");
+  co_await sp->topo.exec(queue_key, std::move(ping), Duration::zero());
+}
+
+/// The pop script on the shared connection: the head moves into the ledger.
+inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp, std::string queue_key,
+                                                             std::string ledger, Deadline deadline) {
+  BackendState& st = *sp;
+  round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
+  const CancelState cancel = co_await asio::this_coro::cancellation_state;
+  const auto before = cancel.cancelled();
+  Routed target{st.topo, queue_key};
+  Reply reply;
+  try {
+    reply = co_await run_script(target, scripts::pop_to_ledger, deadline,
+                                [&](Request& r, std::string_view verb, std::string_view id) {
+                                  r.add(verb, id, "2", queue_key, ledger);
+                                });
+  } catch (const boost::system::system_error& e) {
+    if (outcome_unknown(e.code()))
+      start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+    throw;
+  }
+  co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
+}
+
+/// BLMOVE into the ledger on a pooled blocking connection. A pop still queued for a
+/// connection when its wait ends pops without waiting instead.
+inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr sp, std::string queue_key,
+                                                               std::string ledger, Duration wait,
+                                                               Deadline deadline) {
+  BackendState& st = *sp;
+  const auto start = Clock::now();
+  const auto wait_end = Deadline::after(wait, start).at();
+  const CancelState cancel = co_await asio::this_coro::cancellation_state;
+  const auto before = cancel.cancelled();
+  std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
+  if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
+    co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+    pool = st.topo.blocking_pool(queue_key);
+  }
+  if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  const auto conn =
+      co_await pool->acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+  if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
+  if (waited >= wait) {
+    pool->release(conn, true);
+    co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  }
+  BlockingBudget budget{};
+  try {
+    budget = blocking_budget(wait - waited, deadline, st.options.request_timeout);
+  } catch (...) {
+    pool->release(conn, true);
+    throw;
+  }
+  Request request;
+  request.add("BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
+              budget.unbounded ? std::string("0") : block_seconds(budget.server_wait.count()));
+  request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
+  Reply reply;
+  try {
+    // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
+    const WaitNudge::Guard nudged(
+        budget.unbounded ? nullptr : WaitNudge::start(st.executor, budget.server_wait, [sp, queue_key] {
+          return wake(sp, queue_key);
+        }));
+    reply = co_await conn->exec(std::move(request), budget.trip);
+  } catch (const boost::system::system_error& e) {
+    // The BLMOVE may still be pending on the server: the connection serves no one else.
+    pool->release(conn, false);
+    if (outcome_unknown(e.code()))
+      start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+    throw;
+  } catch (...) {
+    pool->release(conn, false);
+    throw;
+  }
+  pool->release(conn, true);
+  if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
+    // The slot moved away from the node the pool belongs to (nothing was moved): learn
+    // the redirect and pop without waiting through the routed connection instead.
+    const auto& node = conn->options();
+    const auto redirect = cluster::classify_reply(reply, cluster::NodeAddress{node.host, node.port});
+    if (redirect.kind != cluster::ErrorClass::none && redirect.kind != cluster::ErrorClass::other) {
+      cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+    }
+  }
+  co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
+}
+
+inline asio::awaitable<std::optional<std::string>> pop(BackendStatePtr sp, std::string queue_key,
+                                                       Duration wait, Deadline deadline) {
+  contract::check_pop(queue_key, wait);
+  BackendState& st = live(sp);
+  std::string ledger = pending_key(queue_key, st.ids.next());
+  if (wait == Duration::zero())
+    co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  co_return co_await waiting_pop(sp, std::move(queue_key), std::move(ledger), wait, deadline);
+}
+
+}  // namespace corocache::detail::redis::queue
