@@ -5,10 +5,12 @@
 #include <corocache/redis/detail/cluster_route.hpp>
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/cluster_walk.hpp>
+#include <corocache/redis/detail/retry_backoff.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -412,10 +414,27 @@ TEST_CASE("TRYAGAIN and CLUSTERDOWN back off within the deadline, then time out"
     now += a.delay;
     REQUIRE(fsm.start(map, now).kind == Action::Kind::send);
   }
-  // 10, 20, 40, 40 (= 70 at the fourth, which would end at 110 > 100: refused).
-  CHECK(delays == std::vector<long long>{10, 20, 40});
-  CHECK(now < t0 + 100ms);
+  // 10, 20, 40; the fourth (40, at 70) would end at 110 > 100: half the 30 ms left instead.
+  // At 85, half of what is left (7 ms) is under retry_min: timeout.
+  CHECK(delays == std::vector<long long>{10, 20, 40, 15});
+  CHECK(now == t0 + 85ms);
   CHECK(fsm.reply().is_error());
+}
+
+TEST_CASE("retry_delay doubles up to its most, then fits the last waits into the time left") {
+  using corocache::detail::redis::retry_delay;
+  using ms = std::chrono::milliseconds;
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  const auto deadline = t0 + 1s;
+  CHECK(retry_delay(ms(10), ms(200), 0, t0, deadline) == ms(10));
+  CHECK(retry_delay(ms(10), ms(200), 3, t0, deadline) == ms(80));
+  CHECK(retry_delay(ms(10), ms(200), 40, t0, deadline) == ms(200));  // no overflow past most
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 300ms, deadline) == ms(200));
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 150ms, deadline) == ms(75));
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 20ms, deadline) == ms(10));
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 19ms, deadline) == std::nullopt);
+  CHECK(retry_delay(ms(10), ms(200), 0, deadline, deadline) == std::nullopt);
+  CHECK(retry_delay(ms(10), ms(200), 0, deadline + 1s, deadline) == std::nullopt);
 }
 
 TEST_CASE("a lost link fails a written request and reroutes an unwritten one") {

@@ -9,6 +9,7 @@
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
+#include <corocache/redis/detail/retry_backoff.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -229,17 +230,15 @@ class ClusterRequestFsm {
     a.error = e;
     return a;
   }
-  /// Waits min(retry_min * 2^retries, retry_max), if that still ends before the deadline.
+  /// Waits as retry_delay() says (backoff from retry_min to retry_max, within the deadline).
   Action retry(Clock::time_point now) {
-    auto delay = policy_.retry_min;
-    for (int i = 0; i < retries_ && delay < policy_.retry_max; ++i) delay *= 2;
-    delay = std::min(delay, policy_.retry_max);
+    const auto delay = retry_delay(policy_.retry_min, policy_.retry_max, retries_, now, deadline_);
     // The caller's deadline bounds every retry: past it the answer is timeout (reply() keeps
     // the last TRYAGAIN/CLUSTERDOWN text for the message).
-    if (now + delay >= deadline_) return fail(errc::timeout);
+    if (!delay) return fail(errc::timeout);
     ++retries_;
     Action a = make(Action::Kind::wait_then_send);
-    a.delay = delay;
+    a.delay = *delay;
     return a;
   }
 
