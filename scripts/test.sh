@@ -134,18 +134,22 @@ run_stage() {
   log "$stage" "test (${tests:-0} tests, ${redis_tests:-0} named redis; -j$jobs)"
   t0=$SECONDS
   local tested=passed
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"  # ctest leaves an old one in place
   ctest --test-dir "$dir" "${test_filter[@]}" -j "$jobs" --timeout 300 --output-on-failure --no-tests=error ||
     tested=FAILED
   t_test=$((SECONDS - t0))
 
   local times="build ${t_build}s, test ${t_test}s"
+  # Name the failures in the summary: CI often keeps only the tail of the log.
+  local failures="" failed_count=0
+  if [[ -f $dir/Testing/Temporary/LastTestsFailed.log ]]; then
+    failed_count=$(wc -l <"$dir/Testing/Temporary/LastTestsFailed.log")
+    failures=$(sed 's/^[0-9]*://' "$dir/Testing/Temporary/LastTestsFailed.log" | head -5 | paste -sd '|' -)
+    if ((failed_count > 5)); then failures+=" (+$((failed_count - 5)) more)"; fi
+  fi
   if [[ $built == no ]]; then
-    note "FAILED to build; tests of what built: $tested ($times)"; return 1
+    note "FAILED to build; tests of what built: $tested ($times)${failures:+: $failures}"; return 1
   elif [[ $tested != passed ]]; then
-    # Name the failures in the summary: CI often keeps only the tail of the log.
-    local failures
-    failures=$(sed 's/^[0-9]*://' "$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null |
-               head -5 | paste -sd '|' -)
     note "FAILED tests ($times): ${failures:-see above}"; return 1
   elif ((${redis_tests:-0} == 0)); then
     # Redis tests must never go missing silently (e.g. a target dropped from tests/CMakeLists.txt).

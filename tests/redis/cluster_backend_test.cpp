@@ -294,18 +294,19 @@ TEST_CASE("Redis Cluster: a request written as its node's link comes back gets t
   using corocache::detail::redis::Request;
   corocache::test::RedisCluster cluster;
   Background bg;
-  auto topo =
-      std::make_shared<ClusterTopology>(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url()));
+  auto options = RedisClusterOptions::from_url(cluster.url());
+  options.connection.reconnect_min = 200ms;  // the request goes out while the link is down
+  auto topo = std::make_shared<ClusterTopology>(bg.io.get_executor(), options);
   const std::string key = "{slow}";
   const int slot = cluster.key_slot(key);
   const std::size_t owner = cluster.owner_of_slot(slot);
   Request warm;
   warm.add("GET", key);
   bg.sync(ClusterTopology::exec(topo, slot, std::move(warm), 5s));
-  // The server drops the link; the client reconnects after its backoff (>= 50 ms). A
-  // request sent meanwhile gets a short window (500 ms) to be written in. Written when the
-  // link is back, it runs 700 ms: its reply comes past the window, well within 5 s.
-  // A slow machine may see the link back before the request is sent: kill it again then.
+  // The server drops the link; the client reconnects after its backoff (200 ms). A request
+  // sent meanwhile gets a short window (500 ms) to be written in. Written when the link is
+  // back, it runs 700 ms: its reply comes past the window, well within 5 s. A machine that
+  // stalls past the backoff may see the link back before the request is sent: kill it again.
   bool link_down = false;
   for (int attempt = 0; attempt < 5 && !link_down; ++attempt) {
     const auto up = topo->connection_stats();

@@ -121,6 +121,7 @@ TEST_CASE(
   // The producer's own connection must not be among the links killed below: its RPUSH
   // would fail with no way to tell whether it ran.
   std::mutex producer_link;
+  std::string producer_error;
 
   asio::io_context io(4);
   run_on(
@@ -156,12 +157,18 @@ TEST_CASE(
           asio::co_spawn(io, consumer(i), asio::detached);
         }
         std::thread producer([&] {
-          for (std::size_t i = 0; i < later.size(); i += 20) {
-            const std::lock_guard pushing(producer_link);
-            push_direct(server, queue,
-                        std::vector<std::string>(later.begin() + static_cast<std::ptrdiff_t>(i),
-                                                 later.begin() + static_cast<std::ptrdiff_t>(i + 20)));
-            std::this_thread::sleep_for(3ms);
+          try {
+            for (std::size_t i = 0; i < later.size(); i += 20) {
+              {
+                const std::lock_guard pushing(producer_link);
+                push_direct(server, queue,
+                            std::vector<std::string>(later.begin() + static_cast<std::ptrdiff_t>(i),
+                                                     later.begin() + static_cast<std::ptrdiff_t>(i + 20)));
+              }
+              std::this_thread::sleep_for(3ms);
+            }
+          } catch (const std::exception& e) {
+            producer_error = e.what();  // read after join()
           }
           producing = false;
         });
@@ -182,6 +189,7 @@ TEST_CASE(
         const bool produced = co_await wait_until([&] { return !producing.load(); }, 20s);
         producer.join();
         CHECK(produced);
+        CHECK(producer_error == "");
         stop = true;
         const bool consumers_done = co_await wait_until([&] { return running.load() == 0; }, 20s);
         CHECK(consumers_done);

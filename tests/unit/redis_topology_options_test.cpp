@@ -1,11 +1,14 @@
 // Cluster, Sentinel and TLS options: URL and environment parsing, validation before any I/O,
 // printing; passwords are never echoed.
+#include <corocache/redis/backend.hpp>
 #include <corocache/redis/topology_options.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -345,6 +348,54 @@ TEST_CASE("validation of hand-built options names the field") {
   CHECK(error_of([&] { s.validate(); }).find("db") != std::string::npos);
   s.db = 0;
   s.validate();
+}
+
+TEST_CASE("cluster and sentinel options tune every node connection with RedisOptions' fields and rules") {
+  using namespace std::chrono_literals;
+  const RedisOptions single;
+  const RedisConnectionTuning defaults;
+  CHECK(defaults.max_pending == single.max_pending);
+  CHECK(defaults.reconnect_min == single.reconnect_min);
+  CHECK(defaults.stall_timeout == single.stall_timeout);
+  CHECK(defaults.busy_poll == single.busy_poll);
+  CHECK(defaults.max_blocking_connections == single.max_blocking_connections);
+
+  const auto c = RedisClusterOptions::from_url(
+      "redis+cluster://h:7000?stall_timeout_ms=0&health_check_interval_ms=500&busy_poll_us=0");
+  CHECK(c.connection.stall_timeout == Duration::zero());
+  CHECK(c.connection.health_check_interval == 500ms);
+  CHECK(c.connection.busy_poll == std::chrono::microseconds::zero());
+  const auto s = RedisSentinelOptions::from_url("redis+sentinel://s/m?stall_timeout_ms=9000");
+  CHECK(s.connection.stall_timeout == 9s);
+  CHECK(error_of([] {
+          RedisClusterOptions::from_url("redis+cluster://h?busy_poll_us=2000000");
+        }).find("busy_poll_us") != std::string::npos);
+
+  RedisClusterOptions bad_cluster = c;
+  bad_cluster.connection.max_pending = 0;
+  CHECK(error_of([&] { bad_cluster.validate(); }) ==
+        "corocache::RedisClusterOptions: connection.max_pending must be > 0");
+  RedisSentinelOptions bad_sentinel = s;
+  bad_sentinel.connection.reconnect_max = 1ms;
+  CHECK(error_of([&] { bad_sentinel.validate(); }).find("connection.reconnect_max") != std::string::npos);
+
+  // Each node's connections take them (the backend reports the first node's options).
+  boost::asio::io_context io;  // never run: nothing connects
+  RedisClusterOptions tuned = c;
+  tuned.connection.max_pending = 7;
+  tuned.connection.max_blocking_connections = 3;
+  tuned.connection.max_reply_bytes = 4096;
+  CHECK(printed(tuned).find("max_pending=7") != std::string::npos);
+  const RedisBackend cluster(io.get_executor(), tuned);
+  CHECK(cluster.options().max_pending == 7);
+  CHECK(cluster.options().max_blocking_connections == 3);
+  CHECK(cluster.options().max_reply_bytes == 4096);
+  CHECK(cluster.options().stall_timeout == Duration::zero());
+  RedisSentinelOptions sentinel_tuned = s;
+  sentinel_tuned.connection.max_pending = 9;
+  const RedisBackend primary(io.get_executor(), sentinel_tuned);
+  CHECK(primary.options().max_pending == 9);
+  CHECK(primary.options().stall_timeout == 9s);
 }
 
 }  // namespace redis_topology_options_test

@@ -53,7 +53,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -236,10 +235,8 @@ class RedisBackend {
   }
 
  private:
-  using Connection = detail::redis::Connection;
   using Reply = detail::redis::Reply;
   using Request = detail::redis::Request;
-  using Script = detail::redis::Script;
   using SettleJob = detail::redis::SettleJob;
   using Decimal = detail::redis::Decimal;
 

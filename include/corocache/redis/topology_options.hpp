@@ -13,6 +13,7 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -32,6 +33,59 @@ struct RedisAddress {
   friend std::ostream& operator<<(std::ostream& os, const RedisAddress& a) {
     return a.host.find(':') != std::string::npos ? os << '[' << a.host << "]:" << a.port
                                                  : os << a.host << ':' << a.port;
+  }
+};
+
+/// How each data-node connection of a Cluster or Sentinel backend behaves: the RedisOptions
+/// fields of the same names, meanings and defaults (README, "Configuration"). Host,
+/// credentials, TLS and timeouts come from the deployment's own fields.
+struct RedisConnectionTuning {
+  Duration reconnect_min = RedisOptions{}.reconnect_min;
+  Duration reconnect_max = RedisOptions{}.reconnect_max;
+  std::size_t max_pending = RedisOptions{}.max_pending;
+  std::chrono::microseconds busy_poll = RedisOptions{}.busy_poll;
+  std::size_t max_reply_bytes = RedisOptions{}.max_reply_bytes;
+  std::size_t max_reply_elements = RedisOptions{}.max_reply_elements;
+  Duration stall_timeout = RedisOptions{}.stall_timeout;
+  Duration health_check_interval = RedisOptions{}.health_check_interval;
+  std::size_t max_blocking_connections = RedisOptions{}.max_blocking_connections;
+
+  /// Sets these fields of `o`.
+  void apply_to(RedisOptions& o) const {
+    o.reconnect_min = reconnect_min;
+    o.reconnect_max = reconnect_max;
+    o.max_pending = max_pending;
+    o.busy_poll = busy_poll;
+    o.max_reply_bytes = max_reply_bytes;
+    o.max_reply_elements = max_reply_elements;
+    o.stall_timeout = stall_timeout;
+    o.health_check_interval = health_check_interval;
+    o.max_blocking_connections = max_blocking_connections;
+  }
+
+  /// RedisOptions' rules for these fields; std::invalid_argument names the field as
+  /// `<type>: connection.<field> ...`.
+  void validate(std::string_view type) const {
+    RedisOptions probe;  // defaults elsewhere: only these fields can fail
+    apply_to(probe);
+    try {
+      probe.validate();
+    } catch (const std::invalid_argument& e) {
+      constexpr std::string_view own = "corocache::RedisOptions: ";
+      std::string_view why = e.what();
+      if (why.substr(0, own.size()) == own) why.remove_prefix(own.size());
+      throw std::invalid_argument("corocache::" + std::string(type) + ": connection." + std::string(why));
+    }
+  }
+
+  friend std::ostream& operator<<(std::ostream& os, const RedisConnectionTuning& t) {
+    return os << "connection={reconnect_min=" << t.reconnect_min.count()
+              << "ms, reconnect_max=" << t.reconnect_max.count() << "ms, max_pending=" << t.max_pending
+              << ", busy_poll=" << t.busy_poll.count() << "us, max_reply_bytes=" << t.max_reply_bytes
+              << ", max_reply_elements=" << t.max_reply_elements
+              << ", stall_timeout=" << t.stall_timeout.count()
+              << "ms, health_check_interval=" << t.health_check_interval.count()
+              << "ms, max_blocking_connections=" << t.max_blocking_connections << "}";
   }
 };
 
@@ -56,10 +110,14 @@ struct RedisClusterOptions {
   /// within the request's deadline.
   Duration retry_min = std::chrono::milliseconds(10);
   Duration retry_max = std::chrono::milliseconds(200);
+  /// Every node connection's backoff, bounds, stall and health checks, reply polling and
+  /// blocking pool. URL: stall_timeout_ms, health_check_interval_ms, busy_poll_us.
+  RedisConnectionTuning connection;
 
   /// `redis+cluster://[[user]:password@]h1[:p1],h2[:p2]...[?params]` (port 6379 by default);
   /// `rediss+cluster://` turns TLS on. Params: max_redirects, connect_timeout_ms,
-  /// request_timeout_ms, refresh_interval_ms, and the TLS ones (tls_ca_file, tls_ca_dir,
+  /// request_timeout_ms, refresh_interval_ms, the connection ones (stall_timeout_ms,
+  /// health_check_interval_ms, busy_poll_us) and the TLS ones (tls_ca_file, tls_ca_dir,
   /// tls_cert_file, tls_key_file, tls_server_name, tls_verify=0|1; rediss only).
   static RedisClusterOptions from_url(std::string_view url);
   /// REDIS_CLUSTER_URL if set; else REDIS_CLUSTER_NODES (h1:p1,h2:p2), REDIS_USER,
@@ -91,10 +149,14 @@ struct RedisSentinelOptions {
   /// is not master (a failover in progress): first wait, doubling up to retry_max.
   Duration retry_min = std::chrono::milliseconds(50);
   Duration retry_max = std::chrono::seconds(1);
+  /// The data-node connections' backoff, bounds, stall and health checks, reply polling
+  /// and blocking pool. URL: stall_timeout_ms, health_check_interval_ms, busy_poll_us.
+  RedisConnectionTuning connection;
 
   /// `redis+sentinel://[[user]:password@]s1[:p1],s2[:p2]/master_name[/db][?params]`;
   /// `rediss+sentinel://` turns TLS on. Params: sentinel_user, sentinel_password (both
-  /// percent-encoded), connect_timeout_ms, request_timeout_ms, db, and the TLS ones.
+  /// percent-encoded), connect_timeout_ms, request_timeout_ms, db, the connection ones
+  /// (stall_timeout_ms, health_check_interval_ms, busy_poll_us) and the TLS ones.
   static RedisSentinelOptions from_url(std::string_view url);
   /// REDIS_SENTINEL_URL if set; else REDIS_SENTINELS (s1:p1,s2:p2), REDIS_SENTINEL_MASTER,
   /// REDIS_DB, REDIS_USER, REDIS_PASSWORD, REDIS_SENTINEL_USER, REDIS_SENTINEL_PASSWORD; TLS
@@ -250,6 +312,20 @@ inline Duration millis(std::string_view type, std::string_view v, std::string_vi
   return Duration(number(type, v, 1, 86'400'000, name));
 }
 
+/// Applies a connection parameter (RedisOptions' names); false when `name` is not one.
+inline bool connection_param(std::string_view type, RedisConnectionTuning& c, std::string_view name,
+                             const std::string& value) {
+  if (name == "stall_timeout_ms")
+    c.stall_timeout = Duration(number(type, value, 0, 86'400'000, name));
+  else if (name == "health_check_interval_ms")
+    c.health_check_interval = Duration(number(type, value, 0, 86'400'000, name));
+  else if (name == "busy_poll_us")
+    c.busy_poll = std::chrono::microseconds(number(type, value, 0, 1'000'000, name));
+  else
+    return false;
+  return true;
+}
+
 inline void validate_common(std::string_view type, const std::string& user, const std::string& password,
                             Duration connect_timeout, Duration request_timeout, Duration retry_min,
                             Duration retry_max) {
@@ -292,7 +368,7 @@ inline RedisClusterOptions RedisClusterOptions::from_url(std::string_view url) {
   o.user = std::move(p.user);
   o.password = std::move(p.password);
   u::each_param(T, p.query, [&](std::string_view name, const std::string& v) {
-    if (u::tls_param(T, o.tls, name, v)) return;
+    if (u::tls_param(T, o.tls, name, v) || u::connection_param(T, o.connection, name, v)) return;
     if (name == "max_redirects")
       o.max_redirects = static_cast<int>(u::number(T, v, 0, 100, "max_redirects"));
     else if (name == "connect_timeout_ms")
@@ -331,6 +407,7 @@ inline void RedisClusterOptions::validate() const {
   u::validate_common(T, user, password, connect_timeout, request_timeout, retry_min, retry_max);
   if (max_redirects < 0) u::fail(T, "max_redirects must be >= 0");
   if (refresh_interval < Duration::zero()) u::fail(T, "refresh_interval must be >= 0 (0: only on redirects)");
+  connection.validate(T);
   tls.validate();
 }
 
@@ -342,7 +419,7 @@ inline std::ostream& operator<<(std::ostream& os, const RedisClusterOptions& o) 
             << ", connect_timeout=" << o.connect_timeout.count()
             << "ms, request_timeout=" << o.request_timeout.count() << "ms, max_redirects=" << o.max_redirects
             << ", refresh_interval=" << o.refresh_interval.count() << "ms, retry_min=" << o.retry_min.count()
-            << "ms, retry_max=" << o.retry_max.count() << "ms}";
+            << "ms, retry_max=" << o.retry_max.count() << "ms, " << o.connection << "}";
 }
 
 inline RedisSentinelOptions RedisSentinelOptions::from_url(std::string_view url) {
@@ -367,7 +444,7 @@ inline RedisSentinelOptions RedisSentinelOptions::from_url(std::string_view url)
   o.user = std::move(p.user);
   o.password = std::move(p.password);
   u::each_param(T, p.query, [&](std::string_view name, const std::string& v) {
-    if (u::tls_param(T, o.tls, name, v)) return;
+    if (u::tls_param(T, o.tls, name, v) || u::connection_param(T, o.connection, name, v)) return;
     if (name == "sentinel_user")
       o.sentinel_user = v;
     else if (name == "sentinel_password")
@@ -420,6 +497,7 @@ inline void RedisSentinelOptions::validate() const {
     u::fail(T, "sentinel_user contains a space or control characters");
   if (!sentinel_user.empty() && sentinel_password.empty())
     u::fail(T, "sentinel_user needs a sentinel_password");
+  connection.validate(T);
   tls.validate();
 }
 
@@ -434,7 +512,7 @@ inline std::ostream& operator<<(std::ostream& os, const RedisSentinelOptions& o)
             << ", sentinel_password=" << u::hidden(o.sentinel_password) << ", " << o.tls
             << ", connect_timeout=" << o.connect_timeout.count()
             << "ms, request_timeout=" << o.request_timeout.count() << "ms, retry_min=" << o.retry_min.count()
-            << "ms, retry_max=" << o.retry_max.count() << "ms}";
+            << "ms, retry_max=" << o.retry_max.count() << "ms, " << o.connection << "}";
 }
 
 }  // namespace corocache

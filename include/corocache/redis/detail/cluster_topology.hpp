@@ -41,8 +41,8 @@
 
 namespace corocache::detail::redis {
 
-/// The RedisOptions of one cluster node's connections (credentials, TLS and timeouts of
-/// the cluster options; everything else at its default).
+/// The RedisOptions of one cluster node's connections (credentials, TLS, timeouts and the
+/// connection tuning of the cluster options).
 inline RedisOptions cluster_node_options(const RedisClusterOptions& c, const cluster::NodeAddress& node) {
   RedisOptions o;
   o.host = node.host;
@@ -52,6 +52,7 @@ inline RedisOptions cluster_node_options(const RedisClusterOptions& c, const clu
   o.tls = c.tls;
   o.connect_timeout = c.connect_timeout;
   o.request_timeout = c.request_timeout;
+  c.connection.apply_to(o);
   return o;
 }
 

@@ -11,6 +11,7 @@
 #include <corocache/redis/detail/blocking_pool.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/cluster_redirect.hpp>
+#include <corocache/redis/detail/cluster_topology.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/pending_keys.hpp>
 #include <corocache/redis/detail/reply.hpp>
@@ -18,6 +19,7 @@
 #include <corocache/redis/detail/script_runner.hpp>
 #include <corocache/redis/detail/scripts.hpp>
 #include <corocache/redis/detail/settle.hpp>
+#include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/wait_nudge.hpp>
 
 #include <boost/asio/awaitable.hpp>

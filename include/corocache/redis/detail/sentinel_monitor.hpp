@@ -388,6 +388,7 @@ inline RedisOptions sentinel_connection_options(asio::any_io_executor ex, RedisS
   o.tls = sentinel.tls;
   o.connect_timeout = sentinel.connect_timeout;
   o.request_timeout = sentinel.request_timeout;
+  sentinel.connection.apply_to(o);
   o.sentinel = std::make_shared<SentinelMonitor>(std::move(ex), std::move(sentinel));
   return o;
 }
