@@ -307,6 +307,8 @@ TEST_CASE("Redis Cluster: a request written as its node's link comes back gets t
   // sent meanwhile gets a short window (500 ms) to be written in. Written when the link is
   // back, it runs 700 ms: its reply comes past the window, well within 5 s. A machine that
   // stalls past the backoff may see the link back before the request is sent: kill it again.
+  // Each kill of a short-lived link doubles the backoff (400, 800 ms, ...); past the window
+  // the request comes back unwritten and is resent, and once written it still gets 5 s.
   bool link_down = false;
   for (int attempt = 0; attempt < 5 && !link_down; ++attempt) {
     const auto up = topo->connection_stats();

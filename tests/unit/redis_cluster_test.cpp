@@ -372,7 +372,7 @@ TEST_CASE("waiting out a migration (ASK then TRYAGAIN, over and over) ends at th
   policy.max_redirects = 2;
   policy.retry_min = 10ms;
   policy.retry_max = 10ms;
-  ClusterRequestFsm fsm(0, t0 + 105ms, policy);
+  ClusterRequestFsm fsm(0, t0 + 115ms, policy);
   auto now = t0;
   int cycles = 0;
   for (;;) {
@@ -414,14 +414,15 @@ TEST_CASE("TRYAGAIN and CLUSTERDOWN back off within the deadline, then time out"
     now += a.delay;
     REQUIRE(fsm.start(map, now).kind == Action::Kind::send);
   }
-  // 10, 20, 40; the fourth (40, at 70) would end at 110 > 100: half the 30 ms left instead.
-  // At 85, half of what is left (7 ms) is under retry_min: timeout.
+  // 10, 20, 40; the fourth (40, at 70) would leave no time to send: half the 30 ms left
+  // instead. At 85, half of what is left (7 ms) is under retry_min: timeout.
   CHECK(delays == std::vector<long long>{10, 20, 40, 15});
   CHECK(now == t0 + 85ms);
   CHECK(fsm.reply().is_error());
 }
 
 TEST_CASE("retry_delay doubles up to its most, then fits the last waits into the time left") {
+  // Every wait leaves at least `first` (10 ms) before the deadline for the attempt itself.
   using corocache::detail::redis::retry_delay;
   using ms = std::chrono::milliseconds;
   const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
@@ -430,7 +431,11 @@ TEST_CASE("retry_delay doubles up to its most, then fits the last waits into the
   CHECK(retry_delay(ms(10), ms(200), 3, t0, deadline) == ms(80));
   CHECK(retry_delay(ms(10), ms(200), 40, t0, deadline) == ms(200));  // no overflow past most
   CHECK(retry_delay(ms(10), ms(200), 40, deadline - 300ms, deadline) == ms(200));
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 210ms, deadline) == ms(200));  // 10 ms left to send
+  CHECK(retry_delay(ms(10), ms(200), 40, deadline - 205ms, deadline) == ms(102));  // not 5 ms: half
   CHECK(retry_delay(ms(10), ms(200), 40, deadline - 150ms, deadline) == ms(75));
+  CHECK(retry_delay(ms(10), ms(200), 0, deadline - 20ms, deadline) == ms(10));
+  CHECK(retry_delay(ms(10), ms(200), 0, deadline - 19ms, deadline) == std::nullopt);
   CHECK(retry_delay(ms(10), ms(200), 40, deadline - 20ms, deadline) == ms(10));
   CHECK(retry_delay(ms(10), ms(200), 40, deadline - 19ms, deadline) == std::nullopt);
   CHECK(retry_delay(ms(10), ms(200), 0, deadline, deadline) == std::nullopt);

@@ -273,10 +273,14 @@ inline const char* apply_tls_param(RedisTlsOptions& tls, std::string_view name, 
   return nullptr;
 }
 
+/// The largest stall_timeout_ms / health_check_interval_ms a URL may give (a year), for
+/// every deployment's URL.
+inline constexpr long long max_url_interval_ms = 365LL * 24 * 3600 * 1000;
+
 /// Handles `?db=N`, `stall_timeout_ms=N`, `health_check_interval_ms=N`, `busy_poll_us=N`
 /// (0 disables each) and the `tls_*` parameters (rediss:// only).
 inline void apply_query(RedisOptions& o, std::string_view query) {
-  constexpr long long max_ms = 365LL * 24 * 3600 * 1000;
+  constexpr long long max_ms = max_url_interval_ms;
   while (!query.empty()) {
     const auto amp = query.find('&');
     const auto param = query.substr(0, amp);

@@ -315,10 +315,11 @@ inline Duration millis(std::string_view type, std::string_view v, std::string_vi
 /// Applies a connection parameter (RedisOptions' names); false when `name` is not one.
 inline bool connection_param(std::string_view type, RedisConnectionTuning& c, std::string_view name,
                              const std::string& value) {
+  constexpr long long max_ms = detail::redis_url::max_url_interval_ms;  // as redis:// URLs
   if (name == "stall_timeout_ms")
-    c.stall_timeout = Duration(number(type, value, 0, 86'400'000, name));
+    c.stall_timeout = Duration(number(type, value, 0, max_ms, name));
   else if (name == "health_check_interval_ms")
-    c.health_check_interval = Duration(number(type, value, 0, 86'400'000, name));
+    c.health_check_interval = Duration(number(type, value, 0, max_ms, name));
   else if (name == "busy_poll_us")
     c.busy_poll = std::chrono::microseconds(number(type, value, 0, 1'000'000, name));
   else
@@ -336,6 +337,7 @@ inline void validate_common(std::string_view type, const std::string& user, cons
   if (request_timeout <= Duration::zero()) fail(type, "request_timeout must be > 0");
   if (retry_min <= Duration::zero()) fail(type, "retry_min must be > 0");
   if (retry_max < retry_min) fail(type, "retry_max must be >= retry_min");
+  if (retry_max > std::chrono::hours(24)) fail(type, "retry_max must be <= 24h");
 }
 
 inline void validate_addresses(std::string_view type, const std::vector<RedisAddress>& list,

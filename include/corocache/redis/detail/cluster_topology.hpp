@@ -521,8 +521,9 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
       throw_if_closed();
       request_refresh();
       throw_undiscovered(asked_before, false);
-      if (Clock::now() + delay >= deadline) throw_undiscovered(asked_before, true);
-      timer.expires_after(delay);
+      const auto now = Clock::now();
+      if (now >= deadline) throw_undiscovered(asked_before, true);
+      timer.expires_at(std::min(deadline, saturating_add(now, delay)));  // the last poll at the deadline
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       delay = std::min<Duration>(delay * 2, options_.retry_max);
     }

@@ -10,7 +10,6 @@
 #include <corocache/redis/detail/cluster_slots.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
-#include <corocache/redis/detail/retry_backoff.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -346,11 +345,13 @@ class DiscoveryFsm {
     return backoff(now);
   }
   DiscoveryAction backoff(Clock::time_point now) {
-    const auto delay = retry_delay(policy_.retry_min, policy_.retry_max, rounds_, now, deadline_);
-    if (!delay) return fail(errc::timeout, last_problem_);
+    auto delay = policy_.retry_min;
+    for (int i = 0; i < rounds_ && delay < policy_.retry_max; ++i) delay *= 2;
+    delay = std::min(delay, policy_.retry_max);
+    if (now + delay >= deadline_) return fail(errc::timeout, last_problem_);
     ++rounds_;
     DiscoveryAction a = make(DiscoveryAction::Kind::wait);
-    a.delay = *delay;
+    a.delay = delay;
     return a;
   }
 
