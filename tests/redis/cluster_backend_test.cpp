@@ -30,6 +30,7 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -331,6 +332,45 @@ TEST_CASE("Redis Cluster: a request written as its node's link comes back gets t
   CHECK(reply.str == "done");
   CHECK(Clock::now() - start >= 700ms);  // it did run, after the link came back
   topo->close();
+}
+
+// The per-connection fields of RedisOptions set through RedisClusterOptions::connection act
+// on every node's connection: here a small max_reply_bytes on each node a tenant lives on,
+// which must not break discovery or SCAN walks (their replies are not values).
+TEST_CASE("Redis Cluster backend: options.connection reaches every node's connections") {
+  corocache::test::RedisCluster::Options co;
+  co.replicas_per_primary = 0;
+  corocache::test::RedisCluster cluster(co);
+  Background bg;
+  auto options = RedisClusterOptions::from_url(cluster.url());
+  options.connection.max_reply_bytes = 4096;
+  Cache cache(RedisBackend(bg.io.get_executor(), options), corocache::CacheOptions{.prefix = "tune"});
+  const std::string big(8192, 'x');
+  std::set<std::size_t> owners;
+  for (int i = 0; i < 12; ++i) {
+    const std::string tenant = "t" + std::to_string(i);
+    const std::size_t owner = cluster.owner_of_slot(scope_slot(cluster, tenant));
+    owners.insert(owner);
+    // Written by another client: this backend refuses to write what it could not read back.
+    corocache::test::SyncClient::once(cluster.port(owner),
+                                      {"SET", "tune:{" + tenant + ":default}:v:big", big});
+    auto scope = cache.tenant(tenant);
+    bool too_large = false;
+    try {
+      bg.sync(scope.get_key("big"));
+    } catch (const boost::system::system_error& e) {
+      too_large = e.code() == corocache::errc::reply_too_large;
+    }
+    CHECK(too_large);
+    bg.sync(scope.set_key("small", "s"));  // the same link goes on
+    CHECK(bg.sync(scope.get_key("small")) == std::optional<std::string>("s"));
+  }
+  CHECK(owners.size() == 3);  // every primary's connection was checked
+  // The backend's own replies are not values: the slot map (above: discovery worked) and
+  // SCAN pages are read with at least the default limits. 80 keys in one page: > 4096 bytes.
+  auto many = cache.tenant("many");
+  for (int i = 0; i < 80; ++i) bg.sync(many.set_key("k" + std::to_string(i), "v"));
+  CHECK(bg.sync(many.invalidate_prefix("k")) == 80);
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

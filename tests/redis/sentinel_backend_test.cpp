@@ -71,6 +71,25 @@ TEST_CASE(
     CHECK_FALSE(find_key(on_primary, "sentinel-basic").empty());
     CHECK(cache.backend().options().sentinel->discoveries() >= 1);
 
+    // RedisSentinelOptions::connection reaches the primary's connection: a reply over its
+    // max_reply_bytes fails its call, and the link goes on.
+    auto tuned = options;
+    tuned.connection.max_reply_bytes = 4096;
+    Cache<RedisBackend> bounded(RedisBackend(ex, tuned), CacheOptions{.prefix = "sentinel-tuned"});
+    const std::vector<std::string> write_big = {"SET", "sentinel-tuned:{t:default}:v:big",
+                                                std::string(8192, 'x')};
+    on_primary.command(write_big);  // another client: the backend refuses to write it itself
+    bool too_large = false;
+    try {
+      const auto big = co_await bounded.tenant("t").get_key("big");
+      static_cast<void>(big);
+    } catch (const boost::system::system_error& e) {
+      too_large = e.code() == corocache::errc::reply_too_large;
+    }
+    CHECK(too_large);
+    const bool small_stored = co_await bounded.tenant("t").set_key("small", "s");
+    CHECK(small_stored);
+
     // The same through AnyBackend from the URL.
     Cache<corocache::AnyBackend> any(corocache::make_backend(ex, group.url()),
                                      CacheOptions{.prefix = "sentinel-any"});

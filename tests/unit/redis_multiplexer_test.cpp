@@ -146,6 +146,24 @@ TEST_CASE("a written request's late reply is discarded after cancellation, never
   CHECK(s.mux.in_use() == 0);
 }
 
+TEST_CASE("the next reply is known to be a control reply, even after its caller left") {
+  Script s;
+  CHECK_FALSE(s.mux.next_reply_is_control());  // nothing written
+  auto* scan = s.make("page");
+  scan->control = true;
+  REQUIRE(s.submit(scan) == Submit::queued);
+  auto* value = s.queue("v");
+  s.write_all();
+  CHECK(s.mux.next_reply_is_control());
+  REQUIRE(s.mux.cancel(scan, true) == scan);  // abandoned: its reply is still read
+  CHECK(s.mux.next_reply_is_control());
+  CHECK(s.reply("keys").kind == Kind::discarded);
+  CHECK_FALSE(s.mux.next_reply_is_control());
+  const auto d = s.reply("V");
+  REQUIRE(d.kind == Kind::completed);
+  CHECK(d.op == value);
+}
+
 TEST_CASE("total cancellation leaves a written request alone, terminal abandons it") {
   Script s;
   auto* unwritten = s.queue("u");

@@ -409,6 +409,25 @@ TEST_CASE("a bulk string at the limit is accepted, one byte more is too_large") 
   }
 }
 
+TEST_CASE("control limits are at least the defaults, and set_limits applies from the next reply") {
+  const ReaderLimits small{.max_bytes = 4096, .max_elements = 10};
+  CHECK(small.control().max_bytes == ReaderLimits{}.max_bytes);
+  CHECK(small.control().max_elements == ReaderLimits{}.max_elements);
+  const ReaderLimits large{.max_bytes = std::size_t{1} << 30, .max_elements = std::size_t{1} << 24};
+  CHECK(large.control().max_bytes == large.max_bytes);  // never lowered
+  CHECK(large.control().max_elements == large.max_elements);
+
+  Reader reader(small);
+  const std::string big = bulk(std::string(8000, 'x'));
+  reader.feed(big + big);
+  Reply r;
+  reader.set_limits(small.control());  // a slot map or SCAN page
+  REQUIRE(reader.next(r) == Reader::Status::reply);
+  CHECK(r.str.size() == 8000);
+  reader.set_limits(small);  // a value
+  CHECK(reader.next(r) == Reader::Status::too_large);
+}
+
 TEST_CASE("too_large is reported at the header, before the payload streams past") {
   Reader reader(ReaderLimits{.max_bytes = 1 << 20, .max_elements = 1000});
   reader.feed("$99999999\r\n");  // ~100 MB declared

@@ -115,7 +115,8 @@ struct RedisOptions {
   std::chrono::microseconds busy_poll{50};
   /// A reply (or bulk string) larger than this fails only its own call with
   /// errc::reply_too_large: its bytes are skipped as they arrive, never buffered, and the
-  /// link is kept. A value that could not be read back is refused when written.
+  /// link is kept. A value that could not be read back is refused when written. Replies to
+  /// the backend's own commands (slot maps, SCAN pages) get at least the default limits.
   std::size_t max_reply_bytes = std::size_t{64} << 20;
   /// Elements of one array reply; more: errc::reply_too_large (the same rule). Nesting
   /// deeper than 8 levels is malformed input (errc::protocol_error).

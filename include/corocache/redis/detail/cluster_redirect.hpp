@@ -101,6 +101,9 @@ inline Request with_asking(const Request& command) {
   Request r;
   r.add("ASKING");
   r.append(command);
+  r.server_wait = command.server_wait;
+  r.send_within = command.send_within;
+  r.control = command.control;
   return r;
 }
 

@@ -474,6 +474,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     try {
       Request nodes;
       nodes.add("CLUSTER", "NODES");
+      nodes.control = true;
       const Reply reply = co_await conn.exec(std::move(nodes), left);
       if (reply.is_string() || reply.is_status()) found = cluster::parse_own_migrations(reply.str);
     } catch (const std::exception&) {
@@ -493,11 +494,13 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
     try {
       Request shards;
       shards.add("CLUSTER", "SHARDS");
+      shards.control = true;
       shards.send_within = window;
       const Reply reply = co_await conn.exec(std::move(shards), timeout);
       if (!reply.is_error()) co_return MapAnswer{cluster::parse_cluster_shards(reply, node, tls)};
       Request slots;
       slots.add("CLUSTER", "SLOTS");
+      slots.control = true;
       const Reply fallback = co_await conn.exec(std::move(slots), timeout);
       co_return MapAnswer{cluster::parse_cluster_slots(fallback, node)};
     } catch (const boost::system::system_error& e) {

@@ -136,6 +136,7 @@ class Connection {
     op->timeout = timeout;  // zero: the deadline's, or request_timeout (set when awaited)
     op->server_wait = request.server_wait;
     op->send_within = request.send_within;
+    op->control = request.control;
     op->owner = impl_.get();
     op->ec_out = ec_out;
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Result)>(

@@ -346,6 +346,11 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
     Reply reply;
     for (;; ++replies) {
       Multiplexer::Delivery d{Multiplexer::ReplyKind::more};
+      if (const bool control = mux_.next_reply_is_control(); control != control_limits_) {
+        control_limits_ = control;  // Request::control: a slot map or SCAN page, not a value
+        const ReaderLimits limits{options_.max_reply_bytes, options_.max_reply_elements};
+        reader_.set_limits(control ? limits.control() : limits);
+      }
       switch (reader_.next(reply)) {
         case Reader::Status::need_more: return true;
         case Reader::Status::error: link_down(errc::protocol_error, reader_.error_message()); return false;
@@ -581,6 +586,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   asio::steady_timer wake_timer_;            // supervisor: link-drop signal and backoff sleeps
   std::shared_ptr<asio::ip::tcp::resolver> resolver_;
   Reader reader_;
+  bool control_limits_ = false;  // reader_ has ReaderLimits::control()
   std::vector<char> read_buf_;
   Multiplexer mux_;
 

@@ -93,7 +93,7 @@ class Multiplexer {
   template <class NowFn>
   Submit submit(PendingOp* op, NowFn&& now) {
     if (in_use() >= config_.max_pending) return Submit::overloaded;
-    queue_.push_back(op, op->replies, op->server_wait);
+    queue_.push_back(op, op->replies, op->server_wait, false, op->control);
     if (!batch_) {
       stamp(op, now());
       return Submit::queued;
@@ -193,6 +193,12 @@ class Multiplexer {
 
   /// Some bytes arrived from the server (progress for stall detection).
   void on_bytes_received() noexcept { ++rx_count_; }
+
+  /// Whether the next reply belongs to a request with the control limits (Request::control).
+  bool next_reply_is_control() noexcept {
+    drop_front_holes();
+    return queue_.written() > 0 && queue_.front().control;
+  }
 
   /// Matches one reply to the oldest written request.
   Delivery on_reply(Reply&& reply) {

@@ -39,6 +39,7 @@ struct PendingOp {
   Duration timeout{};         // the request's timeout (> 0)
   Duration server_wait{};     // how long the server may hold its reply on purpose (Request)
   Duration send_within{};     // how long it may wait unwritten with no link (Request; 0: timeout)
+  bool control = false;       // its reply has the control limits (Request)
 
   // --- multiplexer state ---
   Clock::time_point deadline{};       // the next deadline: the send limit, then the call's
@@ -70,6 +71,7 @@ class ReplyQueue {
     std::uint32_t replies_left = 0;  // replies still to be read for this entry
     bool hole = false;               // abandoned before it was written: never sent
     bool ping = false;               // the health check's PING (internal)
+    bool control = false;            // its replies have the control limits (kept when abandoned)
   };
 
   ReplyQueue() : ring_(16) {}
@@ -86,7 +88,8 @@ class ReplyQueue {
 
   /// Appends `op` (null: an internal request that owns `replies` replies; `ping`: the health
   /// check's) and sets op->id.
-  void push_back(PendingOp* op, std::uint32_t replies, Duration patience, bool ping = false) {
+  void push_back(PendingOp* op, std::uint32_t replies, Duration patience, bool ping = false,
+                 bool control = false) {
     if (size_ == ring_.size()) grow();
     if (op) {
       op->id = end_id();
@@ -100,6 +103,7 @@ class ReplyQueue {
     e.replies_left = replies;
     e.hole = false;
     e.ping = ping;
+    e.control = control;
     ++size_;
   }
   Entry& operator[](std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }

@@ -42,6 +42,15 @@ struct ReaderLimits {
   /// more than this many bytes (its declared lengths say so, or it did): then it is an
   /// error, because a new link is cheaper than streaming that much past every other caller.
   std::uint64_t max_skip_bytes = std::uint64_t{1} << 30;
+
+  /// The limits of a reply to the backend's own commands (Request::control): these, with
+  /// max_bytes and max_elements raised to at least their defaults.
+  ReaderLimits control() const noexcept {
+    ReaderLimits c = *this;
+    c.max_bytes = std::max(max_bytes, ReaderLimits{}.max_bytes);
+    c.max_elements = std::max(max_elements, ReaderLimits{}.max_elements);
+    return c;
+  }
 };
 
 class Reader {
@@ -113,6 +122,10 @@ class Reader {
   /// Bytes examined since construction: copied in, moved, searched, parsed, copied out or
   /// skipped. A measure of work for tests (linear in the bytes fed).
   std::uint64_t bytes_examined() const noexcept { return work_; }
+
+  /// Replaces the limits. Set them before a reply's first byte is parsed and keep them
+  /// until it ends: the connection sets them per reply, from the request it belongs to.
+  void set_limits(const ReaderLimits& limits) noexcept { limits_ = limits; }
 
   /// Forgets all input and any error (used for a new connection).
   void reset() {

@@ -36,6 +36,10 @@ struct Request {
   /// while its connection has no link. Past it, it fails with not_connected (it did not run)
   /// so that the caller can route it elsewhere; once written, the whole timeout applies.
   Duration send_within{};
+  /// A command of the backend's own whose reply is not a user value (a slot map, a SCAN
+  /// page): its reply is bounded by ReaderLimits::control() (at least the default limits),
+  /// so a small max_reply_bytes chosen for values does not break discovery or walks.
+  bool control = false;
 
   /// Appends one command. Throws std::invalid_argument for an empty command.
   template <CommandArg... A>

@@ -52,6 +52,7 @@ asio::awaitable<void> walk_prefix(Exec& exec, std::string_view prefix, OnKeys& o
   do {
     Request step;
     step.add("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+    step.control = true;  // a page of keys, not a value: max_reply_bytes is for values
     Reply reply = co_await exec(std::move(step));
     ScanBatch batch = parse_scan_reply(reply, prefix);
     cursor = std::move(batch.cursor);
