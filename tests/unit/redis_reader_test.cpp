@@ -409,7 +409,7 @@ TEST_CASE("a bulk string at the limit is accepted, one byte more is too_large") 
   }
 }
 
-TEST_CASE("control limits are at least the defaults, and set_limits applies from the next reply") {
+TEST_CASE("control limits are at least the defaults, and a reply over the limits may ask for them") {
   const ReaderLimits small{.max_bytes = 4096, .max_elements = 10};
   CHECK(small.control().max_bytes == ReaderLimits{}.max_bytes);
   CHECK(small.control().max_elements == ReaderLimits{}.max_elements);
@@ -417,15 +417,34 @@ TEST_CASE("control limits are at least the defaults, and set_limits applies from
   CHECK(large.control().max_bytes == large.max_bytes);  // never lowered
   CHECK(large.control().max_elements == large.max_elements);
 
+  // allow_wider: a reply over the limits asks once; one within them asks nothing.
+  struct Asked {
+    int count = 0;
+    bool answer = true;
+  } asked;
   Reader reader(small);
+  reader.allow_wider(
+      small.control(),
+      [](void* a) {
+        auto* asked_here = static_cast<Asked*>(a);
+        ++asked_here->count;
+        return asked_here->answer;
+      },
+      &asked);
   const std::string big = bulk(std::string(8000, 'x'));
-  reader.feed(big + big);
+  reader.feed(bulk("small") + big + "*2\r\n" + big + big + big);
   Reply r;
-  reader.set_limits(small.control());  // a slot map or SCAN page
   REQUIRE(reader.next(r) == Reader::Status::reply);
+  CHECK(asked.count == 0);
+  REQUIRE(reader.next(r) == Reader::Status::reply);  // a slot map or SCAN page: wider
   CHECK(r.str.size() == 8000);
-  reader.set_limits(small);  // a value
+  CHECK(asked.count == 1);
+  REQUIRE(reader.next(r) == Reader::Status::reply);  // an array: asks once for its whole reply
+  CHECK(r.elements.size() == 2);
+  CHECK(asked.count == 2);
+  asked.answer = false;  // a value: the configured limits again
   CHECK(reader.next(r) == Reader::Status::too_large);
+  CHECK(asked.count == 3);
 }
 
 TEST_CASE("too_large is reported at the header, before the payload streams past") {

@@ -71,7 +71,12 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
         reader_(ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}),
         read_buf_(64 * 1024),
         mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout, options_.health_check_interval}),
-        timing_(options_.busy_poll) {}
+        timing_(options_.busy_poll) {
+    // A reply over the limits may be a slot map or SCAN page (Request::control), not a value.
+    reader_.allow_wider(
+        ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}.control(),
+        [](void* self) { return static_cast<ConnectionImpl*>(self)->mux_.next_reply_is_control(); }, this);
+  }
 
   const RedisOptions& options() const noexcept { return options_; }
 
@@ -346,11 +351,6 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
     Reply reply;
     for (;; ++replies) {
       Multiplexer::Delivery d{Multiplexer::ReplyKind::more};
-      if (const bool control = mux_.next_reply_is_control(); control != control_limits_) {
-        control_limits_ = control;  // Request::control: a slot map or SCAN page, not a value
-        const ReaderLimits limits{options_.max_reply_bytes, options_.max_reply_elements};
-        reader_.set_limits(control ? limits.control() : limits);
-      }
       switch (reader_.next(reply)) {
         case Reader::Status::need_more: return true;
         case Reader::Status::error: link_down(errc::protocol_error, reader_.error_message()); return false;
@@ -586,7 +586,6 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
   asio::steady_timer wake_timer_;            // supervisor: link-drop signal and backoff sleeps
   std::shared_ptr<asio::ip::tcp::resolver> resolver_;
   Reader reader_;
-  bool control_limits_ = false;  // reader_ has ReaderLimits::control()
   std::vector<char> read_buf_;
   Multiplexer mux_;
 

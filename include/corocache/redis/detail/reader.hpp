@@ -66,7 +66,7 @@ class Reader {
   /// Longest integer or length line (":", "$", "*"): any int64 fits in 20 characters.
   static constexpr std::size_t header_line_limit = 32;
 
-  explicit Reader(ReaderLimits limits = {}) : limits_(limits) {
+  explicit Reader(ReaderLimits limits = {}) : limits_(limits), narrow_(limits) {
     levels_.reserve(std::min<std::size_t>(limits_.max_depth, 64));
   }
   Reader(const Reader&) = delete;
@@ -123,9 +123,15 @@ class Reader {
   /// skipped. A measure of work for tests (linear in the bytes fed).
   std::uint64_t bytes_examined() const noexcept { return work_; }
 
-  /// Replaces the limits. Set them before a reply's first byte is parsed and keep them
-  /// until it ends: the connection sets them per reply, from the request it belongs to.
-  void set_limits(const ReaderLimits& limits) noexcept { limits_ = limits; }
+  /// Lets a reply that would exceed the limits ask `may_widen(context)` once whether it may
+  /// have `wide` instead (the connection answers from the request the reply belongs to:
+  /// Request::control); after that reply the configured limits apply again. Replies within
+  /// the limits ask nothing, so the common path pays nothing for it.
+  void allow_wider(const ReaderLimits& wide, bool (*may_widen)(void*), void* context) noexcept {
+    wide_ = wide;
+    may_widen_ = may_widen;
+    widen_context_ = context;
+  }
 
   /// Forgets all input and any error (used for a new connection).
   void reset() {
@@ -139,6 +145,7 @@ class Reader {
     levels_.clear();
     root_ = Reply{};
     cost_ = 0;
+    narrow();
     skipping_ = false;
     report_too_large_ = false;
     skip_left_ = 0;
@@ -289,12 +296,9 @@ class Reader {
   }
 
   Step begin_bulk(std::uint64_t len) {
-    if (!skipping_) {
-      const std::size_t room = limits_.max_bytes - cost_;
-      if (len > room || sizeof(Reply) > room - len)
-        begin_skip("bulk string of " + std::to_string(len) + " bytes exceeds max_reply_bytes (" +
-                   std::to_string(limits_.max_bytes) + ")");
-    }
+    if (!skipping_ && !fits(len) && !(widen() && fits(len)))
+      begin_skip("bulk string of " + std::to_string(len) + " bytes exceeds max_reply_bytes (" +
+                 std::to_string(limits_.max_bytes) + ")");
     phase_ = Phase::bulk;
     bulk_left_ = len;
     bulk_target_ = nullptr;
@@ -315,12 +319,11 @@ class Reader {
   }
 
   Step begin_array(std::uint64_t count) {
-    if (!skipping_) {
-      const std::size_t room = limits_.max_bytes - cost_;
+    if (!skipping_ && !array_fits(count) && !(widen() && array_fits(count))) {
       if (count > limits_.max_elements)
         begin_skip("array of " + std::to_string(count) + " elements exceeds max_reply_elements (" +
                    std::to_string(limits_.max_elements) + ")");
-      else if (count + 1 > room / sizeof(Reply))  // each element will cost sizeof(Reply) at least
+      else
         begin_skip("reply larger than max_reply_bytes (" + std::to_string(limits_.max_bytes) + ")");
     }
     Reply* r = nullptr;
@@ -360,6 +363,7 @@ class Reader {
       if (--levels_.back().left > 0) return Step::progress;
       levels_.pop_back();
     }
+    narrow();
     if (skipping_) {  // the too-large reply has streamed past
       skipping_ = false;
       return Step::progress;
@@ -369,8 +373,7 @@ class Reader {
 
   // Adds a value to the reply under construction, or starts skipping it if it is too large.
   Reply* place(ReplyType type, std::size_t payload) {
-    const std::size_t room = limits_.max_bytes - cost_;
-    if (payload > room || sizeof(Reply) > room - payload) {
+    if (!fits(payload) && !(widen() && fits(payload))) {
       begin_skip("reply larger than max_reply_bytes (" + std::to_string(limits_.max_bytes) + ")");
       return nullptr;
     }
@@ -381,6 +384,30 @@ class Reader {
   }
 
   // The current reply is too large: drop what was built, keep only the counts.
+  // Whether one more value of `payload` bytes fits in the reply under construction.
+  bool fits(std::uint64_t payload) const noexcept {
+    const std::size_t room = limits_.max_bytes - cost_;
+    return payload <= room && sizeof(Reply) <= room - payload;
+  }
+  // Whether an array of `count` elements may start (each will cost sizeof(Reply) at least).
+  bool array_fits(std::uint64_t count) const noexcept {
+    return count <= limits_.max_elements && count + 1 <= (limits_.max_bytes - cost_) / sizeof(Reply);
+  }
+  // The reply under construction outgrew the limits: true if it may have the wider ones.
+  // Out of line: the hot path (a reply within the limits) stays as small as before.
+  [[gnu::noinline, gnu::cold]] bool widen() {
+    if (widened_ || may_widen_ == nullptr || !may_widen_(widen_context_)) return false;
+    widened_ = true;
+    limits_ = wide_;
+    return true;
+  }
+  // A reply ended (delivered or skipped): the configured limits again.
+  void narrow() noexcept {
+    if (!widened_) return;
+    widened_ = false;
+    limits_ = narrow_;
+  }
+
   void begin_skip(std::string why) {
     skipping_ = true;
     report_too_large_ = true;
@@ -409,7 +436,12 @@ class Reader {
     return owed > skip_left_;
   }
 
-  ReaderLimits limits_;
+  ReaderLimits limits_;  // in force: narrow_, or wide_ for a reply allowed them
+  ReaderLimits narrow_;  // the configured limits
+  ReaderLimits wide_;
+  bool (*may_widen_)(void*) = nullptr;
+  void* widen_context_ = nullptr;
+  bool widened_ = false;
   std::string buf_;  // input; [pos_, size) not consumed yet
   std::size_t pos_ = 0;
   Phase phase_ = Phase::line;
