@@ -152,6 +152,7 @@ TEST_CASE("the next reply is known to be a control reply, even after its caller 
   auto* scan = s.make("page");
   scan->control = true;
   REQUIRE(s.submit(scan) == Submit::queued);
+  CHECK_FALSE(s.mux.next_reply_is_control());  // not written: no reply is owed yet
   auto* value = s.queue("v");
   s.write_all();
   CHECK(s.mux.next_reply_is_control());

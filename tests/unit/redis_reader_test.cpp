@@ -447,6 +447,27 @@ TEST_CASE("control limits are at least the defaults, and a reply over the limits
   CHECK(asked.count == 3);
 }
 
+TEST_CASE("a widened reply may outgrow the element limit, and after a skip the configured limits return") {
+  const ReaderLimits small{.max_bytes = 4096, .max_elements = 10};
+  bool answer = true;
+  Reader reader(small);
+  ReaderLimits wide = small;
+  wide.max_bytes = 6000;
+  wide.max_elements = 20;
+  reader.allow_wider(
+      wide, [](void* a) { return *static_cast<bool*>(a); }, &answer);
+  std::string eleven = "*11\r\n";
+  for (int i = 0; i < 11; ++i) eleven += ":1\r\n";
+  reader.feed(eleven + bulk(std::string(8000, 'x')) + bulk(std::string(5000, 'y')));
+  Reply r;
+  REQUIRE(reader.next(r) == Reader::Status::reply);  // 11 > 10 elements: widened
+  CHECK(r.elements.size() == 11);
+  CHECK(reader.next(r) == Reader::Status::too_large);  // over even the wider limits: skipped
+  answer = false;
+  CHECK(reader.next(r) == Reader::Status::too_large);  // 5000 > 4096: narrow again after the skip
+  CHECK_FALSE(reader.failed());
+}
+
 TEST_CASE("too_large is reported at the header, before the payload streams past") {
   Reader reader(ReaderLimits{.max_bytes = 1 << 20, .max_elements = 1000});
   reader.feed("$99999999\r\n");  // ~100 MB declared

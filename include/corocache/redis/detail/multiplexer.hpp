@@ -197,7 +197,7 @@ class Multiplexer {
   /// Whether the next reply belongs to a request with the control limits (Request::control).
   bool next_reply_is_control() noexcept {
     drop_front_holes();
-    return queue_.written() > 0 && queue_.front().control;
+    return queue_.written() > 0 && queue_.front_id() < replies_end_id_ && queue_.front().control;
   }
 
   /// Matches one reply to the oldest written request.

@@ -128,7 +128,9 @@ class Reader {
   /// Request::control); after that reply the configured limits apply again. Replies within
   /// the limits ask nothing, so the common path pays nothing for it.
   void allow_wider(const ReaderLimits& wide, bool (*may_widen)(void*), void* context) noexcept {
-    wide_ = wide;
+    wide_ = wide;  // never narrower than the configured limits (cost_ may have reached them)
+    wide_.max_bytes = std::max(wide.max_bytes, narrow_.max_bytes);
+    wide_.max_elements = std::max(wide.max_elements, narrow_.max_elements);
     may_widen_ = may_widen;
     widen_context_ = context;
   }
@@ -383,7 +385,6 @@ class Reader {
     return r;
   }
 
-  // The current reply is too large: drop what was built, keep only the counts.
   // Whether one more value of `payload` bytes fits in the reply under construction.
   bool fits(std::uint64_t payload) const noexcept {
     const std::size_t room = limits_.max_bytes - cost_;
@@ -408,6 +409,7 @@ class Reader {
     limits_ = narrow_;
   }
 
+  // The current reply is too large: drop what was built, keep only the counts.
   void begin_skip(std::string why) {
     skipping_ = true;
     report_too_large_ = true;
