@@ -148,6 +148,21 @@ asio::awaitable<void> own_key_worker(corocache::Scope<RedisBackend> scope, int i
   load.running.fetch_sub(1);
 }
 
+/// Counts how one GET through `scope` ends: a value or nil, overloaded, or anything else.
+struct GetOutcomes {
+  std::atomic<int> ok{0}, overloaded{0}, other{0};
+  int total() const { return ok.load() + overloaded.load() + other.load(); }
+};
+asio::awaitable<void> counted_get(corocache::Scope<RedisBackend> scope, GetOutcomes& outcomes) {
+  try {
+    const auto value = co_await scope.get_key("k");
+    static_cast<void>(value);
+    outcomes.ok.fetch_add(1);
+  } catch (const boost::system::system_error& e) {
+    (e.code() == corocache::errc::overloaded ? outcomes.overloaded : outcomes.other).fetch_add(1);
+  }
+}
+
 /// Worker `i` of the failover test: writes increasing numbers to its key and reads them
 /// back. A read may be behind (the dead primary's last writes can be lost) but never ahead.
 asio::awaitable<void> failover_worker(corocache::Scope<RedisBackend> scope, int i, Load& load,
@@ -371,6 +386,31 @@ TEST_CASE("Redis Cluster backend: options.connection reaches every node's connec
   auto many = cache.tenant("many");
   for (int i = 0; i < 80; ++i) bg.sync(many.set_key("k" + std::to_string(i), "v"));
   CHECK(bg.sync(many.invalidate_prefix("k")) == 80);
+
+  // max_pending and max_blocking_connections reach a node's connections too.
+  auto limited_options = RedisClusterOptions::from_url(cluster.url());
+  limited_options.connection.max_pending = 4;
+  limited_options.connection.max_blocking_connections = 1;
+  Cache limited(RedisBackend(bg.io.get_executor(), limited_options),
+                corocache::CacheOptions{.prefix = "limited"});
+  auto one = limited.tenant("one");
+  bg.sync(one.set_key("k", "v"));  // the slot map is known and the node's link is up
+  // 64 GETs at once on one node: no more than 4 may be queued or in flight.
+  GetOutcomes outcomes;
+  for (int i = 0; i < 64; ++i) asio::co_spawn(bg.io, counted_get(one, outcomes), asio::detached);
+  REQUIRE(corocache::test::poll_until([&] { return outcomes.total() == 64; }, 10000ms));
+  CHECK(outcomes.other.load() == 0);
+  CHECK(outcomes.ok.load() >= 1);
+  CHECK(outcomes.overloaded.load() >= 1);
+  // Two waiting pops on one node share its single blocking connection: the second queues.
+  auto first_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 500ms), asio::use_future);
+  auto second_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 500ms), asio::use_future);
+  std::this_thread::sleep_for(200ms);
+  CHECK(limited.backend().stats().blocking_open == 1);
+  REQUIRE(first_pop.wait_for(10s) == std::future_status::ready);
+  REQUIRE(second_pop.wait_for(10s) == std::future_status::ready);
+  CHECK_FALSE(first_pop.get());
+  CHECK_FALSE(second_pop.get());
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

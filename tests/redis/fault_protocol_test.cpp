@@ -8,6 +8,7 @@
 #include "redis/fault_support.hpp"
 #include "support/run.hpp"
 
+#include <corocache/redis/detail/connect_io.hpp>
 #include <corocache/redis/detail/reader.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -540,6 +541,62 @@ TEST_CASE("a too-large reply during the handshake fails the link, never a caller
         CHECK(c.stats().connects == 0);
         const bool closed = co_await wait_until([&] { return fake.closed_by_client() >= 1; }, 2s);
         CHECK(closed);
+      },
+      1, std::chrono::seconds(20));
+}
+
+/// A handshake with ROLE (a Sentinel's primary) on a fresh link to `fake`: what it failed with.
+asio::awaitable<std::optional<corocache::detail::redis::LinkFailure>> handshake_with_role(
+    asio::any_io_executor ex, const FakeServer& fake, const corocache::RedisOptions& options,
+    Reader& reader) {
+  namespace link_io = corocache::detail::redis::link_io;
+  link_io::Socket socket(ex);
+  const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), fake.port());
+  const asio::generic::stream_protocol::endpoint generic(ep);
+  co_await socket.async_connect(generic, asio::use_awaitable);
+  std::shared_ptr<link_io::TlsStream> no_tls;
+  std::vector<char> buf(64 * 1024);
+  auto failure =
+      co_await link_io::open_link(socket, nullptr, no_tls, reader, buf, options, "127.0.0.1", true);
+  co_return failure;
+}
+
+TEST_CASE("a primary's ROLE listing many replicas passes a small max_reply_bytes, AUTH's reply does not") {
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        // A primary with 60 replicas: its ROLE reply takes ~15 KB of reply nodes.
+        std::string role = "*3\r\n" + bulk("master") + ":1000\r\n*60\r\n";
+        for (int i = 0; i < 60; ++i)
+          role += "*3\r\n" + bulk("10.0.0." + std::to_string(i)) + bulk("6379") + bulk("1000");
+        std::string auth_reply = "+OK\r\n";
+        FakeServer fake(ex, [&](const std::vector<std::string>& command, int, int) {
+          return command.front() == "ROLE"   ? role
+                 : command.front() == "AUTH" ? auth_reply
+                                             : std::string("+OK\r\n");
+        });
+        auto options = fake.options();
+        options.password = "secret";
+        options.max_reply_bytes = 4096;
+        options.max_reply_elements = 16;
+        Reader reader(ReaderLimits{options.max_reply_bytes, options.max_reply_elements});
+        // The connection's own answer (Request::control) must be back after the handshake.
+        int asked = 0;
+        reader.allow_wider(
+            ReaderLimits{}, [](void* n) { return ++*static_cast<int*>(n) < 0; }, &asked);
+
+        auto failure = co_await handshake_with_role(ex, fake, options, reader);
+        CHECK_FALSE(failure.has_value());
+        if (failure) FAIL_CHECK(failure->message);
+        CHECK(reader.widening().context == &asked);
+        CHECK(asked == 0);  // ROLE's reply was answered by the handshake, not the connection
+
+        // AUTH's reply keeps the configured limit: a hostile one still fails the link.
+        auth_reply = bulk(std::string(100 * 1024, 'A'));
+        Reader fresh(ReaderLimits{options.max_reply_bytes, options.max_reply_elements});
+        auto rejected = co_await handshake_with_role(ex, fake, options, fresh);
+        REQUIRE(rejected.has_value());
+        CHECK(rejected->code == errc::protocol_error);
+        CHECK_THAT(rejected->message, Catch::Contains("max_reply_bytes"));
       },
       1, std::chrono::seconds(20));
 }

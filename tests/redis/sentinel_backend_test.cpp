@@ -89,6 +89,9 @@ TEST_CASE(
     CHECK(too_large);
     const bool small_stored = co_await bounded.tenant("t").set_key("small", "s");
     CHECK(small_stored);
+    const auto bounded_stats = bounded.backend().stats().connection;
+    CHECK(bounded_stats.connects == 1);  // the skipped reply kept the link
+    CHECK(bounded_stats.link_drops == 0);
 
     // The same through AnyBackend from the URL.
     Cache<corocache::AnyBackend> any(corocache::make_backend(ex, group.url()),

@@ -463,8 +463,15 @@ TEST_CASE("a widened reply may outgrow the element limit, and after a skip the c
   REQUIRE(reader.next(r) == Reader::Status::reply);  // 11 > 10 elements: widened
   CHECK(r.elements.size() == 11);
   CHECK(reader.next(r) == Reader::Status::too_large);  // over even the wider limits: skipped
+  // The message gives the limit that applied, and says it is not the configured one.
+  CHECK_THAT(
+      reader.error_message(),
+      Catch::Equals("bulk string of 8000 bytes exceeds max_reply_bytes (6000, raised for a reply to the "
+                    "backend's own command)"));
   answer = false;
   CHECK(reader.next(r) == Reader::Status::too_large);  // 5000 > 4096: narrow again after the skip
+  CHECK_THAT(reader.error_message(),
+             Catch::Equals("bulk string of 5000 bytes exceeds max_reply_bytes (4096)"));
   CHECK_FALSE(reader.failed());
 }
 

@@ -164,6 +164,25 @@ inline asio::awaitable<std::optional<LinkFailure>> connect_any(Socket& socket, c
   co_return std::nullopt;
 }
 
+/// For the handshake: only ROLE's reply may outgrow the configured limits
+/// (HandshakeClassifier::role_is_next). The connection's own answer returns afterwards.
+class ReaderWideningScope {
+ public:
+  ReaderWideningScope(Reader& reader, HandshakeClassifier& classify)
+      : reader_(reader), saved_(reader.widening()) {
+    reader_.allow_wider(
+        reader_.configured_limits().control(),
+        [](void* c) { return static_cast<const HandshakeClassifier*>(c)->role_is_next(); }, &classify);
+  }
+  ReaderWideningScope(const ReaderWideningScope&) = delete;
+  ReaderWideningScope& operator=(const ReaderWideningScope&) = delete;
+  ~ReaderWideningScope() { reader_.allow_wider(saved_); }
+
+ private:
+  Reader& reader_;
+  Reader::Widening saved_;
+};
+
 /// AUTH and SELECT (and ROLE with `check_role`) on a connected stream (the socket, or the
 /// TLS stream after its own handshake), bounded by `deadline`.
 template <class Stream>
@@ -175,6 +194,7 @@ asio::awaitable<std::optional<LinkFailure>> handshake(Stream& socket, Reader& re
   Request hello = handshake_request(options, check_role);
   if (hello.empty()) co_return std::nullopt;
   HandshakeClassifier classify(options, check_role);
+  ReaderWideningScope role_may_widen(reader, classify);
   asio::steady_timer timer(socket.get_executor(), deadline);
   auto wrote =
       co_await (asio::async_write(socket, asio::buffer(hello.bytes), asio::as_tuple(asio::use_awaitable)) ||

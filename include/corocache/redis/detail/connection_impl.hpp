@@ -73,7 +73,7 @@ class ConnectionImpl final : public std::enable_shared_from_this<ConnectionImpl>
         mux_(MultiplexerConfig{options_.max_pending, options_.stall_timeout, options_.health_check_interval}),
         timing_(options_.busy_poll) {
     // A reply over the limits may be a slot map or SCAN page (Request::control), not a value.
-    // Handshake replies keep the configured limits: a hostile AUTH reply fails the link.
+    // The handshake answers for itself while it runs (link_io::ReaderWideningScope: ROLE only).
     reader_.allow_wider(
         ReaderLimits{options_.max_reply_bytes, options_.max_reply_elements}.control(),
         [](void* self) { return static_cast<ConnectionImpl*>(self)->mux_.next_reply_is_control(); }, this);

@@ -120,6 +120,10 @@ class HandshakeClassifier {
     return LinkFailure{errc::auth_failed, what + ": " + reply.str};
   }
   bool done() const noexcept { return index_ >= expected_; }
+  /// The next reply is ROLE's. A primary's ROLE lists every replica, so, like the replies to
+  /// the backend's own commands (Request::control), it may be read with the wider limits;
+  /// AUTH and SELECT replies keep the configured ones.
+  bool role_is_next() const noexcept { return role_ && index_ + 1 == expected_; }
 
  private:
   static std::optional<LinkFailure> role_failure(const Reply& reply) {

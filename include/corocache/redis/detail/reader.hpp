@@ -135,6 +135,18 @@ class Reader {
     widen_context_ = context;
   }
 
+  /// What allow_wider() set, so that a phase answering for itself (the handshake) can put
+  /// the connection's answer back afterwards.
+  struct Widening {
+    ReaderLimits wide;
+    bool (*may_widen)(void*) = nullptr;
+    void* context = nullptr;
+  };
+  Widening widening() const noexcept { return Widening{wide_, may_widen_, widen_context_}; }
+  void allow_wider(const Widening& w) noexcept { allow_wider(w.wide, w.may_widen, w.context); }
+  /// The limits given at construction (those in force for every reply not widened).
+  const ReaderLimits& configured_limits() const noexcept { return narrow_; }
+
   /// Forgets all input and any error (used for a new connection).
   void reset() {
     buf_.clear();
@@ -300,7 +312,7 @@ class Reader {
   Step begin_bulk(std::uint64_t len) {
     if (!skipping_ && !fits(len) && !(widen() && fits(len)))
       begin_skip("bulk string of " + std::to_string(len) + " bytes exceeds max_reply_bytes (" +
-                 std::to_string(limits_.max_bytes) + ")");
+                 limit_text(limits_.max_bytes) + ")");
     phase_ = Phase::bulk;
     bulk_left_ = len;
     bulk_target_ = nullptr;
@@ -324,9 +336,9 @@ class Reader {
     if (!skipping_ && !array_fits(count) && !(widen() && array_fits(count))) {
       if (count > limits_.max_elements)
         begin_skip("array of " + std::to_string(count) + " elements exceeds max_reply_elements (" +
-                   std::to_string(limits_.max_elements) + ")");
+                   limit_text(limits_.max_elements) + ")");
       else
-        begin_skip("reply larger than max_reply_bytes (" + std::to_string(limits_.max_bytes) + ")");
+        begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes) + ")");
     }
     Reply* r = nullptr;
     if (!skipping_) {
@@ -376,7 +388,7 @@ class Reader {
   // Adds a value to the reply under construction, or starts skipping it if it is too large.
   Reply* place(ReplyType type, std::size_t payload) {
     if (!fits(payload) && !(widen() && fits(payload))) {
-      begin_skip("reply larger than max_reply_bytes (" + std::to_string(limits_.max_bytes) + ")");
+      begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes) + ")");
       return nullptr;
     }
     cost_ += sizeof(Reply) + payload;
@@ -401,6 +413,10 @@ class Reader {
     widened_ = true;
     limits_ = wide_;
     return true;
+  }
+  // A limit for a message: a widened one says so, since it is not the configured value.
+  std::string limit_text(std::uint64_t limit) const {
+    return std::to_string(limit) + (widened_ ? ", raised for a reply to the backend's own command" : "");
   }
   // A reply ended (delivered or skipped): the configured limits again.
   void narrow() noexcept {
