@@ -215,3 +215,50 @@ TEMPLATE_TEST_CASE("the edge values the contract allows are accepted", "[contrac
     CHECK(w.sync(b.erase_if(w.keys.base, any_entry(), -1)) == 0);
   }
 }
+
+#if defined(COROCACHE_CONTRACT_REDIS)
+// A limit of one backend (docs/backend_contract.md): on a Redis Cluster every key of one call
+// shares a slot. Checked before any I/O there; one server (every other deployment) takes
+// the same calls.
+TEST_CASE("on a Redis Cluster a call's keys must share a slot, refused before any I/O") {
+  Bench<RedisFlavour> w;
+  auto& b = w.backend;
+  const bool cluster = deployment_option() == "cluster";
+  const std::string k = w.keys.value("k"), other_index = w.keys.index("i", "n2");
+  const std::string same_index = w.keys.index("i");
+  const std::string cross_slot = "operation 0's first key in slot";
+  const std::string rule = ": on a Redis Cluster the keys of one call must share a slot";
+
+  const std::uint64_t before = w.requests();
+  const std::string store = w.rejection(b.set(k, "v", indexed({same_index, other_index})));
+  std::vector<BatchOp> spread;
+  spread.emplace_back(batch_op::Store{k, "v", ttl(60s)});
+  spread.emplace_back(batch_op::Erase{w.keys.value("x", "n2")});
+  const std::string batch = w.rejection(b.commit(std::move(spread)));
+  std::vector<BatchOp> untagged;
+  untagged.emplace_back(batch_op::ErasePrefix{w.keys.base});
+  const std::string prefix = w.rejection(b.commit(std::move(untagged)));
+  if (cluster) {
+    CHECK_THAT(store, Catch::StartsWith("corocache: set: index key 1 is in hash slot") &&
+                          Catch::Contains(", the key in slot") && Catch::Contains(rule));
+    CHECK_THAT(batch, Catch::StartsWith("corocache: commit: operation 1 (erase): the key is in hash slot") &&
+                          Catch::Contains(cross_slot) && Catch::Contains(rule));
+    CHECK_THAT(prefix, Catch::StartsWith("corocache: commit: operation 0 (erase_prefix): the prefix has no "
+                                         "{hash tag}"));
+    CHECK(w.requests() == before);
+    CHECK(w.sync(b.get(k)) == std::nullopt);  // nothing of the refused calls was applied
+  } else {
+    CHECK(store == "accepted");
+    CHECK(batch == "accepted");
+    CHECK(prefix == "accepted");
+  }
+  // Within one slot, every deployment takes them.
+  CHECK(w.sync(b.set(k, "v", indexed({same_index}))));
+  std::vector<BatchOp> one_slot;
+  one_slot.emplace_back(batch_op::Store{w.keys.value("j"), "w", indexed({same_index})});
+  one_slot.emplace_back(batch_op::Push{w.keys.queue("q"), "x"});
+  one_slot.emplace_back(batch_op::ErasePrefix{w.keys.value("k")});
+  w.sync(b.commit(std::move(one_slot)));
+  CHECK(w.sync(b.index_members(same_index)) == std::vector<std::string>{w.keys.value("j")});
+}
+#endif

@@ -4,7 +4,8 @@
 // sources build one executable per backend family, chosen by a compile definition:
 //   COROCACHE_CONTRACT_MEMORY  MemoryBackend
 //   COROCACHE_CONTRACT_NULL    NullBackend (argument cases only: it stores nothing)
-//   COROCACHE_CONTRACT_REDIS   RedisBackend on the test process's own redis-server
+//   COROCACHE_CONTRACT_REDIS   RedisBackend on the deployment named by --deployment (the test
+//                              process's own redis-server, TLS, Sentinel or Cluster)
 //   COROCACHE_CONTRACT_ANY     AnyBackend made from memory://, none and redis:// URLs
 //
 // A Flavour names a backend: `Backend`, `make(executor)`, `stores` (false for NullBackend,
@@ -39,6 +40,9 @@
 #include <utility>
 #include <vector>
 
+#if defined(COROCACHE_CONTRACT_REDIS)
+#include "conformance/redis_factory.hpp"
+#endif
 #if defined(COROCACHE_CONTRACT_REDIS) || defined(COROCACHE_CONTRACT_ANY)
 #include "support/redis_server.hpp"
 
@@ -78,17 +82,18 @@ struct AnyNullFlavour {
   static std::uint64_t requests(const Backend&) { return 0; }
 };
 
-#if defined(COROCACHE_CONTRACT_REDIS) || defined(COROCACHE_CONTRACT_ANY)
+#if defined(COROCACHE_CONTRACT_REDIS)
+/// RedisBackend on the deployment named by `--deployment` (single, tls, sentinel, cluster):
+/// the same factory as the facade-level conformance suite (conformance/redis_factory.hpp).
 struct RedisFlavour {
   using Backend = RedisBackend;
   static constexpr bool stores = true;
-  static Backend make(asio::any_io_executor ex) {
-    RedisOptions options;
-    options.port = shared_redis_server().port();
-    return RedisBackend(std::move(ex), std::move(options));
-  }
+  static Backend make(asio::any_io_executor ex) { return BackendFactory<RedisBackend>::make(std::move(ex)); }
   static std::uint64_t requests(const Backend& b) { return b.stats().connection.requests; }
 };
+#endif
+
+#if defined(COROCACHE_CONTRACT_REDIS) || defined(COROCACHE_CONTRACT_ANY)
 
 struct AnyRedisFlavour {
   using Backend = AnyBackend;

@@ -32,6 +32,7 @@
 #include <corocache/redis/detail/backend_state.hpp>
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/bulk.hpp>
+#include <corocache/redis/detail/cluster_keys.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/connection.hpp>
 #include <corocache/redis/detail/peek.hpp>
@@ -268,6 +269,7 @@ class RedisBackend {
       detail::redis::throw_if_error(reply);
       co_return detail::redis::plain_stored(reply);
     }
+    if (st.topo.clustered()) detail::redis::cluster::require_one_slot(key, params);
     detail::redis::Routed target{st.topo, key};
     co_return co_await detail::redis::store_hashed(target, detail::redis::scripts::store_hash, key, value,
                                                    params, deadline, st.topo.clustered());
@@ -410,6 +412,7 @@ class RedisBackend {
     detail::contract::check_commit(ops);
     State& st = live(sp);
     detail::redis::check_batch(ops, st.options.max_reply_bytes);
+    if (st.topo.clustered()) detail::redis::cluster::require_one_slot(ops);
     if (ops.empty()) co_return;
     std::vector<std::vector<std::string>> scanned;  // ErasePrefix: found by SCAN first
     for (const auto& op : ops) {

@@ -152,7 +152,7 @@ inline void check_batch(const std::vector<BatchOp>& ops, std::size_t max_reply_b
 }
 
 /// The key a batch is routed by: its first operation's (a facade batch is one scope, so
-/// one slot; a batch across slots gets the server's CROSSSLOT error on a cluster).
+/// one slot; on a cluster, cluster_keys.hpp has refused a batch across slots).
 inline std::string_view batch_key(const std::vector<BatchOp>& ops) {
   return std::visit(
       [](const auto& o) -> std::string_view {
