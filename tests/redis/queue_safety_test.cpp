@@ -321,6 +321,42 @@ TEST_CASE("a delivered element leaves no ledger, an abandoned pop leaves only an
   });
 }
 
+TEST_CASE("one consumer gets its queue in order after a waiting pop that timed out on a paused server",
+          "[redis][queue-safety]") {
+  RedisServer server;
+  const auto scope = unique_scope();
+  const auto queue = scope + "q:jobs";
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, quick_options(server));
+    for (const auto& e : element_names(1, 4)) co_await b.push(queue, e);
+    // The BLMOVE reaches the paused server; after SIGCONT it may move e1 into its ledger,
+    // and the settling job's return may reach the server after the consumer's next pop was
+    // sent (found by a user audit: 1 run in 8 got e2 before e1). The next pop waits for it.
+    server.pause();
+    bool timed_out = false;
+    try {
+      co_await b.pop(queue, 1000ms, Deadline::after(100ms));
+    } catch (const boost::system::system_error& e) {
+      timed_out = e.code() == errc::timeout;
+    }
+    CHECK(timed_out);
+    co_await sleep_for(600ms);
+    server.resume();
+    std::vector<std::string> got;
+    for (int i = 0; i < 4; ++i) {
+      const auto element = co_await b.pop(queue, 1000ms);
+      got.push_back(element.value_or("(none)"));
+    }
+    CHECK(got == element_names(1, 4));
+    co_await settled(b);
+    // Whether e1 made it into the ledger (and came back) or the return's tombstone came
+    // first (and the BLMOVE moved nothing), nothing is left behind.
+    CHECK(b.stats().returned <= 1);
+    CHECK(ledgers_holding(server, scope).empty());
+    CHECK(server.run({"LLEN", queue}) == "0");
+  });
+}
+
 TEST_CASE("a lock attempt whose caller gave up never leaves the lock held", "[redis][queue-safety][lock]") {
   RedisServer server;
   const auto scope = unique_scope();

@@ -4,9 +4,14 @@
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/commands.hpp>
 #include <corocache/redis/detail/pending_keys.hpp>
+#include <corocache/redis/detail/queue_pop.hpp>
 #include <corocache/redis/detail/scan.hpp>
 #include <corocache/redis/detail/settle.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -89,6 +94,56 @@ TEST_CASE("settling backs off from 50 ms to 2 s, unknown outcomes are told apart
   CHECK_FALSE(outcome_unknown(make_error_code(errc::not_connected)));
   CHECK_FALSE(outcome_unknown(make_error_code(errc::overloaded)));
   CHECK_FALSE(outcome_unknown(make_error_code(errc::shut_down)));
+}
+
+/// How long queue::after_returns(returns, "q", until) took, in `waited`.
+boost::asio::awaitable<void> time_after_returns(const PendingReturns& returns,
+                                                std::chrono::steady_clock::time_point until,
+                                                std::chrono::steady_clock::duration& waited) {
+  const auto start = std::chrono::steady_clock::now();
+  co_await queue::after_returns(returns, "q", until);
+  waited = std::chrono::steady_clock::now() - start;
+}
+
+TEST_CASE("a pop waits for an element on its way back to its queue, up to its deadline", "[unit][redis]") {
+  PendingReturns returns;
+  CHECK_FALSE(returns.pending("q"));
+  returns.begin("q");
+  returns.begin("q");
+  CHECK(returns.pending("q"));
+  CHECK_FALSE(returns.pending("other"));
+  returns.end("q");
+  CHECK(returns.pending("q"));  // one of the two still on its way
+  returns.end("q");
+  CHECK_FALSE(returns.pending("q"));
+  returns.end("q");  // unmatched: ignored, nothing goes negative
+  CHECK_FALSE(returns.pending("q"));
+
+  boost::asio::io_context io;
+  auto waited = std::chrono::steady_clock::duration::max();
+  // Nothing pending: no wait at all.
+  boost::asio::co_spawn(io, time_after_returns(returns, std::chrono::steady_clock::now() + 10s, waited),
+                        boost::asio::detached);
+  io.run();
+  CHECK(waited < 1s);
+  // The return ends after 50 ms: the pop goes on then, long before its deadline.
+  returns.begin("q");
+  boost::asio::steady_timer end_return(io, 50ms);
+  end_return.async_wait([&](boost::system::error_code) { returns.end("q"); });
+  boost::asio::co_spawn(io, time_after_returns(returns, std::chrono::steady_clock::now() + 10s, waited),
+                        boost::asio::detached);
+  io.restart();
+  io.run();
+  CHECK(waited >= 50ms);
+  CHECK(waited < 5s);
+  // A return that never ends (the server is gone): the pop goes on at its deadline.
+  returns.begin("q");
+  boost::asio::co_spawn(io, time_after_returns(returns, std::chrono::steady_clock::now() + 100ms, waited),
+                        boost::asio::detached);
+  io.restart();
+  io.run();
+  CHECK(waited >= 100ms);
+  CHECK(waited < 5s);
 }
 
 TEST_CASE("a SCAN reply keeps only true prefix matches", "[unit][redis]") {

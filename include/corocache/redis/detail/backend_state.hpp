@@ -37,6 +37,7 @@ struct BackendState {
   Topology topo;
   PendingIds ids;
   SettleCounters settle;
+  PendingReturns returns;
   std::atomic<bool> closed{false};
 
   BackendState(asio::any_io_executor ex, RedisOptions opts)
@@ -60,10 +61,14 @@ inline BackendState& live(const BackendStatePtr& st) {
 }
 
 /// Starts a settling job in the background (docs/redis_queues.md); never blocks the caller.
+/// A returned element is pending from here on (PendingReturns), before the caller hears
+/// of its failed pop.
 inline void start_settle(const BackendStatePtr& sp, SettleJob job) {
   BackendState& st = *sp;
   st.settle.started.fetch_add(1, std::memory_order_relaxed);
-  asio::co_spawn(st.executor, run_settle(sp, st.topo, st.settle, st.closed, std::move(job)), asio::detached);
+  if (job.kind == SettleJob::Kind::return_ledger) st.returns.begin(job.key);
+  asio::co_spawn(st.executor, run_settle(sp, st.topo, st.settle, st.returns, st.closed, std::move(job)),
+                 asio::detached);
 }
 
 // A caller's cancellation state, read with `co_await asio::this_coro::cancellation_state`.

@@ -13,6 +13,7 @@
 #include <corocache/redis/detail/cluster_redirect.hpp>
 #include <corocache/redis/detail/cluster_topology.hpp>
 #include <corocache/redis/detail/commands.hpp>
+#include <corocache/redis/detail/pending.hpp>
 #include <corocache/redis/detail/pending_keys.hpp>
 #include <corocache/redis/detail/reply.hpp>
 #include <corocache/redis/detail/request.hpp>
@@ -22,8 +23,11 @@
 #include <corocache/redis/detail/topology.hpp>
 #include <corocache/redis/detail/wait_nudge.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
@@ -66,11 +70,29 @@ inline asio::awaitable<void> wake(BackendStatePtr sp, std::string queue_key) {
   co_await sp->topo.exec(queue_key, std::move(ping), Duration::zero());
 }
 
+/// Waits until no element of `queue_key` is on its way back to it (PendingReturns), or
+/// until `until`: the pop after one that timed out takes the returned element first. Polls
+/// every 2 ms; only a backend with a return in flight ever waits.
+inline asio::awaitable<void> after_returns(const PendingReturns& returns, const std::string& queue_key,
+                                           Clock::time_point until) {
+  if (!returns.pending(queue_key)) co_return;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (returns.pending(queue_key)) {
+    const auto now = Clock::now();
+    if (now >= until) co_return;
+    timer.expires_after(std::min<Clock::duration>(std::chrono::milliseconds(2), until - now));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 /// The pop script on the shared connection: the head moves into the ledger.
 inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp, std::string queue_key,
                                                              std::string ledger, Deadline deadline) {
   BackendState& st = *sp;
-  round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
+  const Duration trip = round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
+  const auto returns_by =
+      saturating_add(Clock::now(), trip > Duration::zero() ? trip : st.options.request_timeout);
+  co_await after_returns(st.returns, queue_key, returns_by);
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
   Routed target{st.topo, queue_key};
@@ -98,6 +120,8 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
   const auto wait_end = Deadline::after(wait, start).at();
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
+  co_await after_returns(st.returns, queue_key,
+                         deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
   std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
   if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
     co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));

@@ -26,8 +26,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 namespace corocache::detail::redis {
@@ -51,6 +53,38 @@ struct SettleCounters {
   std::atomic<std::uint64_t> done{0};
   std::atomic<std::uint64_t> failed{0};    ///< gave up (backend closed, or attempts used up)
   std::atomic<std::uint64_t> returned{0};  ///< elements put back into their queue
+};
+
+/// The queues of a backend with an element on its way back (a return_ledger job not done
+/// yet). The backend's next pop of such a queue waits for it, so one consumer sees its queue
+/// in order even after a pop that timed out: otherwise a waiting pop's BLMOVE, on a
+/// connection of its own, could take the next element before the returned one is back at
+/// the head (docs/redis_queues.md). Thread-safe; free while nothing is pending.
+class PendingReturns {
+ public:
+  void begin(const std::string& queue) {
+    const std::lock_guard lock(mutex_);
+    ++counts_[queue];
+    total_.fetch_add(1, std::memory_order_release);
+  }
+  void end(const std::string& queue) {
+    const std::lock_guard lock(mutex_);
+    const auto it = counts_.find(queue);
+    if (it == counts_.end()) return;
+    if (--it->second == 0) counts_.erase(it);
+    total_.fetch_sub(1, std::memory_order_release);
+  }
+  bool pending(const std::string& queue) const {
+    if (total_.load(std::memory_order_acquire) == 0) [[likely]]
+      return false;
+    const std::lock_guard lock(mutex_);
+    return counts_.find(queue) != counts_.end();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::size_t> counts_;
+  std::atomic<std::size_t> total_{0};
 };
 
 struct SettleJob {
@@ -99,11 +133,26 @@ asio::awaitable<void> settle_once(Target& conn, const SettleJob& job, SettleCoun
   }
 }
 
-/// Runs `job` until it succeeds, `closed` is set, or the attempts run out. `keep_alive` owns
-/// `topology`, `counters` and `closed`. Each attempt goes to the job key's slot.
+/// Runs `job` until it succeeds, `closed` is set, or the attempts run out; a return_ledger
+/// job ends its entry in `returns` then, whichever way it ended. `keep_alive` owns
+/// `topology`, `counters`, `returns` and `closed`. Each attempt goes to the job key's slot.
 inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Topology& topology,
-                                        SettleCounters& counters, const std::atomic<bool>& closed,
-                                        SettleJob job) {
+                                        SettleCounters& counters, PendingReturns& returns,
+                                        const std::atomic<bool>& closed, SettleJob job) {
+  class EndReturn {
+   public:
+    EndReturn(PendingReturns& returns, const SettleJob& job) : returns_(returns), job_(job) {}
+    EndReturn(const EndReturn&) = delete;
+    EndReturn& operator=(const EndReturn&) = delete;
+    ~EndReturn() {
+      if (job_.kind == SettleJob::Kind::return_ledger) returns_.end(job_.key);
+    }
+
+   private:
+    PendingReturns& returns_;
+    const SettleJob& job_;
+  };
+  const EndReturn end_return(returns, job);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (int attempt = 0; attempt < settle_attempts && !closed.load(std::memory_order_acquire); ++attempt) {
     bool stop = false;
