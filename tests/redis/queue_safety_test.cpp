@@ -332,6 +332,8 @@ TEST_CASE("one consumer gets its queue in order after a waiting pop that timed o
     // The BLMOVE reaches the paused server; after SIGCONT it may move e1 into its ledger,
     // and the settling job's return may reach the server after the consumer's next pop was
     // sent (found by a user audit: 1 run in 8 got e2 before e1). The next pop waits for it.
+    // Here the return usually wins anyway, so this is an end-to-end check of the order and
+    // of the accounting; the wait itself is unit-tested (redis_backend_parts_test.cpp).
     server.pause();
     bool timed_out = false;
     try {

@@ -473,6 +473,16 @@ TEST_CASE("a widened reply may outgrow the element limit, and after a skip the c
   CHECK_THAT(reader.error_message(),
              Catch::Equals("bulk string of 5000 bytes exceeds max_reply_bytes (4096)"));
   CHECK_FALSE(reader.failed());
+
+  // Configured limits at or above the wide ones: widening raises nothing, and says nothing.
+  Reader large(wide);
+  large.allow_wider(
+      small, [](void* a) { return *static_cast<bool*>(a); }, &answer);
+  answer = true;
+  large.feed(bulk(std::string(7000, 'z')));
+  CHECK(large.next(r) == Reader::Status::too_large);
+  CHECK_THAT(large.error_message(),
+             Catch::Equals("bulk string of 7000 bytes exceeds max_reply_bytes (6000)"));
 }
 
 TEST_CASE("too_large is reported at the header, before the payload streams past") {

@@ -66,8 +66,11 @@ inline BackendState& live(const BackendStatePtr& st) {
 inline void start_settle(const BackendStatePtr& sp, SettleJob job) {
   BackendState& st = *sp;
   st.settle.started.fetch_add(1, std::memory_order_relaxed);
-  if (job.kind == SettleJob::Kind::return_ledger) st.returns.begin(job.key);
-  asio::co_spawn(st.executor, run_settle(sp, st.topo, st.settle, st.returns, st.closed, std::move(job)),
+  ReturnTicket ticket = job.kind == SettleJob::Kind::return_ledger
+                            ? ReturnTicket(std::shared_ptr<PendingReturns>(sp, &st.returns), job.key)
+                            : ReturnTicket();
+  asio::co_spawn(st.executor,
+                 run_settle(sp, st.topo, st.settle, st.closed, std::move(job), std::move(ticket)),
                  asio::detached);
 }
 

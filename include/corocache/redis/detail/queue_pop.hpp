@@ -85,14 +85,19 @@ inline asio::awaitable<void> after_returns(const PendingReturns& returns, const 
   }
 }
 
-/// The pop script on the shared connection: the head moves into the ledger.
+/// The pop script on the shared connection: the head moves into the ledger. It first waits
+/// for an element on its way back, for at most half of its time (the pop keeps the rest),
+/// unless its caller (waiting_pop) already did.
 inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp, std::string queue_key,
-                                                             std::string ledger, Deadline deadline) {
+                                                             std::string ledger, Deadline deadline,
+                                                             bool returns_awaited = false) {
   BackendState& st = *sp;
   const Duration trip = round_trip_timeout(deadline);  // a passed deadline fails here, before any I/O
-  const auto returns_by =
-      saturating_add(Clock::now(), trip > Duration::zero() ? trip : st.options.request_timeout);
-  co_await after_returns(st.returns, queue_key, returns_by);
+  if (!returns_awaited) {
+    const Duration budget = trip > Duration::zero() ? trip : st.options.request_timeout;
+    co_await after_returns(st.returns, queue_key, saturating_add(Clock::now(), budget / 2));
+    round_trip_timeout(deadline);  // still before any I/O: no return job for a pop never sent
+  }
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
   Routed target{st.topo, queue_key};
@@ -120,21 +125,25 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
   const auto wait_end = Deadline::after(wait, start).at();
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
-  co_await after_returns(st.returns, queue_key,
-                         deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
+  // An element on its way back first: up to the end of the wait, or half of the deadline's time.
+  const auto returns_by =
+      deadline.is_default()
+          ? wait_end
+          : std::min(wait_end, saturating_add(start, deadline.remaining(Duration::zero()) / 2));
+  co_await after_returns(st.returns, queue_key, returns_by);
   std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
   if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
     co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
     pool = st.topo.blocking_pool(queue_key);
   }
-  if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
   const auto conn =
       co_await pool->acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
-  if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+  if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
   const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
   if (waited >= wait) {
     pool->release(conn, true);
-    co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+    co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
   }
   BlockingBudget budget{};
   try {
@@ -173,7 +182,7 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
     const auto redirect = cluster::classify_reply(reply, cluster::NodeAddress{node.host, node.port});
     if (redirect.kind != cluster::ErrorClass::none && redirect.kind != cluster::ErrorClass::other) {
       cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
-      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline);
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
     }
   }
   co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));

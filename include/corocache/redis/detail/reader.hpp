@@ -312,7 +312,7 @@ class Reader {
   Step begin_bulk(std::uint64_t len) {
     if (!skipping_ && !fits(len) && !(widen() && fits(len)))
       begin_skip("bulk string of " + std::to_string(len) + " bytes exceeds max_reply_bytes (" +
-                 limit_text(limits_.max_bytes) + ")");
+                 limit_text(limits_.max_bytes, narrow_.max_bytes) + ")");
     phase_ = Phase::bulk;
     bulk_left_ = len;
     bulk_target_ = nullptr;
@@ -336,9 +336,10 @@ class Reader {
     if (!skipping_ && !array_fits(count) && !(widen() && array_fits(count))) {
       if (count > limits_.max_elements)
         begin_skip("array of " + std::to_string(count) + " elements exceeds max_reply_elements (" +
-                   limit_text(limits_.max_elements) + ")");
+                   limit_text(limits_.max_elements, narrow_.max_elements) + ")");
       else
-        begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes) + ")");
+        begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes, narrow_.max_bytes) +
+                   ")");
     }
     Reply* r = nullptr;
     if (!skipping_) {
@@ -388,7 +389,8 @@ class Reader {
   // Adds a value to the reply under construction, or starts skipping it if it is too large.
   Reply* place(ReplyType type, std::size_t payload) {
     if (!fits(payload) && !(widen() && fits(payload))) {
-      begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes) + ")");
+      begin_skip("reply larger than max_reply_bytes (" + limit_text(limits_.max_bytes, narrow_.max_bytes) +
+                 ")");
       return nullptr;
     }
     cost_ += sizeof(Reply) + payload;
@@ -414,9 +416,10 @@ class Reader {
     limits_ = wide_;
     return true;
   }
-  // A limit for a message: a widened one says so, since it is not the configured value.
-  std::string limit_text(std::uint64_t limit) const {
-    return std::to_string(limit) + (widened_ ? ", raised for a reply to the backend's own command" : "");
+  // A limit for a message: one raised above the configured value says so.
+  static std::string limit_text(std::uint64_t limit, std::uint64_t configured) {
+    return std::to_string(limit) +
+           (limit > configured ? ", raised for a reply to the backend's own command" : "");
   }
   // A reply ended (delivered or skipped): the configured limits again.
   void narrow() noexcept {

@@ -87,6 +87,27 @@ class PendingReturns {
   std::atomic<std::size_t> total_{0};
 };
 
+/// A return_ledger job's entry in PendingReturns, from begin() at its construction to end()
+/// at its destruction (it keeps the PendingReturns alive). Moved into the job's coroutine
+/// as a parameter, so the entry ends with the coroutine frame even if the job never starts.
+class ReturnTicket {
+ public:
+  ReturnTicket() = default;
+  ReturnTicket(std::shared_ptr<PendingReturns> returns, std::string queue)
+      : returns_(std::move(returns)), queue_(std::move(queue)) {
+    returns_->begin(queue_);
+  }
+  ReturnTicket(ReturnTicket&& other) noexcept = default;  // the moved-from one holds no entry
+  ReturnTicket& operator=(ReturnTicket&&) = delete;
+  ~ReturnTicket() {
+    if (returns_) returns_->end(queue_);
+  }
+
+ private:
+  std::shared_ptr<PendingReturns> returns_;
+  std::string queue_;
+};
+
 struct SettleJob {
   enum class Kind {
     forget,          ///< delivered: delete the ledger
@@ -133,26 +154,12 @@ asio::awaitable<void> settle_once(Target& conn, const SettleJob& job, SettleCoun
   }
 }
 
-/// Runs `job` until it succeeds, `closed` is set, or the attempts run out; a return_ledger
-/// job ends its entry in `returns` then, whichever way it ended. `keep_alive` owns
-/// `topology`, `counters`, `returns` and `closed`. Each attempt goes to the job key's slot.
+/// Runs `job` until it succeeds, `closed` is set, or the attempts run out. `keep_alive` owns
+/// `topology`, `counters` and `closed`; `ticket` is a return_ledger job's entry in
+/// PendingReturns, ended with this frame. Each attempt goes to the job key's slot.
 inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Topology& topology,
-                                        SettleCounters& counters, PendingReturns& returns,
-                                        const std::atomic<bool>& closed, SettleJob job) {
-  class EndReturn {
-   public:
-    EndReturn(PendingReturns& returns, const SettleJob& job) : returns_(returns), job_(job) {}
-    EndReturn(const EndReturn&) = delete;
-    EndReturn& operator=(const EndReturn&) = delete;
-    ~EndReturn() {
-      if (job_.kind == SettleJob::Kind::return_ledger) returns_.end(job_.key);
-    }
-
-   private:
-    PendingReturns& returns_;
-    const SettleJob& job_;
-  };
-  const EndReturn end_return(returns, job);
+                                        SettleCounters& counters, const std::atomic<bool>& closed,
+                                        SettleJob job, ReturnTicket ticket) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (int attempt = 0; attempt < settle_attempts && !closed.load(std::memory_order_acquire); ++attempt) {
     bool stop = false;
@@ -171,6 +178,7 @@ inline asio::awaitable<void> run_settle(std::shared_ptr<void> keep_alive, Topolo
   }
   counters.failed.fetch_add(1, std::memory_order_relaxed);
   (void)keep_alive;
+  (void)ticket;  // ends its entry with this frame
 }
 
 }  // namespace corocache::detail::redis
