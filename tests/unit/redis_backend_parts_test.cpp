@@ -96,13 +96,18 @@ TEST_CASE("settling backs off from 50 ms to 2 s, unknown outcomes are told apart
   CHECK_FALSE(outcome_unknown(make_error_code(errc::shut_down)));
 }
 
-/// How long queue::after_returns(returns, "q", <now + budget>) took, in `waited`.
-boost::asio::awaitable<void> time_after_returns(const PendingReturns& returns,
-                                                std::chrono::milliseconds budget,
-                                                std::chrono::steady_clock::duration& waited) {
+/// What queue::after_returns(returns, "q", <now + budget>) did: how long it took, and
+/// whether a return of "q" was still pending when it ended.
+struct AfterReturns {
+  std::chrono::steady_clock::duration waited = std::chrono::steady_clock::duration::max();
+  bool pending_at_end = true;
+};
+boost::asio::awaitable<void> run_after_returns(const PendingReturns& returns,
+                                               std::chrono::milliseconds budget, AfterReturns& out) {
   const auto start = std::chrono::steady_clock::now();
   co_await queue::after_returns(returns, "q", start + budget);
-  waited = std::chrono::steady_clock::now() - start;
+  out.waited = std::chrono::steady_clock::now() - start;
+  out.pending_at_end = returns.pending("q");
 }
 
 TEST_CASE("a pop waits for an element on its way back to its queue, up to its deadline", "[unit][redis]") {
@@ -120,27 +125,36 @@ TEST_CASE("a pop waits for an element on its way back to its queue, up to its de
   CHECK_FALSE(returns.pending("q"));
 
   boost::asio::io_context io;
-  auto waited = std::chrono::steady_clock::duration::max();
   // Nothing pending: no wait at all.
-  boost::asio::co_spawn(io, time_after_returns(returns, 10s, waited), boost::asio::detached);
+  AfterReturns idle;
+  boost::asio::co_spawn(io, run_after_returns(returns, 10s, idle), boost::asio::detached);
   io.run();
-  CHECK(waited < 1s);
-  // The return ends after 50 ms: the pop goes on then, long before its deadline.
+  CHECK_FALSE(idle.pending_at_end);
+  CHECK(idle.waited < 1s);
+  // The return ends after 50 ms: the wait ends with it (not before), long before its deadline.
   returns.begin("q");
+  bool ended = false;
   boost::asio::steady_timer end_return(io, 50ms);
-  end_return.async_wait([&](boost::system::error_code) { returns.end("q"); });
-  boost::asio::co_spawn(io, time_after_returns(returns, 10s, waited), boost::asio::detached);
+  end_return.async_wait([&](boost::system::error_code) {
+    ended = true;
+    returns.end("q");
+  });
+  AfterReturns until_back;
+  boost::asio::co_spawn(io, run_after_returns(returns, 10s, until_back), boost::asio::detached);
   io.restart();
   io.run();
-  CHECK(waited >= 50ms);
-  CHECK(waited < 5s);
-  // A return that never ends (the server is gone): the pop goes on at its deadline.
+  CHECK(ended);
+  CHECK_FALSE(until_back.pending_at_end);
+  CHECK(until_back.waited < 5s);
+  // A return that never ends (the server is gone): the wait ends at its deadline.
   returns.begin("q");
-  boost::asio::co_spawn(io, time_after_returns(returns, 100ms, waited), boost::asio::detached);
+  AfterReturns gave_up;
+  boost::asio::co_spawn(io, run_after_returns(returns, 100ms, gave_up), boost::asio::detached);
   io.restart();
   io.run();
-  CHECK(waited >= 100ms);
-  CHECK(waited < 5s);
+  CHECK(gave_up.pending_at_end);
+  CHECK(gave_up.waited >= 100ms);  // measured from the same start as its deadline
+  CHECK(gave_up.waited < 5s);
 }
 
 TEST_CASE("a SCAN reply keeps only true prefix matches", "[unit][redis]") {
