@@ -402,10 +402,12 @@ TEST_CASE("Redis Cluster backend: options.connection reaches every node's connec
   CHECK(outcomes.other.load() == 0);
   CHECK(outcomes.ok.load() >= 1);
   CHECK(outcomes.overloaded.load() >= 1);
-  // Two waiting pops on one node share its single blocking connection: the second queues.
-  auto first_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 500ms), asio::use_future);
-  auto second_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 500ms), asio::use_future);
-  std::this_thread::sleep_for(200ms);
+  // Two waiting pops on one node share its single blocking connection: the second queues
+  // (with the default pool it would open a second one as soon as the first is open).
+  auto first_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 3000ms), asio::use_future);
+  auto second_pop = asio::co_spawn(bg.io, one.pop_from_queue("jobs", 3000ms), asio::use_future);
+  REQUIRE(corocache::test::poll_until([&] { return limited.backend().stats().blocking_open >= 1; }, 2000ms));
+  std::this_thread::sleep_for(300ms);
   CHECK(limited.backend().stats().blocking_open == 1);
   REQUIRE(first_pop.wait_for(10s) == std::future_status::ready);
   REQUIRE(second_pop.wait_for(10s) == std::future_status::ready);
