@@ -3,7 +3,8 @@
 // during a migration, a primary SIGKILLed (its connection dropped once it left the map),
 // MOVED after a reshard, SCAN-based flushing across primaries, also onto a primary that
 // joined empty after discovery; a request written as its node's link comes back, whose
-// reply is slow, keeps the caller's whole deadline. The fixture's steps are blocking; the
+// reply is slow, keeps the caller's whole deadline; nodes that refuse CLUSTER SHARDS are
+// mapped from CLUSTER SLOTS. The fixture's steps are blocking; the
 // cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
@@ -413,6 +414,52 @@ TEST_CASE("Redis Cluster backend: options.connection reaches every node's connec
   REQUIRE(second_pop.wait_for(10s) == std::future_status::ready);
   CHECK_FALSE(first_pop.get());
   CHECK_FALSE(second_pop.get());
+}
+
+// A server older than 7.0 does not know CLUSTER SHARDS; here every node's default user may
+// not run it (NOPERM), which takes the same path: the map comes from CLUSTER SLOTS. A reply
+// limit of 2 elements is smaller than either map reply, which is not a value and may be read.
+TEST_CASE("Redis Cluster backend: nodes that refuse CLUSTER SHARDS are mapped from CLUSTER SLOTS") {
+  corocache::test::RedisCluster::Options co;
+  co.replicas_per_primary = 0;
+  corocache::test::RedisCluster cluster(co);
+  for (std::size_t i = 0; i < cluster.size(); ++i)
+    REQUIRE(
+        corocache::test::SyncClient::once(cluster.port(i), {"ACL", "SETUSER", "default", "-cluster|shards"})
+            .text == "OK");
+  Background bg;
+  auto options = RedisClusterOptions::from_url(cluster.url());
+  options.connection.max_reply_elements = 2;
+  Cache cache(RedisBackend(bg.io.get_executor(), options), corocache::CacheOptions{.prefix = "old"});
+  std::set<std::size_t> owners;
+  for (int i = 0; i < 12; ++i) {
+    const std::string tenant = "t" + std::to_string(i);
+    owners.insert(cluster.owner_of_slot(scope_slot(cluster, tenant)));
+    auto scope = cache.tenant(tenant);
+    bg.sync(scope.set_key("k", tenant));
+    CHECK(bg.sync(scope.get_key("k")) == std::optional<std::string>(tenant));
+    // Stored on the slot's owner, not only somewhere the client could read it back from.
+    CHECK(corocache::test::SyncClient::once(cluster.port(cluster.owner_of_slot(scope_slot(cluster, tenant))),
+                                            {"GET", "old:{" + tenant + ":default}:v:k"})
+              .text == tenant);
+  }
+  CHECK(owners.size() == 3);
+  // Per node, from INFO commandstats: SHARDS asked and refused, SLOTS answered instead.
+  std::size_t slots_nodes = 0;
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    const auto stats = corocache::test::SyncClient::once(cluster.port(i), {"INFO", "commandstats"}).text;
+    const auto line = [&](const std::string& command) {
+      const auto at = stats.find("cmdstat_" + command + ":");
+      return at == std::string::npos ? std::string() : stats.substr(at, stats.find('\n', at) - at);
+    };
+    if (line("cluster|slots").empty()) continue;
+    ++slots_nodes;
+    INFO(line("cluster|shards"));
+    CHECK(line("cluster|shards").find(":calls=0,") != std::string::npos);
+    CHECK(line("cluster|shards").find("rejected_calls=0,") == std::string::npos);
+  }
+  CHECK(slots_nodes >= 1);
+  CHECK(bg.sync(cache.tenant("t0").invalidate_prefix("k")) == 1);  // SCAN pages still read
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {
