@@ -4,8 +4,8 @@
 // MOVED after a reshard, SCAN-based flushing across primaries, also onto a primary that
 // joined empty after discovery; a request written as its node's link comes back, whose
 // reply is slow, keeps the caller's whole deadline; nodes that refuse CLUSTER SHARDS are
-// mapped from CLUSTER SLOTS. The fixture's steps are blocking; the
-// cache runs on an io_context served by two background threads meanwhile.
+// mapped from CLUSTER SLOTS; a waiting pop outlives its primary's planned failover. The fixture's steps are
+// blocking; the cache runs on an io_context served by two background threads meanwhile.
 
 #include "support/redis_cluster.hpp"
 #include "support/redis_tls.hpp"
@@ -460,6 +460,49 @@ TEST_CASE("Redis Cluster backend: nodes that refuse CLUSTER SHARDS are mapped fr
   }
   CHECK(slots_nodes >= 1);
   CHECK(bg.sync(cache.tenant("t0").invalidate_prefix("k")) == 1);  // SCAN pages still read
+}
+
+// A planned failover (CLUSTER FAILOVER on the replica) demotes the primary, which answers
+// every blocked command with -UNBLOCKED and closes the client: the BLMOVE did not run. The
+// waiting pop must wait on for the rest of its wait on the new primary, not fail.
+TEST_CASE("Redis Cluster backend: a waiting pop blocked on a primary demoted by CLUSTER FAILOVER waits on") {
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  Cache cache(RedisBackend(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url())));
+  auto scope = cache.tenant("demote");
+  const int slot = scope_slot(cluster, "demote");
+  const std::size_t primary = cluster.owner_of_slot(slot);
+  const auto replicas = cluster.replicas_of(primary);
+  REQUIRE_FALSE(replicas.empty());
+  bg.sync(scope.set_key("k", "v"));  // the slot map is known
+  auto pop = asio::co_spawn(bg.io, scope.pop_from_queue("jobs", 20s), asio::use_future);
+  REQUIRE(corocache::test::poll_until(
+      [&] {
+        const auto clients =
+            corocache::test::SyncClient::once(cluster.port(primary), {"INFO", "clients"}).text;
+        return clients.find("blocked_clients:1") != std::string::npos;
+      },
+      5000ms));
+  const auto failed_over_at = Clock::now();
+  REQUIRE(corocache::test::SyncClient::once(cluster.port(replicas.front()), {"CLUSTER", "FAILOVER"}).text ==
+          "OK");
+  REQUIRE(
+      corocache::test::poll_until([&] { return cluster.owner_of_slot(slot) == replicas.front(); }, 15000ms));
+  // Still waiting, now on the new primary: the push wakes it.
+  CHECK(pop.wait_for(300ms) == std::future_status::timeout);
+  bg.sync(scope.push_to_queue("jobs", "after"));
+  REQUIRE(pop.wait_for(10s) == std::future_status::ready);
+  std::optional<std::string> popped;
+  std::string error;
+  try {
+    popped = pop.get();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  INFO(error);
+  CHECK(popped == std::optional<std::string>("after"));
+  CHECK(Clock::now() - failed_over_at < 15s);
+  CHECK_FALSE(bg.sync(scope.pop_from_queue("jobs")));  // delivered once
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

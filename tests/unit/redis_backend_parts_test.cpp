@@ -1,5 +1,5 @@
 // The I/O-free parts of RedisBackend: pending record keys, time budgets, value limits, the
-// settling backoff and SCAN reply parsing.
+// settling backoff, what a waiting pop does with its BLMOVE's reply and SCAN reply parsing.
 
 #include <corocache/redis/detail/budget.hpp>
 #include <corocache/redis/detail/commands.hpp>
@@ -155,6 +155,37 @@ TEST_CASE("a pop waits for an element on its way back to its queue, up to its de
   CHECK(gave_up.pending_at_end);
   CHECK(gave_up.waited >= 100ms);  // measured from the same start as its deadline
   CHECK(gave_up.waited < 5s);
+}
+
+TEST_CASE("a waiting pop's BLMOVE reply: delivered, waited again, or popped without waiting",
+          "[unit][redis]") {
+  using queue::BlockedReply;
+  using queue::classify_blocked_reply;
+  const auto unblocked = Reply::make_error(
+      "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)");
+  for (const bool clustered : {false, true}) {
+    INFO("clustered: " << clustered);
+    // A demoted node: the command did not run, on every deployment, and the link closes.
+    CHECK(classify_blocked_reply(unblocked, clustered) == BlockedReply::reconnect);
+    CHECK(classify_blocked_reply(Reply::make_string("e1"), clustered) == BlockedReply::deliver);
+    CHECK(classify_blocked_reply(Reply::make_nil(), clustered) == BlockedReply::deliver);
+    CHECK(classify_blocked_reply(Reply::make_error("WRONGTYPE Operation against a key"), clustered) ==
+          BlockedReply::deliver);
+    CHECK(classify_blocked_reply(Reply::make_error("UNBLOCKEDX"), clustered) == BlockedReply::deliver);
+    CHECK(classify_blocked_reply(Reply::make_error("READONLY You can't write against a read only replica."),
+                                 clustered) == BlockedReply::deliver);
+  }
+  CHECK(classify_blocked_reply(Reply::make_error("UNBLOCKED"), false) == BlockedReply::reconnect);
+  // Cluster redirects, only on a cluster: a move waits again on the new owner.
+  CHECK(classify_blocked_reply(Reply::make_error("MOVED 42 127.0.0.1:7001"), true) ==
+        BlockedReply::wait_again);
+  CHECK(classify_blocked_reply(Reply::make_error("ASK 42 127.0.0.1:7001"), true) == BlockedReply::pop_routed);
+  CHECK(classify_blocked_reply(Reply::make_error("TRYAGAIN Multiple keys request during rehashing of slot"),
+                               true) == BlockedReply::pop_routed);
+  CHECK(classify_blocked_reply(Reply::make_error("CLUSTERDOWN The cluster is down"), true) ==
+        BlockedReply::pop_routed);
+  CHECK(classify_blocked_reply(Reply::make_error("MOVED 42 127.0.0.1:7001"), false) == BlockedReply::deliver);
+  CHECK(classify_blocked_reply(Reply::make_error("MOVED garbage"), true) == BlockedReply::deliver);
 }
 
 TEST_CASE("a SCAN reply keeps only true prefix matches", "[unit][redis]") {

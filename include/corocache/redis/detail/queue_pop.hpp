@@ -63,6 +63,30 @@ inline std::optional<std::string> hand_over(const BackendStatePtr& sp, Reply rep
   return std::optional<std::string>(std::move(reply.str));
 }
 
+/// What a waiting pop does with its BLMOVE's reply. I/O-free.
+enum class BlockedReply {
+  deliver,     ///< an element, nil, or an error for the caller
+  wait_again,  ///< did not run: the slot moved (MOVED); wait on its new owner
+  reconnect,   ///< did not run: the node's role changed (UNBLOCKED); the server closes the link
+  pop_routed,  ///< did not run: ASK, TRYAGAIN, CLUSTERDOWN; pop without waiting, routed
+};
+
+/// A server that stops being a primary (a failover, REPLICAOF) answers every blocked
+/// command with "-UNBLOCKED force unblock from blocking operation, instance state changed
+/// (master -> replica?)" and closes the client: the command did not run, on any deployment.
+inline BlockedReply classify_blocked_reply(const Reply& reply, bool clustered) {
+  if (!reply.is_error()) return BlockedReply::deliver;
+  const std::string_view text = reply.str;
+  if (text.starts_with("UNBLOCKED") && (text.size() == 9 || text[9] == ' ')) return BlockedReply::reconnect;
+  if (!clustered) return BlockedReply::deliver;
+  switch (cluster::classify_reply(reply, cluster::NodeAddress{}).kind) {
+    case cluster::ErrorClass::none:
+    case cluster::ErrorClass::other: return BlockedReply::deliver;
+    case cluster::ErrorClass::moved: return BlockedReply::wait_again;
+    default: return BlockedReply::pop_routed;
+  }
+}
+
 /// A PING to `queue_key`'s node: wakes a server whose blocked pop's wait has ended.
 inline asio::awaitable<void> wake(BackendStatePtr sp, std::string queue_key) {
   Request ping;
@@ -116,13 +140,18 @@ inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp,
 }
 
 /// BLMOVE into the ledger on a pooled blocking connection. A pop still queued for a
-/// connection when its wait ends pops without waiting instead.
+/// connection when its wait ends pops without waiting instead. A BLMOVE that did not run
+/// (classify_blocked_reply) waits again, on whatever serves the queue now, for the rest of
+/// its wait: a few rounds at most (a demotion can take two: UNBLOCKED, then MOVED from the
+/// node that became a replica), then it pops without waiting.
 inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr sp, std::string queue_key,
                                                                std::string ledger, Duration wait,
                                                                Deadline deadline) {
+  constexpr int max_rounds = 4;
   BackendState& st = *sp;
   const auto start = Clock::now();
   const auto wait_end = Deadline::after(wait, start).at();
+  const auto acquire_by = deadline.is_default() ? wait_end : std::min(wait_end, deadline.at());
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
   // An element on its way back first: up to the end of the wait, or half of the deadline's time.
@@ -131,61 +160,66 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
           ? wait_end
           : std::min(wait_end, saturating_add(start, deadline.remaining(Duration::zero()) / 2));
   co_await after_returns(st.returns, queue_key, returns_by);
-  std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
-  if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
-    co_await st.topo.wait_ready(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
-    pool = st.topo.blocking_pool(queue_key);
-  }
-  if (!pool) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
-  const auto conn =
-      co_await pool->acquire(deadline.is_default() ? wait_end : std::min(wait_end, deadline.at()));
-  if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
-  const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
-  if (waited >= wait) {
-    pool->release(conn, true);
-    co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
-  }
-  BlockingBudget budget{};
-  try {
-    budget = blocking_budget(wait - waited, deadline, st.options.request_timeout);
-  } catch (...) {
-    pool->release(conn, true);
-    throw;
-  }
-  Request request;
-  request.add("BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
-              budget.unbounded ? std::string("0") : block_seconds(budget.server_wait.count()));
-  request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
-  Reply reply;
-  try {
-    // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
-    const WaitNudge::Guard nudged(
-        budget.unbounded ? nullptr : WaitNudge::start(st.executor, budget.server_wait, [sp, queue_key] {
-          return wake(sp, queue_key);
-        }));
-    reply = co_await conn->exec(std::move(request), budget.trip);
-  } catch (const boost::system::system_error& e) {
-    // The BLMOVE may still be pending on the server: the connection serves no one else.
-    pool->release(conn, false);
-    if (outcome_unknown(e.code()))
-      start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-    throw;
-  } catch (...) {
-    pool->release(conn, false);
-    throw;
-  }
-  pool->release(conn, true);
-  if (auto* cluster = st.topo.cluster(); cluster && reply.is_error()) {
-    // The slot moved away from the node the pool belongs to (nothing was moved): learn
-    // the redirect and pop without waiting through the routed connection instead.
-    const auto& node = conn->options();
-    const auto redirect = cluster::classify_reply(reply, cluster::NodeAddress{node.host, node.port});
-    if (redirect.kind != cluster::ErrorClass::none && redirect.kind != cluster::ErrorClass::other) {
-      cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
+  for (int round = 1;; ++round) {
+    std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
+    if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
+      co_await st.topo.wait_ready(acquire_by);
+      pool = st.topo.blocking_pool(queue_key);
+    }
+    if (!pool || round > max_rounds)
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
+    const auto conn = co_await pool->acquire(acquire_by);
+    if (!conn) co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
+    const Duration waited = std::chrono::ceil<Duration>(Clock::now() - start);
+    if (waited >= wait) {
+      pool->release(conn, true);
       co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
     }
+    BlockingBudget budget{};
+    try {
+      budget = blocking_budget(wait - waited, deadline, st.options.request_timeout);
+    } catch (...) {
+      pool->release(conn, true);
+      throw;
+    }
+    Request request;
+    request.add("BLMOVE", queue_key, ledger, "LEFT", "RIGHT",
+                budget.unbounded ? std::string("0") : block_seconds(budget.server_wait.count()));
+    request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
+    Reply reply;
+    try {
+      // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
+      const WaitNudge::Guard nudged(
+          budget.unbounded ? nullptr : WaitNudge::start(st.executor, budget.server_wait, [sp, queue_key] {
+            return wake(sp, queue_key);
+          }));
+      reply = co_await conn->exec(std::move(request), budget.trip);
+    } catch (const boost::system::system_error& e) {
+      // The BLMOVE may still be pending on the server: the connection serves no one else.
+      pool->release(conn, false);
+      if (outcome_unknown(e.code()))
+        start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+      throw;
+    } catch (...) {
+      pool->release(conn, false);
+      throw;
+    }
+    auto* cluster = st.topo.cluster();
+    const auto kind = classify_blocked_reply(reply, cluster != nullptr);
+    pool->release(conn, kind != BlockedReply::reconnect);
+    if (kind == BlockedReply::deliver)
+      co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
+    if (cluster) {
+      // Learn the move, or that the node's role changed (a refresh of the map).
+      const auto& node = conn->options();
+      if (kind == BlockedReply::reconnect)
+        cluster->note_demoted();
+      else
+        cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
+    }
+    if (kind == BlockedReply::pop_routed)
+      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
   }
-  co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
 }
 
 inline asio::awaitable<std::optional<std::string>> pop(BackendStatePtr sp, std::string queue_key,
