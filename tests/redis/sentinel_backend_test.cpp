@@ -1,8 +1,9 @@
 // RedisBackend through Redis Sentinel on a real deployment (RedisSentinelGroup: primary +
 // replica + 3 sentinels): the primary is discovered, a wrong master name fails clearly, TLS
-// sentinels lead to a TLS primary, and a SIGKILL of the primary under load gives no wrong
-// answers, every call ends within its deadline, and calls succeed again after the failover
-// (the time to recover is printed; docs/redis_topology.md records it).
+// sentinels lead to a TLS primary, a waiting pop outlives its primary's demotion, and a
+// SIGKILL of the primary under load gives no wrong answers, every call ends within its
+// deadline, and calls succeed again after the failover (the time to recover is printed;
+// docs/redis_topology.md records it).
 #include "support/redis_sentinel.hpp"
 #include "support/redis_tls.hpp"
 #include "support/run.hpp"
@@ -45,6 +46,23 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// A waiting pop's outcome, filled in by pop_into on the io_context's thread.
+struct PopOutcome {
+  std::atomic<bool> done{false};
+  std::optional<std::string> value;
+  std::string error;
+};
+
+asio::awaitable<void> pop_into(corocache::Scope<RedisBackend> scope, std::chrono::milliseconds wait,
+                               std::shared_ptr<PopOutcome> out) {
+  try {
+    out->value = co_await scope.pop_from_queue("jobs", wait);
+  } catch (const std::exception& e) {
+    out->error = e.what();
+  }
+  out->done = true;
+}
 
 // The key the facade stores `name` under in the default tenant scope of prefix `p`.
 std::string find_key(SyncClient& c, const std::string& prefix) {
@@ -201,6 +219,68 @@ TEST_CASE(
         CHECK_FALSE(during);  // the READONLY write did not run anywhere
       },
       1, 60s);
+}
+
+// REPLICAOF demotes a primary: Redis answers its blocked commands with -UNBLOCKED (they did
+// not run) and closes those links. A waiting pop blocked there waits on for the rest of its
+// wait: here the roles are swapped by hand and back (the sentinels keep naming node 0
+// throughout), and a push after that reaches the pop.
+TEST_CASE(
+    "Sentinel: a waiting pop blocked on a primary demoted by REPLICAOF waits on, and gets a later push") {
+  RedisSentinelGroup group;
+  auto& node0 = group.data_node(0);
+  auto& node1 = group.data_node(1);
+  REQUIRE(group.primary_port() == node0.port());
+  auto outcome = std::make_shared<PopOutcome>();
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto options = RedisSentinelOptions::from_url(group.url());
+        options.request_timeout = 1000ms;
+        options.connect_timeout = 500ms;
+        Cache<RedisBackend> cache(RedisBackend(ex, options), CacheOptions{.prefix = "sentinel-unblocked"});
+        auto scope = cache.tenant("t");
+        co_await scope.set("ready", std::string("1"), 60s);
+        asio::co_spawn(ex, pop_into(scope, 30000ms, outcome), asio::detached);
+        asio::steady_timer pause(ex);
+        bool blocked = false;
+        for (int i = 0; i < 250 && !blocked; ++i) {
+          pause.expires_after(20ms);
+          co_await pause.async_wait(asio::use_awaitable);
+          blocked = SyncClient(std::string("127.0.0.1"), node0.port())
+                        .command({"INFO", "clients"})
+                        .text.find("blocked_clients:1") != std::string::npos;
+        }
+        REQUIRE(blocked);
+        SyncClient(std::string("127.0.0.1"), node1.port()).command({"REPLICAOF", "NO", "ONE"});
+        SyncClient(std::string("127.0.0.1"), node0.port())
+            .command({"REPLICAOF", "127.0.0.1", std::to_string(node1.port())});
+        pause.expires_after(1000ms);
+        co_await pause.async_wait(asio::use_awaitable);
+        CHECK_FALSE(outcome->done.load());  // the -UNBLOCKED did not end the pop
+        SyncClient(std::string("127.0.0.1"), node0.port()).command({"REPLICAOF", "NO", "ONE"});
+        SyncClient(std::string("127.0.0.1"), node1.port())
+            .command({"REPLICAOF", "127.0.0.1", std::to_string(node0.port())});
+        // Push once writes reach node 0 again; the pop, still waiting, takes the element.
+        bool pushed = false;
+        for (int i = 0; i < 150 && !pushed; ++i) {
+          try {
+            co_await scope.push_to_queue("jobs", "after");
+            pushed = true;
+          } catch (const boost::system::system_error&) {
+          }
+          pause.expires_after(100ms);
+          if (!pushed) co_await pause.async_wait(asio::use_awaitable);
+        }
+        REQUIRE(pushed);
+        for (int i = 0; i < 200 && !outcome->done.load(); ++i) {
+          pause.expires_after(50ms);
+          co_await pause.async_wait(asio::use_awaitable);
+        }
+      },
+      1, 60s);
+  REQUIRE(outcome->done.load());
+  INFO(outcome->error);
+  CHECK(outcome->value == std::optional<std::string>("after"));
 }
 
 namespace {

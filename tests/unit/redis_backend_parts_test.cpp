@@ -175,7 +175,11 @@ TEST_CASE("a waiting pop's BLMOVE reply: delivered, waited again, or popped with
     CHECK(classify_blocked_reply(Reply::make_error("READONLY You can't write against a read only replica."),
                                  clustered) == BlockedReply::deliver);
   }
-  CHECK(classify_blocked_reply(Reply::make_error("UNBLOCKED"), false) == BlockedReply::reconnect);
+  // CLIENT UNBLOCK <id> ERROR: an operator's error on a link that stays up, for the caller.
+  CHECK(classify_blocked_reply(Reply::make_error("UNBLOCKED client unblocked via CLIENT UNBLOCK"), false) ==
+        BlockedReply::deliver);
+  CHECK(classify_blocked_reply(Reply::make_error("UNBLOCKED client unblocked via CLIENT UNBLOCK"), true) ==
+        BlockedReply::deliver);
   // Cluster redirects, only on a cluster: a move waits again on the new owner.
   CHECK(classify_blocked_reply(Reply::make_error("MOVED 42 127.0.0.1:7001"), true) ==
         BlockedReply::wait_again);

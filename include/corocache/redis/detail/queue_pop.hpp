@@ -7,6 +7,7 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/backend_contract.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/redis/detail/backend_state.hpp>
 #include <corocache/redis/detail/blocking_pool.hpp>
 #include <corocache/redis/detail/budget.hpp>
@@ -77,7 +78,9 @@ enum class BlockedReply {
 inline BlockedReply classify_blocked_reply(const Reply& reply, bool clustered) {
   if (!reply.is_error()) return BlockedReply::deliver;
   const std::string_view text = reply.str;
-  if (text.starts_with("UNBLOCKED") && (text.size() == 9 || text[9] == ' ')) return BlockedReply::reconnect;
+  // Only the demotion's text: CLIENT UNBLOCK <id> ERROR sends "-UNBLOCKED client unblocked via
+  // CLIENT UNBLOCK" on a link that stays up, an error for the caller.
+  if (text.starts_with("UNBLOCKED force unblock")) return BlockedReply::reconnect;
   if (!clustered) return BlockedReply::deliver;
   switch (cluster::classify_reply(reply, cluster::NodeAddress{}).kind) {
     case cluster::ErrorClass::none:
@@ -141,13 +144,16 @@ inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp,
 
 /// BLMOVE into the ledger on a pooled blocking connection. A pop still queued for a
 /// connection when its wait ends pops without waiting instead. A BLMOVE that did not run
-/// (classify_blocked_reply) waits again, on whatever serves the queue now, for the rest of
-/// its wait: a few rounds at most (a demotion can take two: UNBLOCKED, then MOVED from the
-/// node that became a replica), then it pops without waiting.
+/// (classify_blocked_reply, or refused with not_connected: a link down or a demoted
+/// Sentinel primary) waits again, on whatever serves the queue now, for the rest of its
+/// wait, after a pause that doubles from 10 ms to 500 ms. A demotion on a cluster usually
+/// takes three BLMOVEs (UNBLOCKED, MOVED from the node that became a replica, the wait);
+/// after 16 rounds the pop stops waiting and pops once.
 inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr sp, std::string queue_key,
                                                                std::string ledger, Duration wait,
                                                                Deadline deadline) {
-  constexpr int max_rounds = 4;
+  constexpr int max_rounds = 16;
+  Duration pause = std::chrono::milliseconds(10);
   BackendState& st = *sp;
   const auto start = Clock::now();
   const auto wait_end = Deadline::after(wait, start).at();
@@ -161,6 +167,12 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
           : std::min(wait_end, saturating_add(start, deadline.remaining(Duration::zero()) / 2));
   co_await after_returns(st.returns, queue_key, returns_by);
   for (int round = 1;; ++round) {
+    if (round > 1) {  // time for the failover or the map refresh, within the wait
+      asio::steady_timer between(co_await asio::this_coro::executor);
+      between.expires_at(std::min(wait_end, saturating_add(Clock::now(), pause)));
+      pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(500));
+      co_await between.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
     std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
     if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
       co_await st.topo.wait_ready(acquire_by);
@@ -187,6 +199,7 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
                 budget.unbounded ? std::string("0") : block_seconds(budget.server_wait.count()));
     request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
     Reply reply;
+    bool refused = false;  // not_connected: it did not run, and the wait goes on
     try {
       // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
       const WaitNudge::Guard nudged(
@@ -197,15 +210,26 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
     } catch (const boost::system::system_error& e) {
       // The BLMOVE may still be pending on the server: the connection serves no one else.
       pool->release(conn, false);
-      if (outcome_unknown(e.code()))
-        start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-      throw;
+      if (e.code() == errc::not_connected && round < max_rounds && Clock::now() < wait_end) {
+        refused = true;
+      } else {
+        if (outcome_unknown(e.code()))
+          start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+        throw;
+      }
     } catch (...) {
       pool->release(conn, false);
       throw;
     }
+    if (refused) continue;
     auto* cluster = st.topo.cluster();
-    const auto kind = classify_blocked_reply(reply, cluster != nullptr);
+    BlockedReply kind = BlockedReply::deliver;
+    try {
+      kind = classify_blocked_reply(reply, cluster != nullptr);
+    } catch (...) {
+      pool->release(conn, false);
+      throw;
+    }
     pool->release(conn, kind != BlockedReply::reconnect);
     if (kind == BlockedReply::deliver)
       co_return hand_over(sp, std::move(reply), queue_key, ledger, cancelled_since(cancel, before));
