@@ -64,6 +64,14 @@ asio::awaitable<void> pop_into(corocache::Scope<RedisBackend> scope, std::chrono
   out->done = true;
 }
 
+// Swaps the roles by hand: `primary` is promoted and `replica` follows it. Unlike a Sentinel
+// failover, REPLICAOF does not disconnect clients, and the sentinels keep naming the old primary.
+void make_primary(corocache::test::RedisServer& primary, corocache::test::RedisServer& replica) {
+  SyncClient(std::string("127.0.0.1"), primary.port()).command({"REPLICAOF", "NO", "ONE"});
+  SyncClient(std::string("127.0.0.1"), replica.port())
+      .command({"REPLICAOF", "127.0.0.1", std::to_string(primary.port())});
+}
+
 // The key the facade stores `name` under in the default tenant scope of prefix `p`.
 std::string find_key(SyncClient& c, const std::string& prefix) {
   const auto keys = c.command({"KEYS", prefix + ":*"});
@@ -191,9 +199,7 @@ TEST_CASE(
         co_await scope.set("before", std::string("1"), 60s);
         // Swap the roles by hand: unlike a Sentinel failover, REPLICAOF does not disconnect
         // clients, so the backend's link to node 0 stays up and its next write meets READONLY.
-        SyncClient(std::string("127.0.0.1"), node1.port()).command({"REPLICAOF", "NO", "ONE"});
-        SyncClient(std::string("127.0.0.1"), node0.port())
-            .command({"REPLICAOF", "127.0.0.1", std::to_string(node1.port())});
+        make_primary(node1, node0);
         const auto readonly = co_await describe([&] { return scope.set("during", std::string("2"), 60s); });
         CHECK(readonly.first);
         CHECK_THAT(readonly.second, Catch::Contains("READONLY"));
@@ -202,9 +208,7 @@ TEST_CASE(
         CHECK(role.first);
         CHECK_THAT(role.second, Catch::Contains("ROLE slave"));
         // Back as it was: the calls succeed again.
-        SyncClient(std::string("127.0.0.1"), node0.port()).command({"REPLICAOF", "NO", "ONE"});
-        SyncClient(std::string("127.0.0.1"), node1.port())
-            .command({"REPLICAOF", "127.0.0.1", std::to_string(node0.port())});
+        make_primary(node0, node1);
         bool recovered = false;
         const auto until = Clock::now() + 15s;
         asio::steady_timer pause(ex);
@@ -251,15 +255,11 @@ TEST_CASE(
                         .text.find("blocked_clients:1") != std::string::npos;
         }
         REQUIRE(blocked);
-        SyncClient(std::string("127.0.0.1"), node1.port()).command({"REPLICAOF", "NO", "ONE"});
-        SyncClient(std::string("127.0.0.1"), node0.port())
-            .command({"REPLICAOF", "127.0.0.1", std::to_string(node1.port())});
+        make_primary(node1, node0);
         pause.expires_after(1000ms);
         co_await pause.async_wait(asio::use_awaitable);
         CHECK_FALSE(outcome->done.load());  // the -UNBLOCKED did not end the pop
-        SyncClient(std::string("127.0.0.1"), node0.port()).command({"REPLICAOF", "NO", "ONE"});
-        SyncClient(std::string("127.0.0.1"), node1.port())
-            .command({"REPLICAOF", "127.0.0.1", std::to_string(node0.port())});
+        make_primary(node0, node1);
         // Push once writes reach node 0 again; the pop, still waiting, takes the element.
         bool pushed = false;
         for (int i = 0; i < 150 && !pushed; ++i) {
