@@ -64,6 +64,36 @@ asio::awaitable<void> pop_into(corocache::Scope<RedisBackend> scope, std::chrono
   out->done = true;
 }
 
+// Options that notice a lost or moved primary within about a second.
+RedisSentinelOptions quick_options(const RedisSentinelGroup& group) {
+  auto options = RedisSentinelOptions::from_url(group.url());
+  options.request_timeout = 1000ms;
+  options.connect_timeout = 500ms;
+  return options;
+}
+
+// True when the data node on `port` has a client blocked in a command (a waiting pop).
+bool has_blocked_client(std::uint16_t port) {
+  return SyncClient(std::string("127.0.0.1"), port)
+             .command({"INFO", "clients"})
+             .text.find("blocked_clients:1") != std::string::npos;
+}
+
+// Pushes `value` to the "jobs" queue once a primary takes writes again (up to 15 s).
+asio::awaitable<bool> push_when_writable(corocache::Scope<RedisBackend> scope, std::string value) {
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  for (int i = 0; i < 150; ++i) {
+    try {
+      co_await scope.push_to_queue("jobs", value);
+      co_return true;
+    } catch (const boost::system::system_error&) {
+    }
+    pause.expires_after(100ms);
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  co_return false;
+}
+
 // Swaps the roles by hand: `primary` is promoted and `replica` follows it. Unlike a Sentinel
 // failover, REPLICAOF does not disconnect clients, and the sentinels keep naming the old primary.
 void make_primary(corocache::test::RedisServer& primary, corocache::test::RedisServer& replica) {
@@ -191,10 +221,8 @@ TEST_CASE(
   };
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        auto options = RedisSentinelOptions::from_url(group.url());
-        options.request_timeout = 1000ms;
-        options.connect_timeout = 500ms;
-        Cache<RedisBackend> cache(RedisBackend(ex, options), CacheOptions{.prefix = "sentinel-readonly"});
+        Cache<RedisBackend> cache(RedisBackend(ex, quick_options(group)),
+                                  CacheOptions{.prefix = "sentinel-readonly"});
         auto scope = cache.tenant("t");
         co_await scope.set("before", std::string("1"), 60s);
         // Swap the roles by hand: unlike a Sentinel failover, REPLICAOF does not disconnect
@@ -238,49 +266,65 @@ TEST_CASE(
   auto outcome = std::make_shared<PopOutcome>();
   run(
       [&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        auto options = RedisSentinelOptions::from_url(group.url());
-        options.request_timeout = 1000ms;
-        options.connect_timeout = 500ms;
-        Cache<RedisBackend> cache(RedisBackend(ex, options), CacheOptions{.prefix = "sentinel-unblocked"});
+        Cache<RedisBackend> cache(RedisBackend(ex, quick_options(group)),
+                                  CacheOptions{.prefix = "sentinel-unblocked"});
         auto scope = cache.tenant("t");
         co_await scope.set("ready", std::string("1"), 60s);
         asio::co_spawn(ex, pop_into(scope, 30000ms, outcome), asio::detached);
-        asio::steady_timer pause(ex);
-        bool blocked = false;
-        for (int i = 0; i < 250 && !blocked; ++i) {
-          pause.expires_after(20ms);
-          co_await pause.async_wait(asio::use_awaitable);
-          blocked = SyncClient(std::string("127.0.0.1"), node0.port())
-                        .command({"INFO", "clients"})
-                        .text.find("blocked_clients:1") != std::string::npos;
-        }
+        const bool blocked = co_await wait_until([&] { return has_blocked_client(node0.port()); }, 5s);
         REQUIRE(blocked);
         make_primary(node1, node0);
-        pause.expires_after(1000ms);
+        asio::steady_timer pause(ex, 1000ms);
         co_await pause.async_wait(asio::use_awaitable);
         CHECK_FALSE(outcome->done.load());  // the -UNBLOCKED did not end the pop
         make_primary(node0, node1);
         // Push once writes reach node 0 again; the pop, still waiting, takes the element.
-        bool pushed = false;
-        for (int i = 0; i < 150 && !pushed; ++i) {
-          try {
-            co_await scope.push_to_queue("jobs", "after");
-            pushed = true;
-          } catch (const boost::system::system_error&) {
-          }
-          pause.expires_after(100ms);
-          if (!pushed) co_await pause.async_wait(asio::use_awaitable);
-        }
+        const bool pushed = co_await push_when_writable(scope, "after");
         REQUIRE(pushed);
-        for (int i = 0; i < 200 && !outcome->done.load(); ++i) {
-          pause.expires_after(50ms);
-          co_await pause.async_wait(asio::use_awaitable);
-        }
+        co_await wait_until([&] { return outcome->done.load(); }, 10s);
       },
       1, 60s);
   REQUIRE(outcome->done.load());
   INFO(outcome->error);
   CHECK(outcome->value == std::optional<std::string>("after"));
+}
+
+// In a Sentinel failover the links to the old primary drop (here it is killed; a graceful
+// failover's +switch-master drops them too). A waiting pop blocked there waits on for the
+// rest of its wait and gets a push made on the new primary (before 2026-11-28 it failed with
+// connection_lost).
+TEST_CASE("Sentinel: a waiting pop blocked on a primary that is killed waits through the failover") {
+  RedisSentinelGroup group;
+  const auto old_port = group.primary_port();
+  auto outcome = std::make_shared<PopOutcome>();
+  std::chrono::milliseconds failover_took{0};
+  run(
+      [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        Cache<RedisBackend> cache(RedisBackend(ex, quick_options(group)),
+                                  CacheOptions{.prefix = "sentinel-pop-kill"});
+        auto scope = cache.tenant("t");
+        co_await scope.set("ready", std::string("1"), 60s);
+        asio::co_spawn(ex, pop_into(scope, 30000ms, outcome), asio::detached);
+        const bool blocked = co_await wait_until([&] { return has_blocked_client(old_port); }, 5s);
+        REQUIRE(blocked);
+        group.kill_primary();
+        auto failover = std::async(std::launch::async, [&] { return group.wait_for_failover(old_port); });
+        co_await wait_until([&] { return failover.wait_for(0s) == std::future_status::ready; }, 30s);
+        failover_took = failover.get();
+        CHECK_FALSE(outcome->done.load());  // the lost link did not end the pop
+        const bool pushed = co_await push_when_writable(scope, "after failover");
+        REQUIRE(pushed);
+        co_await wait_until([&] { return outcome->done.load(); }, 10s);
+        const bool settled = co_await wait_until(
+            [&] { return cache.backend().stats().settle_pending() == 0; }, std::chrono::seconds(20));
+        CHECK(settled);
+        CHECK(cache.backend().stats().settle_failed == 0);
+      },
+      1, 90s);
+  INFO("failover took " << failover_took.count() << " ms");
+  REQUIRE(outcome->done.load());
+  INFO(outcome->error);
+  CHECK(outcome->value == std::optional<std::string>("after failover"));
 }
 
 namespace {

@@ -145,6 +145,40 @@ class RedisServer {
     return command(ctx.get(), args, false);
   }
 
+  /// Sends `commands` in one write, so the server runs them in one pass of its event loop
+  /// (nothing of another client's runs in between), and returns their replies as run() does.
+  /// Throws as run() does, on the first error reply.
+  std::vector<std::string> run_pipelined(const std::vector<std::vector<std::string>>& commands) const {
+    auto ctx = connect_blocking(std::chrono::seconds(5));
+    if (!ctx)
+      throw std::runtime_error("RedisServer::run_pipelined: cannot connect to port " + std::to_string(port_));
+    if (!password_.empty()) command(ctx.get(), {"AUTH", password_}, /*hide_args=*/true);
+    for (const auto& args : commands) {
+      std::vector<const char*> argv;
+      std::vector<std::size_t> lens;
+      for (const auto& a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      if (redisAppendCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+          REDIS_OK)
+        throw std::runtime_error("RedisServer::run_pipelined: cannot encode " + args.front());
+    }
+    std::vector<std::string> texts;
+    for (const auto& args : commands) {
+      void* raw = nullptr;
+      if (redisGetReply(ctx.get(), &raw) != REDIS_OK || raw == nullptr)
+        throw std::runtime_error("RedisServer::run_pipelined " + args.front() +
+                                 ": I/O error: " + ctx->errstr);
+      std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(raw));
+      if (reply->type == REDIS_REPLY_ERROR)
+        throw std::runtime_error("RedisServer::run_pipelined " + args.front() + ": " +
+                                 std::string(reply->str, reply->len));
+      texts.push_back(text_of(reply.get()));
+    }
+    return texts;
+  }
+
  private:
   struct ContextDeleter {
     void operator()(redisContext* c) const noexcept { redisFree(c); }

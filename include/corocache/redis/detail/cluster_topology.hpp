@@ -209,8 +209,8 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   }
 
   /// A blocking connection's node gave up a blocked command because its role changed (a
-  /// primary demoted by a failover): the map is stale.
-  void note_demoted() { request_refresh(); }
+  /// primary demoted by a failover), or its link failed: the map may be stale.
+  void note_blocking_failed() { request_refresh(); }
 
   /// A reply from a blocking connection said the slot moved: learn it.
   void note_redirect(const Reply& reply, const cluster::NodeAddress& origin) {

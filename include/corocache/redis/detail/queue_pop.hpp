@@ -146,9 +146,12 @@ inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp,
 /// connection when its wait ends pops without waiting instead. A BLMOVE that did not run
 /// (classify_blocked_reply, or refused with not_connected: a link down or a demoted
 /// Sentinel primary) waits again, on whatever serves the queue now, for the rest of its
-/// wait, after a pause that doubles from 10 ms to 500 ms. A demotion on a cluster usually
-/// takes three BLMOVEs (UNBLOCKED, MOVED from the node that became a replica, the wait);
-/// after 16 rounds the pop stops waiting and pops once.
+/// wait, after a pause that doubles from 10 ms to 500 ms. So does one whose link was lost
+/// (connection_lost: a failover, a killed client): whatever it may have moved goes back
+/// from its ledger (a settling job), the next round waits for that return and moves into a
+/// new ledger. A demotion on a cluster usually takes three BLMOVEs (UNBLOCKED, MOVED from
+/// the node that became a replica, the wait); after 16 rounds the pop stops waiting and
+/// pops once.
 inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr sp, std::string queue_key,
                                                                std::string ledger, Duration wait,
                                                                Deadline deadline) {
@@ -172,6 +175,8 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
       between.expires_at(std::min(wait_end, saturating_add(Clock::now(), pause)));
       pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(500));
       co_await between.async_wait(asio::as_tuple(asio::use_awaitable));
+      // After a lost link: its element back at the head before this round can take another.
+      co_await after_returns(st.returns, queue_key, acquire_by);
     }
     std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
     if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
@@ -199,7 +204,7 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
                 budget.unbounded ? std::string("0") : block_seconds(budget.server_wait.count()));
     request.server_wait = budget.unbounded ? Duration::max() : budget.server_wait;
     Reply reply;
-    bool refused = false;  // not_connected: it did not run, and the wait goes on
+    bool again = false;  // the wait goes on: refused (did not run), or lost and being returned
     try {
       // Nudges the server from the end of the wait until the reply (wait_nudge.hpp).
       const WaitNudge::Guard nudged(
@@ -210,18 +215,21 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
     } catch (const boost::system::system_error& e) {
       // The BLMOVE may still be pending on the server: the connection serves no one else.
       pool->release(conn, false);
-      if (e.code() == errc::not_connected && round < max_rounds && Clock::now() < wait_end) {
-        refused = true;
-      } else {
-        if (outcome_unknown(e.code()))
-          start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
-        throw;
-      }
+      const bool time_left = round < max_rounds && Clock::now() < wait_end;
+      const bool lost = e.code() == errc::connection_lost;
+      if (outcome_unknown(e.code()))
+        start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
+      if (!time_left || (!lost && e.code() != errc::not_connected)) throw;
+      if (lost) ledger = pending_key(queue_key, st.ids.next());  // the old one is being returned
+      again = true;
     } catch (...) {
       pool->release(conn, false);
       throw;
     }
-    if (refused) continue;
+    if (again) {
+      if (auto* cluster = st.topo.cluster()) cluster->note_blocking_failed();
+      continue;
+    }
     auto* cluster = st.topo.cluster();
     BlockedReply kind = BlockedReply::deliver;
     try {
@@ -237,7 +245,7 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
       // Learn the move, or that the node's role changed (a refresh of the map).
       const auto& node = conn->options();
       if (kind == BlockedReply::reconnect)
-        cluster->note_demoted();
+        cluster->note_blocking_failed();
       else
         cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
     }
