@@ -114,7 +114,7 @@ asio::awaitable<void> run_all(asio::any_io_executor ex, std::size_t n, Task task
       shared->left.fetch_sub(1, std::memory_order_acq_rel);
     });
   const bool done = co_await wait_until(
-      [shared] { return shared->left.load(std::memory_order_acquire) == 0; }, std::chrono::seconds(60));
+      [&shared] { return shared->left.load(std::memory_order_acquire) == 0; }, std::chrono::seconds(60));
   if (!done) throw std::runtime_error("run_all: tasks still running after 60 s");
   const std::lock_guard<std::mutex> lock(shared->mutex);
   if (shared->first) std::rethrow_exception(shared->first);

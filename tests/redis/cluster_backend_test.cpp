@@ -462,6 +462,35 @@ TEST_CASE("Redis Cluster backend: nodes that refuse CLUSTER SHARDS are mapped fr
   CHECK(bg.sync(cache.tenant("t0").invalidate_prefix("k")) == 1);  // SCAN pages still read
 }
 
+/// True once node `i` has a client blocked in a command (a waiting pop), within 5 s.
+bool has_blocked_client(const corocache::test::RedisCluster& cluster, std::size_t i) {
+  return corocache::test::poll_until(
+      [&] {
+        const auto clients = corocache::test::SyncClient::once(cluster.port(i), {"INFO", "clients"}).text;
+        return clients.find("blocked_clients:1") != std::string::npos;
+      },
+      5000ms);
+}
+
+/// Checks that the waiting pop `pop` of the "jobs" queue returns `value` within 10 s, that
+/// it was delivered once, and that the ledger's deletion behind it ends.
+void check_popped(Background& bg, const Cache<RedisBackend>& cache,
+                  const corocache::Scope<RedisBackend>& scope, std::future<std::optional<std::string>>& pop,
+                  const std::string& value) {
+  REQUIRE(pop.wait_for(10s) == std::future_status::ready);
+  std::optional<std::string> popped;
+  std::string error;
+  try {
+    popped = pop.get();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  INFO(error);
+  CHECK(popped == std::optional<std::string>(value));
+  CHECK_FALSE(bg.sync(scope.pop_from_queue("jobs")));  // delivered once
+  CHECK(corocache::test::poll_until([&] { return cache.backend().stats().settle_pending() == 0; }, 5000ms));
+}
+
 // A planned failover (CLUSTER FAILOVER on the replica) demotes the primary, which answers
 // every blocked command with -UNBLOCKED and closes the client: the BLMOVE did not run. The
 // waiting pop must wait on for the rest of its wait on the new primary, not fail.
@@ -476,13 +505,7 @@ TEST_CASE("Redis Cluster backend: a waiting pop blocked on a primary demoted by 
   REQUIRE_FALSE(replicas.empty());
   bg.sync(scope.set_key("k", "v"));  // the slot map is known
   auto pop = asio::co_spawn(bg.io, scope.pop_from_queue("jobs", 60s), asio::use_future);
-  REQUIRE(corocache::test::poll_until(
-      [&] {
-        const auto clients =
-            corocache::test::SyncClient::once(cluster.port(primary), {"INFO", "clients"}).text;
-        return clients.find("blocked_clients:1") != std::string::npos;
-      },
-      5000ms));
+  REQUIRE(has_blocked_client(cluster, primary));
   const auto failed_over_at = Clock::now();
   REQUIRE(corocache::test::SyncClient::once(cluster.port(replicas.front()), {"CLUSTER", "FAILOVER"}).text ==
           "OK");
@@ -491,18 +514,64 @@ TEST_CASE("Redis Cluster backend: a waiting pop blocked on a primary demoted by 
   // Still waiting, now on the new primary: the push wakes it.
   CHECK(pop.wait_for(300ms) == std::future_status::timeout);
   bg.sync(scope.push_to_queue("jobs", "after"));
-  REQUIRE(pop.wait_for(10s) == std::future_status::ready);
-  std::optional<std::string> popped;
-  std::string error;
-  try {
-    popped = pop.get();
-  } catch (const std::exception& e) {
-    error = e.what();
+  check_popped(bg, cache, scope, pop, "after");
+  CHECK(Clock::now() - failed_over_at < 30s);  // the push woke it, not the end of its wait
+}
+
+// A primary that dies takes the whole cluster down until its replica is promoted (Redis's
+// default cluster-require-full-coverage), and the healthy shards answer the commands blocked
+// on them with -CLUSTERDOWN. A waiting pop there waits on through the other shard's
+// failover (until 2026-11-28 it returned nil when the cluster came back).
+TEST_CASE("Redis Cluster backend: a waiting pop on a healthy shard waits through another shard's failover") {
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  Cache cache(RedisBackend(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url())));
+  auto scope = cache.tenant("healthy");
+  const std::size_t primary = cluster.owner_of_slot(scope_slot(cluster, "healthy"));
+  std::size_t victim = primary;
+  for (const int slot : {0, 8192, 16383})
+    if (cluster.owner_of_slot(slot) != primary) victim = cluster.owner_of_slot(slot);
+  REQUIRE(victim != primary);
+  REQUIRE_FALSE(cluster.replicas_of(victim).empty());
+  bg.sync(scope.set_key("k", "v"));  // the slot map is known
+  auto pop = asio::co_spawn(bg.io, scope.pop_from_queue("jobs", 60s), asio::use_future);
+  REQUIRE(has_blocked_client(cluster, primary));
+  cluster.kill(victim);
+  const auto failover = cluster.wait_for_failover(victim);
+  INFO("failover took " << failover.count() << " ms");
+  const auto errors = corocache::test::SyncClient::once(cluster.port(primary), {"INFO", "errorstats"}).text;
+  CHECK(errors.find("errorstat_CLUSTERDOWN") != std::string::npos);
+  // Still waiting once the cluster is back: a push wakes it.
+  CHECK(pop.wait_for(500ms) == std::future_status::timeout);
+  bg.sync(scope.push_to_queue("jobs", "after"));
+  check_popped(bg, cache, scope, pop, "after");
+}
+
+// While its slot is being migrated, a BLMOVE on the queue and a new ledger runs on neither
+// node (ASK, TRYAGAIN): the pop waits through the migration and then takes a push made
+// meanwhile on the importing node (until 2026-11-28 it popped once through the routed path,
+// which met TRYAGAIN until its request deadline and failed with timeout).
+TEST_CASE("Redis Cluster backend: a waiting pop on a slot being migrated waits on and takes a later push") {
+  corocache::test::RedisCluster cluster;
+  Background bg;
+  Cache cache(RedisBackend(bg.io.get_executor(), RedisClusterOptions::from_url(cluster.url())));
+  auto scope = cache.tenant("moving");
+  const int slot = scope_slot(cluster, "moving");
+  const std::size_t from = cluster.owner_of_slot(slot);
+  std::size_t to = from;
+  for (const auto p : cluster.primaries())
+    if (p != from) to = p;
+  REQUIRE(to != from);
+  bg.sync(scope.set_key("k", "v"));  // the slot map is known
+  cluster.begin_slot_migration(slot, to);
+  auto pop = asio::co_spawn(bg.io, scope.pop_from_queue("jobs", 20s), asio::use_future);
+  CHECK(pop.wait_for(1500ms) == std::future_status::timeout);
+  bg.sync(scope.push_to_queue("jobs", "during"));              // one key: ASK takes it to the importing node
+  CHECK(pop.wait_for(1500ms) == std::future_status::timeout);  // still migrating: still waiting
+  while (cluster.move_slot_keys(slot) > 0) {
   }
-  INFO(error);
-  CHECK(popped == std::optional<std::string>("after"));
-  CHECK(Clock::now() - failed_over_at < 30s);          // the push woke it, not the end of its wait
-  CHECK_FALSE(bg.sync(scope.pop_from_queue("jobs")));  // delivered once
+  cluster.finish_slot_migration(slot);
+  check_popped(bg, cache, scope, pop, "during");
 }
 
 TEST_CASE("Redis Cluster backend: calls recover after a primary is SIGKILLed and its replica promoted") {

@@ -294,7 +294,7 @@ TEST_CASE(
                       }));
               co_await sleep_for(patience);
               if (!*done) signal.emit(asio::cancellation_type::terminal);
-              const bool finished = co_await wait_until([done] { return done->load(); }, 20s);
+              const bool finished = co_await wait_until([&done] { return done->load(); }, 20s);
               if (!finished) ++unfinished;  // Catch assertions are for the test's own thread
             }
           }
@@ -435,9 +435,9 @@ TEST_CASE("a waiting pop whose blocking link is killed waits on over a new link 
 // The hard case: the BLMOVE ran (the element is in its ledger) and its reply was lost with
 // the link. RPUSH and CLIENT KILL in one write make Redis serve the blocked BLMOVE and then
 // free its client before the reply is sent. The element comes back from the ledger and the
-// pop takes it: once, before the second, nothing left behind. (The pop waits for that return
-// before it moves anything, or it could take the second element first; here the return
-// usually wins the pause before the next round anyway, and the wait is unit-tested.)
+// pop takes it: once, before the second, nothing left behind. The pop must wait for that
+// return before it moves anything, or it takes the second element first: an ACL holds the
+// return (a script) back for 400 ms, longer than the pause before the next round.
 TEST_CASE(
     "a waiting pop whose BLMOVE ran but whose reply was lost with its link gets that element, once and "
     "in order",
@@ -450,8 +450,12 @@ TEST_CASE(
     auto outcome = std::make_shared<PopOutcome>();
     asio::co_spawn(ex, pop_into(b, queue, 5000ms, outcome), asio::detached);
     const auto id = co_await blocked_client(server);
+    server.run({"ACL", "SETUSER", "default", "-eval", "-evalsha"});
     const auto replies = server.run_pipelined({{"RPUSH", queue, "x", "y"}, {"CLIENT", "KILL", "ID", id}});
     CHECK(replies == std::vector<std::string>{"2", "1"});
+    co_await sleep_for(400ms);
+    CHECK_FALSE(outcome->done);  // waiting for the return, not popping "y"
+    server.run({"ACL", "SETUSER", "default", "+@all"});
     const bool done = co_await wait_until([&] { return outcome->done; }, 5s);
     REQUIRE(done);
     INFO(outcome->error.message());

@@ -67,14 +67,16 @@ inline std::optional<std::string> hand_over(const BackendStatePtr& sp, Reply rep
 /// What a waiting pop does with its BLMOVE's reply. I/O-free.
 enum class BlockedReply {
   deliver,     ///< an element, nil, or an error for the caller
-  wait_again,  ///< did not run: the slot moved (MOVED); wait on its new owner
+  wait_again,  ///< did not run: MOVED, ASK, TRYAGAIN (the slot moves), CLUSTERDOWN
   reconnect,   ///< did not run: the node's role changed (UNBLOCKED); the server closes the link
-  pop_routed,  ///< did not run: ASK, TRYAGAIN, CLUSTERDOWN; pop without waiting, routed
 };
 
 /// A server that stops being a primary (a failover, REPLICAOF) answers every blocked
 /// command with "-UNBLOCKED force unblock from blocking operation, instance state changed
 /// (master -> replica?)" and closes the client: the command did not run, on any deployment.
+/// While a slot migrates, a command on two of its keys (the queue and a new ledger) can run
+/// on neither node (ASK from the old one, TRYAGAIN from either): no pop of that queue can
+/// run until the migration ends, so the pop waits through it.
 inline BlockedReply classify_blocked_reply(const Reply& reply, bool clustered) {
   if (!reply.is_error()) return BlockedReply::deliver;
   const std::string_view text = reply.str;
@@ -85,9 +87,12 @@ inline BlockedReply classify_blocked_reply(const Reply& reply, bool clustered) {
   switch (cluster::classify_reply(reply, cluster::NodeAddress{}).kind) {
     case cluster::ErrorClass::none:
     case cluster::ErrorClass::other: return BlockedReply::deliver;
-    case cluster::ErrorClass::moved: return BlockedReply::wait_again;
-    default: return BlockedReply::pop_routed;
+    case cluster::ErrorClass::moved:
+    case cluster::ErrorClass::ask:
+    case cluster::ErrorClass::tryagain:
+    case cluster::ErrorClass::clusterdown: return BlockedReply::wait_again;
   }
+  return BlockedReply::deliver;
 }
 
 /// A PING to `queue_key`'s node: wakes a server whose blocked pop's wait has ended.
@@ -150,12 +155,12 @@ inline asio::awaitable<std::optional<std::string>> plain_pop(BackendStatePtr sp,
 /// (connection_lost: a failover, a killed client): whatever it may have moved goes back
 /// from its ledger (a settling job), the next round waits for that return and moves into a
 /// new ledger. A demotion on a cluster usually takes three BLMOVEs (UNBLOCKED, MOVED from
-/// the node that became a replica, the wait); after 16 rounds the pop stops waiting and
-/// pops once.
+/// the node that became a replica, the wait). After 64 rounds (about 30 s of pauses) the
+/// pop stops waiting and pops once.
 inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr sp, std::string queue_key,
                                                                std::string ledger, Duration wait,
                                                                Deadline deadline) {
-  constexpr int max_rounds = 16;
+  constexpr int max_rounds = 64;
   Duration pause = std::chrono::milliseconds(10);
   BackendState& st = *sp;
   const auto start = Clock::now();
@@ -163,20 +168,21 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
   const auto acquire_by = deadline.is_default() ? wait_end : std::min(wait_end, deadline.at());
   const CancelState cancel = co_await asio::this_coro::cancellation_state;
   const auto before = cancel.cancelled();
-  // An element on its way back first: up to the end of the wait, or half of the deadline's time.
-  const auto returns_by =
-      deadline.is_default()
-          ? wait_end
-          : std::min(wait_end, saturating_add(start, deadline.remaining(Duration::zero()) / 2));
-  co_await after_returns(st.returns, queue_key, returns_by);
+  // An element on its way back first: up to the end of the wait, or half of the time the
+  // deadline leaves (the pop keeps the other half).
+  const auto returns_by = [&] {
+    if (deadline.is_default()) return wait_end;
+    return std::min(wait_end, saturating_add(Clock::now(), deadline.remaining(Duration::zero()) / 2));
+  };
+  co_await after_returns(st.returns, queue_key, returns_by());
   for (int round = 1;; ++round) {
-    if (round > 1) {  // time for the failover or the map refresh, within the wait
+    if (round > 1) {  // time for the failover or the map refresh, within the wait and deadline
       asio::steady_timer between(co_await asio::this_coro::executor);
-      between.expires_at(std::min(wait_end, saturating_add(Clock::now(), pause)));
+      between.expires_at(std::min(acquire_by, saturating_add(Clock::now(), pause)));
       pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(500));
       co_await between.async_wait(asio::as_tuple(asio::use_awaitable));
       // After a lost link: its element back at the head before this round can take another.
-      co_await after_returns(st.returns, queue_key, acquire_by);
+      co_await after_returns(st.returns, queue_key, returns_by());
     }
     std::shared_ptr<BlockingPool> pool = st.topo.blocking_pool(queue_key);
     if (!pool && st.topo.clustered()) {  // before discovery: wait for the map within the wait
@@ -215,7 +221,7 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
     } catch (const boost::system::system_error& e) {
       // The BLMOVE may still be pending on the server: the connection serves no one else.
       pool->release(conn, false);
-      const bool time_left = round < max_rounds && Clock::now() < wait_end;
+      const bool time_left = round < max_rounds && Clock::now() < acquire_by;
       const bool lost = e.code() == errc::connection_lost;
       if (outcome_unknown(e.code()))
         start_settle(sp, SettleJob{SettleJob::Kind::return_ledger, queue_key, ledger, {}});
@@ -249,8 +255,6 @@ inline asio::awaitable<std::optional<std::string>> waiting_pop(BackendStatePtr s
       else
         cluster->note_redirect(reply, cluster::NodeAddress{node.host, node.port});
     }
-    if (kind == BlockedReply::pop_routed)
-      co_return co_await plain_pop(sp, std::move(queue_key), std::move(ledger), deadline, true);
   }
 }
 

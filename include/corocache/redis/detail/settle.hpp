@@ -39,12 +39,14 @@ namespace corocache::detail::redis {
 inline constexpr Duration tombstone_ttl = std::chrono::hours(1);
 
 /// Attempts of one job, and the delay after the n-th failed one (50 ms doubling, at most
-/// 2 s): a job keeps trying for about three minutes of server outage.
-inline constexpr int settle_attempts = 100;
+/// 500 ms): a job keeps trying for about three minutes of server outage, and one whose server
+/// is back runs within half a second, before most pops stop waiting for its return.
+inline constexpr int settle_attempts = 400;
 constexpr Duration settle_delay(int attempt) noexcept {
+  constexpr Duration most = std::chrono::milliseconds(500);
   Duration d = std::chrono::milliseconds(50);
-  for (int i = 0; i < attempt && d < std::chrono::seconds(2); ++i) d *= 2;
-  return std::min<Duration>(d, std::chrono::seconds(2));
+  for (int i = 0; i < attempt && d < most; ++i) d *= 2;
+  return std::min<Duration>(d, most);
 }
 
 /// Counters of settling jobs (monotonic).
