@@ -23,7 +23,7 @@ enum class errc {
   overloaded,         ///< too many requests pending; the call failed fast without I/O
   server_error,       ///< the server answered with an error reply (message in what())
   auth_failed,        ///< AUTH/SELECT rejected; not retried in a loop
-  capacity_exceeded,  ///< the memory backend is full and configured to reject writes
+  capacity_exceeded,  ///< full: a memory backend that rejects writes, a Redis at maxmemory (OOM)
   shut_down,          ///< the backend was destroyed while the request was pending
   reply_too_large,    ///< this call's reply exceeded max_reply_bytes / max_reply_elements; the
                       ///< reply was skipped and the link kept (other callers are unaffected)

@@ -41,6 +41,53 @@ TEST_CASE("a plain value is stored as a Redis string with its ttl and read back"
   });
 }
 
+// A server at maxmemory that evicts nothing refuses writes with -OOM: capacity_exceeded, as a
+// full memory backend in reject mode throws (a user audit found server_error here). In a
+// batch the refused store fails alone and the other operations apply, on both backends
+// (the memory side: memory_backend_test.cpp).
+TEST_CASE(
+    "a Redis at maxmemory refuses a store with capacity_exceeded, and a batch applies its other operations",
+    "[redis][backend]") {
+  RedisServer server({"--maxmemory", "3mb", "--maxmemory-policy", "noeviction"});
+  const auto scope = unique_scope();
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBackend b(ex, options_for(server));
+    const std::string big(100 << 10, 'x');
+    co_await b.set(scope + "v:k0", "small", params());
+    co_await b.set(scope + "v:k1", "small", params());
+    std::string refusal;
+    for (int i = 2; i < 200 && refusal.empty(); ++i) {
+      try {
+        co_await b.set(scope + "v:k" + std::to_string(i), big, params());
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == errc::capacity_exceeded);
+        refusal = e.what();
+      }
+    }
+    INFO(refusal);
+    REQUIRE_FALSE(refusal.empty());
+    CHECK(refusal.find("OOM") != std::string::npos);  // the server's reason is kept
+
+    std::vector<BatchOp> ops;
+    ops.emplace_back(batch_op::Store{scope + "v:first", big, params()});
+    ops.emplace_back(batch_op::Erase{scope + "v:k0"});
+    ops.emplace_back(batch_op::Store{scope + "v:k1", "replaced", params()});
+    bool full = false;
+    try {
+      co_await b.commit(std::move(ops));
+    } catch (const boost::system::system_error& e) {
+      full = e.code() == errc::capacity_exceeded;
+    }
+    CHECK(full);
+    const auto first = co_await b.get(scope + "v:first");
+    const auto k0 = co_await b.get(scope + "v:k0");
+    const auto k1 = co_await b.get(scope + "v:k1");
+    CHECK_FALSE(first);
+    CHECK_FALSE(k0);
+    CHECK(k1 == std::optional<std::string>("replaced"));
+  });
+}
+
 TEST_CASE("a plain set and get are one SET and one GET each, with no script", "[redis][backend]") {
   auto& server = shared_redis_server();
   const auto key = unique_scope() + "v:fast";

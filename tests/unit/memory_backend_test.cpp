@@ -530,6 +530,36 @@ TEST_CASE("commit applies its operations in order") {
   });
 }
 
+// As a failing command inside MULTI/EXEC, and as on Redis at maxmemory
+// (redis/backend_values_test.cpp): the refused store fails alone. Until 2026-11-28 the
+// memory backend stopped at it (found by a user audit).
+TEST_CASE("a full backend in reject mode refuses a batch's store and applies its other operations") {
+  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryBackend mem(ex,
+                      MemoryOptions{.max_entries = 4, .when_full = corocache::WhenFull::reject, .shards = 1});
+    for (int i = 0; i < 4; ++i) co_await mem.set("k" + std::to_string(i), "v", long_ttl());
+    std::vector<corocache::BatchOp> ops;
+    ops.emplace_back(corocache::batch_op::Store{"first", "v", long_ttl()});  // full: refused
+    ops.emplace_back(corocache::batch_op::Erase{"k3"});
+    ops.emplace_back(corocache::batch_op::Store{"k2", "replaced", long_ttl()});
+    ops.emplace_back(corocache::batch_op::Store{"second", "v", long_ttl()});  // k3's room
+    ops.emplace_back(corocache::batch_op::Push{"q", "x"});
+    bool refused = false;
+    try {
+      co_await mem.commit(std::move(ops));
+    } catch (const boost::system::system_error& e) {
+      refused = is_capacity_error(e);
+    }
+    CHECK(refused);
+    CO_CHECK(co_await mem.get("first") == std::nullopt);
+    CO_CHECK(co_await mem.get("k3") == std::nullopt);
+    CO_CHECK(co_await mem.get("k2") == std::optional<std::string>("replaced"));
+    CO_CHECK(co_await mem.get("second") == std::optional<std::string>("v"));
+    CO_CHECK(co_await mem.pop("q", 0ms) == std::optional<std::string>("x"));
+    CHECK(mem.stats().rejections == 1);
+  });
+}
+
 TEST_CASE("a batch holding a value larger than its shard's share of max_bytes applies nothing") {
   run([](asio::any_io_executor ex) -> asio::awaitable<void> {
     MemoryBackend mem(ex, MemoryOptions{.max_bytes = 64 << 10, .shards = 1});

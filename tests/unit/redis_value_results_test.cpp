@@ -144,7 +144,10 @@ TEST_CASE("a plain SET's reply: stored, not stored under NX, or the server's err
   CHECK((seen.called && !seen.error && seen.stored));
   set(Reply::make_nil(), handler, asio::cancellation_type::none);
   CHECK((!seen.error && !seen.stored));
-  set(Reply::make_error("OOM command not allowed"), handler, asio::cancellation_type::none);
+  set(Reply::make_error("OOM command not allowed when used memory > 'maxmemory'."), handler,
+      asio::cancellation_type::none);
+  CHECK(code_of(seen.error) == corocache::errc::capacity_exceeded);  // as a full memory backend
+  set(Reply::make_error("OOMX not the server's refusal"), handler, asio::cancellation_type::none);
   CHECK(code_of(seen.error) == corocache::errc::server_error);
 }
 

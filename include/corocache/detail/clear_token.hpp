@@ -14,14 +14,13 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 #include <utility>
 
 namespace corocache::detail {
 
 /// Bumps the generation of (scope `base`, function `name`), then writes a fresh token under
 /// its epoch key. A store with no room for the token (a full memory backend in reject mode,
-/// a Redis at maxmemory with noeviction: an OOM error reply) does not stop the clear: the
+/// a Redis at maxmemory with noeviction: capacity_exceeded both) does not stop the clear: the
 /// erase that follows still runs, and this process stays fenced by the generation. Any
 /// other failure is the clear's.
 template <Backend B>
@@ -36,10 +35,7 @@ asio::awaitable<void> mark_clear(std::shared_ptr<CacheCore<B>> core, std::string
         co_await core->backend.set(std::move(key), std::move(token), std::move(params), deadline);
     static_cast<void>(written);  // false only on the disabled backend
   } catch (const boost::system::system_error& e) {
-    const bool no_room = e.code() == make_error_code(errc::capacity_exceeded) ||
-                         (e.code() == make_error_code(errc::server_error) &&
-                          std::string_view(e.what()).find("OOM") != std::string_view::npos);
-    if (!no_room) throw;
+    if (e.code() != make_error_code(errc::capacity_exceeded)) throw;
   }
 }
 

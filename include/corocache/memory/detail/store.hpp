@@ -8,6 +8,7 @@
 
 #include <corocache/backend.hpp>
 #include <corocache/detail/context_shutdown.hpp>
+#include <corocache/errors.hpp>
 #include <corocache/memory/detail/clock.hpp>
 #include <corocache/memory/detail/index_table.hpp>
 #include <corocache/memory/detail/key_map.hpp>
@@ -20,10 +21,12 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -156,8 +159,9 @@ class Store final : public std::enable_shared_from_this<Store>,
   /// other caller observes a partial batch. A value larger than its shard's share of
   /// max_bytes fails the batch before anything is applied (as on Redis, where a value that
   /// could not be read back is refused before any I/O). A store rejected because a full
-  /// cache refuses writes (WhenFull::reject) throws after the operations before it were
-  /// applied (like a failing command inside MULTI/EXEC).
+  /// cache refuses writes (WhenFull::reject) fails that store only: the other operations are
+  /// applied, and the first refusal is thrown at the end (as a failing command inside
+  /// MULTI/EXEC, or inside the Redis backend's batch script, fails only itself).
   void commit(std::vector<BatchOp> ops) {
     std::vector<std::size_t> involved;
     involved.reserve(ops.size());
@@ -188,11 +192,17 @@ class Store final : public std::enable_shared_from_this<Store>,
       }
     }
     const Nanos now = time_.now();
+    std::exception_ptr refused;  // the first store a full cache refused
     for (BatchOp& op : ops) {
       if (auto* st = std::get_if<batch_op::Store>(&op)) {
         const KeyRef k(st->key);
-        values_.set_locked(shards_.for_hash(k.hash), k, std::move(st->key), std::move(st->value),
-                           std::move(st->params), now);
+        try {
+          values_.set_locked(shards_.for_hash(k.hash), k, std::move(st->key), std::move(st->value),
+                             std::move(st->params), now);
+        } catch (const boost::system::system_error& e) {
+          if (e.code() != make_error_code(errc::capacity_exceeded)) throw;
+          if (!refused) refused = std::current_exception();
+        }
       } else if (auto* er = std::get_if<batch_op::Erase>(&op)) {
         const KeyRef k(er->key);
         values_.erase_locked(shards_.for_hash(k.hash), k, now);
@@ -208,6 +218,7 @@ class Store final : public std::enable_shared_from_this<Store>,
         erase_prefix(ep->prefix, true);
       }
     }
+    if (refused) std::rethrow_exception(refused);
   }
 
   // --- maintenance ------------------------------------------------------------------------

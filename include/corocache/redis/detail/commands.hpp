@@ -43,9 +43,13 @@ class Decimal {
   std::size_t size_ = 0;
 };
 
-/// Throws system_error(errc::server_error) carrying the server's message for an error reply.
+/// Throws system_error carrying the server's message for an error reply: errc::server_error,
+/// or errc::capacity_exceeded for "-OOM" (a server at maxmemory that evicts nothing refuses
+/// the write, as a full memory backend in reject mode does).
 inline void throw_if_error(const Reply& reply) {
-  if (reply.is_error()) throw_error(errc::server_error, "corocache: redis: " + reply.str);
+  if (!reply.is_error()) return;
+  const bool full = std::string_view(reply.str).starts_with("OOM ");
+  throw_error(full ? errc::capacity_exceeded : errc::server_error, "corocache: redis: " + reply.str);
 }
 
 /// A reply of an unexpected shape (e.g. a proxy answering oddly): a protocol error.
