@@ -20,7 +20,7 @@ namespace corocache::detail {
 
 /// Bumps the generation of (scope `base`, function `name`), then writes a fresh token under
 /// its epoch key. A store with no room for the token (a full memory backend in reject mode,
-/// a Redis at maxmemory with noeviction: capacity_exceeded both) does not stop the clear: the
+/// a Redis at maxmemory with noeviction: capacity_exceeded from both) does not stop the clear: the
 /// erase that follows still runs, and this process stays fenced by the generation. Any
 /// other failure is the clear's.
 template <Backend B>
