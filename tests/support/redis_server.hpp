@@ -154,27 +154,16 @@ class RedisServer {
       throw std::runtime_error("RedisServer::run_pipelined: cannot connect to port " + std::to_string(port_));
     if (!password_.empty()) command(ctx.get(), {"AUTH", password_}, /*hide_args=*/true);
     for (const auto& args : commands) {
-      std::vector<const char*> argv;
-      std::vector<std::size_t> lens;
-      for (const auto& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-          REDIS_OK)
+      Argv argv(args);
+      if (redisAppendCommandArgv(ctx.get(), argv.count(), argv.ptrs.data(), argv.lens.data()) != REDIS_OK)
         throw std::runtime_error("RedisServer::run_pipelined: cannot encode " + args.front());
     }
     std::vector<std::string> texts;
     for (const auto& args : commands) {
       void* raw = nullptr;
-      if (redisGetReply(ctx.get(), &raw) != REDIS_OK || raw == nullptr)
-        throw std::runtime_error("RedisServer::run_pipelined " + args.front() +
-                                 ": I/O error: " + ctx->errstr);
+      if (redisGetReply(ctx.get(), &raw) != REDIS_OK) raw = nullptr;
       std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(raw));
-      if (reply->type == REDIS_REPLY_ERROR)
-        throw std::runtime_error("RedisServer::run_pipelined " + args.front() + ": " +
-                                 std::string(reply->str, reply->len));
-      texts.push_back(text_of(reply.get()));
+      texts.push_back(text_or_throw(ctx.get(), reply.get(), args.front()));
     }
     return texts;
   }
@@ -302,21 +291,34 @@ class RedisServer {
     }
   }
 
-  std::string command(redisContext* ctx, const std::vector<std::string>& args, bool hide_args) const {
-    std::vector<const char*> argv;
+  /// hiredis' argv form of `args`, pointing into it (`args` must outlive it).
+  struct Argv {
+    std::vector<const char*> ptrs;
     std::vector<std::size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
+    explicit Argv(const std::vector<std::string>& args) {
+      for (const auto& a : args) {
+        ptrs.push_back(a.data());
+        lens.push_back(a.size());
+      }
     }
-    std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(
-        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
-    const std::string what = hide_args || args.empty() ? std::string("(hidden)") : args.front();
-    if (!reply)
+    int count() const { return static_cast<int>(ptrs.size()); }
+  };
+
+  /// run()'s text of `reply`, or a runtime_error for an error reply or a failed read (null).
+  static std::string text_or_throw(redisContext* ctx, const redisReply* reply, const std::string& what) {
+    if (reply == nullptr)
       throw std::runtime_error("RedisServer::run " + what + ": I/O error: " + std::string(ctx->errstr));
     if (reply->type == REDIS_REPLY_ERROR)
       throw std::runtime_error("RedisServer::run " + what + ": " + std::string(reply->str, reply->len));
-    return text_of(reply.get());
+    return text_of(reply);
+  }
+
+  std::string command(redisContext* ctx, const std::vector<std::string>& args, bool hide_args) const {
+    Argv argv(args);
+    std::unique_ptr<redisReply, ReplyDeleter> reply(
+        static_cast<redisReply*>(redisCommandArgv(ctx, argv.count(), argv.ptrs.data(), argv.lens.data())));
+    return text_or_throw(ctx, reply.get(),
+                         hide_args || args.empty() ? std::string("(hidden)") : args.front());
   }
 
   void remove_dir() noexcept {

@@ -58,6 +58,16 @@ bool is_capacity_error(const boost::system::system_error& e) {
   return e.code() == corocache::errc::capacity_exceeded;
 }
 
+/// True when committing `ops` fails with capacity_exceeded.
+asio::awaitable<bool> commit_refused(MemoryBackend& mem, std::vector<corocache::BatchOp> ops) {
+  try {
+    co_await mem.commit(std::move(ops));
+  } catch (const boost::system::system_error& e) {
+    co_return is_capacity_error(e);
+  }
+  co_return false;
+}
+
 }  // namespace
 
 TEST_CASE("a stored value is returned until it is erased") {
@@ -544,12 +554,7 @@ TEST_CASE("a full backend in reject mode refuses a batch's store and applies its
     ops.emplace_back(corocache::batch_op::Store{"k2", "replaced", long_ttl()});
     ops.emplace_back(corocache::batch_op::Store{"second", "v", long_ttl()});  // k3's room
     ops.emplace_back(corocache::batch_op::Push{"q", "x"});
-    bool refused = false;
-    try {
-      co_await mem.commit(std::move(ops));
-    } catch (const boost::system::system_error& e) {
-      refused = is_capacity_error(e);
-    }
+    const bool refused = co_await commit_refused(mem, std::move(ops));
     CHECK(refused);
     CO_CHECK(co_await mem.get("first") == std::nullopt);
     CO_CHECK(co_await mem.get("k3") == std::nullopt);
@@ -569,12 +574,7 @@ TEST_CASE("a batch holding a value larger than its shard's share of max_bytes ap
     ops.emplace_back(corocache::batch_op::Erase{"k5"});
     ops.emplace_back(corocache::batch_op::Store{"big", std::string(100 << 10, 'x'), long_ttl()});
     ops.emplace_back(corocache::batch_op::Push{"q", "Q"});
-    bool refused = false;
-    try {
-      co_await mem.commit(std::move(ops));
-    } catch (const boost::system::system_error& e) {
-      refused = is_capacity_error(e);
-    }
+    const bool refused = co_await commit_refused(mem, std::move(ops));
     CHECK(refused);
     const auto kept = co_await mem.get("k5");
     const auto head = co_await mem.pop("q", 0ms);
